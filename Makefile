@@ -1,0 +1,36 @@
+# Two commands: `make demo` and `make test`. Both create .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m geoalign.demo --out demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf demo_output
+
+# --- benchmarks (each writes PNG + JSON under benchmarks/results/) ---
+.PHONY: bench-similarity-sine bench-similarity-digits bench-similarity-speed bench-dataset bench-fetch
+bench-similarity-sine: $(STAMP)
+	$(BIN)/python -m benchmarks.similarity.sine_toy
+bench-similarity-digits: $(STAMP)
+	$(BIN)/python -m benchmarks.similarity.digits_enforcement
+bench-similarity-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.similarity.speed
+bench-dataset: $(STAMP)
+	$(BIN)/python -m benchmarks.dataset_build

@@ -1,0 +1,1 @@
+"""The ``geoalign`` command line: parses options and calls library functions, nothing more."""

@@ -1,0 +1,61 @@
+"""What a dataset build takes: sources and the knobs of pair generation, with their units."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    """One georeferenced image and the building footprints that sit right on it."""
+
+    image: Path
+    buildings: Path
+    split: str = "train"  # "train" or "val": a whole source can be held out
+
+    def to_json(self) -> dict:
+        return {"image": str(self.image), "buildings": str(self.buildings), "split": self.split}
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Pair-generation parameters.
+
+    Scale s means downsampling by 2^s from the dataset's ground sampling distance ``gsd_m``
+    (None: the first source's own). Displacements of scale s are drawn with a maximum of
+    ``max_disp_px`` pixels *of that scale* (papers.md §1: 2^(s+1) full-resolution pixels, i.e.
+    2 pixels at scale s); each pair draws its own maximum uniformly in
+    [``min_amplitude_fraction`` · max, max] so targets are not mostly near zero.
+    """
+
+    scales: tuple[int, ...] = (3, 2, 1, 0)
+    patch_px: int = 96
+    stride_fraction: float = 0.5
+    samples_per_patch: int = 1
+    gsd_m: float | None = None
+    max_disp_px: float = 2.0
+    min_amplitude_fraction: float = 0.25
+    correlation_length_fraction: float = 0.25  # of patch_px
+    holdout_fraction: float = 0.0  # east strip of every train source held out for validation
+    min_valid_fraction: float = 0.5
+    min_building_fraction: float = 0.01
+    shard_size: int = 256
+    seed: int = 0
+    channels: tuple[str, ...] = field(default=("fill", "edges", "vertices"))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["scales"] = list(self.scales)
+        d["channels"] = list(self.channels)
+        return d
+
+    def __post_init__(self) -> None:
+        if not self.scales or any(s < 0 for s in self.scales):
+            raise ValueError("scales must be a non-empty list of integers ≥ 0")
+        if self.patch_px < 8:
+            raise ValueError("patch_px must be at least 8")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError("holdout_fraction must be in [0, 1)")
+        if not 0.0 < self.stride_fraction <= 1.0:
+            raise ValueError("stride_fraction must be in (0, 1]")

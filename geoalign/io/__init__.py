@@ -1,0 +1,1 @@
+"""Reading and writing geodata: rasters, vectors, atomic outputs."""

@@ -1,0 +1,268 @@
+"""HTTP for every download source: retries with exponential backoff and an on-disk cache.
+
+Why not requests' own ``Retry``: it retries connection errors and status codes, but not a
+transfer that drops halfway through the body, which is what flaky tile servers do. Here one
+loop retries all three (connection errors, dropped or truncated bodies, 429/5xx answers),
+waiting ``backoff_s``, ``2·backoff_s``, ``4·backoff_s``... between attempts.
+
+The cache is keyed by the full request URL (query string included) and written through
+:func:`geoalign.io.atomic.atomic_path`, and only once the whole body has arrived and passed the
+caller's check, so a dropped connection never leaves a partial tile in it.
+
+Every failure the user can cause (offline, wrong URL, server error) ends as a
+:class:`~geoalign.errors.DownloadError` whose message names the host and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+
+from geoalign.errors import DownloadError
+from geoalign.io.atomic import atomic_path
+from geoalign.sources import settings
+
+log = logging.getLogger(__name__)
+
+#: Answers worth another attempt: rate limiting and server-side trouble.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Answers meaning "nothing here" for tile servers: a hole in the coverage, not an error.
+MISSING_STATUSES = frozenset({204, 404, 410})
+#: Never wait longer than this between two attempts, whatever Retry-After says.
+MAX_PAUSE_S = 60.0
+
+_local = threading.local()
+
+
+class ContentError(Exception):
+    """Raised by a ``check`` callback: the body arrived whole but is not what was asked for.
+
+    ``retry=True`` treats it like a dropped transfer (try again); otherwise it fails at once.
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One answer: ``content`` is ``None`` when the server says there is nothing (404/204)."""
+
+    url: str
+    content: bytes | None
+    from_cache: bool
+
+
+def session() -> requests.Session:
+    """A requests session per thread (sessions are not guaranteed thread-safe)."""
+    sess = getattr(_local, "session", None)
+    if sess is None or getattr(_local, "user_agent", None) != settings.user_agent:
+        sess = requests.Session()
+        sess.headers["User-Agent"] = settings.user_agent
+        _local.session, _local.user_agent = sess, settings.user_agent
+    return sess
+
+
+def full_url(url: str, params: Mapping[str, object] | None = None) -> str:
+    """The URL with its query string, as sent (also the cache key)."""
+    if not params:
+        return url
+    return str(requests.Request("GET", url, params=dict(params)).prepare().url)
+
+
+def cache_path(url: str, suffix: str | None = None) -> Path:
+    """Where the answer to ``url`` is cached; the suffix (from the URL path by default) lets GDAL
+    guess the format of cached vector files."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    if suffix is None:
+        suffix = Path(urlsplit(url).path).suffix.lower()
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ".bin"
+    return Path(settings.cache_folder) / "http" / digest[:2] / f"{digest}{suffix}"
+
+
+def get(
+    url: str,
+    params: Mapping[str, object] | None = None,
+    *,
+    missing_ok: bool = False,
+    check: Callable[[bytes], None] | None = None,
+    use_cache: bool | None = None,
+) -> Fetched:
+    """GET ``url`` with retries, through the cache.
+
+    ``missing_ok``: a 404/204/410 answer returns ``content=None`` instead of failing (a tile
+    outside the server's coverage). ``check(body)`` may raise :class:`ContentError` to refuse a
+    body (e.g. an image that does not decode); a refused body is never cached.
+    """
+    url = full_url(url, params)
+    use_cache = settings.use_cache if use_cache is None else use_cache
+    path = cache_path(url)
+    if use_cache and path.is_file():
+        return Fetched(url, path.read_bytes(), True)
+
+    def attempt() -> bytes | None:
+        response = session().get(url, timeout=settings.timeout_s)
+        if missing_ok and response.status_code in MISSING_STATUSES:
+            return None
+        _raise_for_status(response)
+        body = response.content
+        _check_length(response, len(body))
+        if check is not None:
+            check(body)
+        return body
+
+    body = _with_retries(attempt, url)
+    if body is not None:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(body)
+    return Fetched(url, body, False)
+
+
+def download_file(url: str, *, suffix: str | None = None, use_cache: bool | None = None) -> Path:
+    """Stream ``url`` to a file in the cache and return its path (for big downloads: the body
+    never sits in memory whole). With ``use_cache=False`` the file is fetched again."""
+    use_cache = settings.use_cache if use_cache is None else use_cache
+    path = cache_path(url, suffix)
+    if use_cache and path.is_file():
+        return path
+
+    def attempt() -> None:
+        with session().get(url, timeout=settings.timeout_s, stream=True) as response:
+            _raise_for_status(response)
+            with atomic_path(path) as tmp:
+                n_bytes = 0
+                with open(tmp, "wb") as fh:
+                    for chunk in response.iter_content(chunk_size=1 << 20):
+                        fh.write(chunk)
+                        n_bytes += len(chunk)
+                _check_length(response, n_bytes)
+
+    _with_retries(attempt, url)
+    return path
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code} {response.reason}")
+        self.status = response.status_code
+        self.reason = response.reason
+        self.retry_after_s = _retry_after_s(response)
+
+
+class _Truncated(Exception):
+    """The body is shorter than its Content-Length: the connection dropped mid-transfer."""
+
+
+def _raise_for_status(response: requests.Response) -> None:
+    if response.status_code in RETRY_STATUSES:
+        raise _RetryableStatus(response)
+    if response.status_code >= 400:
+        host = urlsplit(response.url).netloc
+        raise DownloadError(
+            f"{host} answered HTTP {response.status_code} {response.reason} for {response.url}; "
+            "check the source URL (and any API key it needs)."
+        )
+
+
+def _check_length(response: requests.Response, n_bytes: int) -> None:
+    expected = response.headers.get("Content-Length")
+    encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+    if expected is not None and expected.isdigit() and not encoded and int(expected) != n_bytes:
+        raise _Truncated(f"got {n_bytes} of {expected} bytes")
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.strip().isdigit() else None
+
+
+def _with_retries(attempt: Callable[[], object], url: str):
+    """Run ``attempt`` until it succeeds; on the last failure raise a clear DownloadError."""
+    host = urlsplit(url).netloc or url
+    n_attempts = 1 + max(0, int(settings.max_retries))
+    pause_s = float(settings.backoff_s)
+    for i in range(n_attempts):
+        try:
+            return attempt()
+        except DownloadError:
+            raise
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as err:
+            raise DownloadError(f"{url}: not a valid URL ({_reason(err)}).") from None
+        except ContentError as err:
+            if not err.retry:
+                raise DownloadError(f"{host}: {err} ({url}).") from None
+            failure, wait_s = f"{err}", pause_s
+        except _RetryableStatus as err:
+            failure = f"answered HTTP {err.status} {err.reason}"
+            wait_s = min(MAX_PAUSE_S, max(pause_s, err.retry_after_s or 0.0))
+        except _Truncated as err:
+            failure, wait_s = f"dropped the connection mid-transfer ({err})", pause_s
+        except requests.exceptions.Timeout:
+            failure, wait_s = f"did not answer within {settings.timeout_s:g} s", pause_s
+        except requests.exceptions.RequestException as err:
+            failure, wait_s = _reason(err), pause_s
+        if i + 1 < n_attempts:
+            log.info("%s %s; retrying in %.2f s (attempt %d of %d)", host, failure, wait_s,
+                     i + 2, n_attempts)
+            time.sleep(wait_s)
+            pause_s *= 2.0
+    raise DownloadError(
+        f"could not download from {host}: {failure} (after {n_attempts} attempts, {url}); "
+        "check the network connection and the source, or fetch from a local file: source."
+    )
+
+
+def _reason(err: Exception) -> str:
+    """A short human reason out of requests' long nested exception texts."""
+    text = str(err)
+    for pattern, reason in (
+        (r"Connection refused", "connection refused (is the server running? are you offline?)"),
+        (r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+         r"Temporary failure in name resolution", "host name not found (are you offline?)"),
+        (r"Network is unreachable", "network unreachable (are you offline?)"),
+        (r"IncompleteRead|RemoteDisconnected|Connection broken|ChunkedEncodingError|"
+         r"Connection aborted|Response ended prematurely",
+         "dropped the connection mid-transfer"),
+    ):
+        if re.search(pattern, text) or re.search(pattern, type(err).__name__):
+            return reason
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def map_parallel(fn: Callable, items, *, max_workers: int | None = None):
+    """``map(fn, items)`` on a few threads, yielding results in order with at most a few
+    results waiting, so memory stays bounded however many tiles there are."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, int(settings.max_workers if max_workers is None else max_workers))
+    if workers == 1:
+        yield from map(fn, items)
+        return
+    pending: deque = deque()
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geoalign-fetch") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

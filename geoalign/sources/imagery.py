@@ -1,0 +1,52 @@
+"""``--source`` strings for imagery → the module that fetches them.
+
+* ``xyz:<xyzservices provider name or URL template>`` → :mod:`geoalign.sources.xyz`
+* ``wms:<GetMap base URL>`` (with a layer) → :mod:`geoalign.sources.wms`
+* ``file:<path>`` → :mod:`geoalign.sources.local`
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geoalign.sources import SourceError
+from geoalign.sources.output import ImageryResult
+
+IMAGERY_SOURCES = ("xyz:", "wms:", "file:")
+
+
+def fetch_imagery(
+    source: str,
+    bbox: tuple[float, float, float, float],
+    out_path: str | Path,
+    *,
+    bbox_crs="EPSG:4326",
+    zoom: int | None = None,
+    resolution_m: float | None = None,
+    layer: str | None = None,
+    dst_crs=None,
+    progress: bool = False,
+) -> ImageryResult:
+    """Fetch the imagery of ``bbox`` from ``source`` into a GeoTIFF at ``out_path``."""
+    if zoom is not None and resolution_m is not None:
+        raise SourceError("give either --zoom or --resolution, not both.")
+    kind, _, target = source.partition(":")
+    if not target or f"{kind}:" not in IMAGERY_SOURCES:
+        raise SourceError(
+            f"--source {source!r} is not understood; use xyz:<provider or URL template>, "
+            "wms:<GetMap URL> (with --layer) or file:<raster path>."
+        )
+    common = dict(bbox_crs=bbox_crs, zoom=zoom, resolution_m=resolution_m, dst_crs=dst_crs,
+                  progress=progress)
+    if kind == "xyz":
+        from geoalign.sources.xyz import fetch_xyz
+
+        return fetch_xyz(target, bbox, out_path, **common)
+    if kind == "wms":
+        from geoalign.sources.wms import fetch_wms
+
+        return fetch_wms(target, bbox, out_path, layer=layer,
+                         **{**common, "dst_crs": dst_crs or "EPSG:3857"})
+    from geoalign.sources.local import fetch_local
+
+    return fetch_local(target, bbox, out_path, **common)

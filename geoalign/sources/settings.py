@@ -1,0 +1,41 @@
+"""Where and how the download sources talk to servers: one place, like ``osmnx.settings``.
+
+Everything here is a plain module attribute so that a test (or a user script) can point the
+sources at another server or cache folder, e.g. ``settings.overpass_url = "http://127.0.0.1:8080/api"``.
+Functions read these values when called, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _default_cache_folder() -> Path:
+    """``$GEOALIGN_CACHE_DIR``, else ``$XDG_CACHE_HOME/geoalign``, else ``~/.cache/geoalign``."""
+    if os.environ.get("GEOALIGN_CACHE_DIR"):
+        return Path(os.environ["GEOALIGN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "geoalign"
+
+
+#: Folder of the on-disk HTTP cache (tiles, GetMap chunks, Overpass answers, cadaster files).
+cache_folder: Path = _default_cache_folder()
+#: Read and write the cache; ``False`` always asks the server (and stores nothing).
+use_cache: bool = True
+#: Seconds to wait for a server to connect and for each read (one value, as requests takes it).
+timeout_s: float = 30.0
+#: Attempts after the first one for connection errors, dropped transfers, 429 and 5xx answers.
+max_retries: int = 3
+#: First pause between attempts in seconds; it doubles after every failed attempt.
+backoff_s: float = 0.5
+#: Sent with every request; tile servers (OSM's among them) refuse anonymous clients.
+user_agent: str = "geoalign (https://pypi.org/project/geoalign; building-to-imagery alignment)"
+#: Parallel downloads for tiles and WMS chunks (I/O bound; politeness limits it).
+max_workers: int = 4
+#: A fetch needing more XYZ tiles than this stops with an error (a typo in --bbox or --zoom).
+max_tiles: int = 50_000
+#: Largest WIDTH/HEIGHT of one WMS GetMap request; bigger areas are requested in chunks.
+wms_max_size_px: int = 2048
+#: Overpass API base URL handed to osmnx (``None``: osmnx's own default).
+overpass_url: str | None = None
