@@ -14,10 +14,12 @@ misaligning a true vertex v solves ``v' + phi(v') = v`` by fixed-point iteration
 
 from geoalign.deform.field import random_smooth_field
 from geoalign.deform.warp import (
+    compose_fields,
     correct_geometries,
     correct_points,
     deform_geometries,
     deform_points,
+    invert_field,
     sample_field,
     warp_raster,
 )
@@ -30,4 +32,6 @@ __all__ = [
     "deform_points",
     "correct_geometries",
     "deform_geometries",
+    "invert_field",
+    "compose_fields",
 ]

@@ -74,3 +74,32 @@ def correct_geometries(geoms_px, field: np.ndarray):
 def deform_geometries(geoms_px, field: np.ndarray):
     """Apply :func:`deform_points` to every vertex; vertex count and order unchanged."""
     return shapely.transform(np.asarray(geoms_px, dtype=object), lambda xy: deform_points(xy, field))
+
+
+def invert_field(field: np.ndarray, *, iterations: int = 20) -> np.ndarray:
+    """The field ``psi`` on the *aligned* grid with ``psi(q + field(q)) = -field(q)``.
+
+    ``warp_raster(M_mis, invert_field(phi))`` is the misaligned map moved where it belongs.
+    Solved per pixel by fixed-point iteration (smooth fields converge in a few steps).
+    """
+    h, w = field.shape[-2:]
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    pts = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])  # pixel centres r
+    q = pts - sample_field(field, pts)
+    for _ in range(iterations):
+        q = pts - sample_field(field, q)
+    psi = (q - pts).T.reshape(2, h, w)
+    return psi.astype(np.float32)
+
+
+def compose_fields(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One field doing ``first`` then ``second`` (``second`` lives on the grid ``first`` aligns to).
+
+    total(q) = first(q) + second(q + first(q)): how a coarse-to-fine chain accumulates.
+    """
+    h, w = first.shape[-2:]
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    pts = np.column_stack([cols.ravel() + 0.5, rows.ravel() + 0.5])
+    moved = correct_points(pts, first)
+    total = first.reshape(2, -1).T + sample_field(second, moved)
+    return total.T.reshape(2, h, w).astype(np.float32)

@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from geoalign.deform import (
-    correct_geometries, correct_points, deform_geometries, deform_points, random_smooth_field,
+    correct_geometries, correct_points, deform_geometries, deform_points, invert_field, random_smooth_field,
     sample_field, warp_raster,
 )
 from geoalign.grid import PixelGrid, reproject_to
@@ -82,3 +82,24 @@ def test_warped_raster_agrees_with_rasterized_warped_polygons(austin):
     moved = (truth > 0.5) ^ via_polygons
     assert moved.sum() > 0.05 * truth.sum()  # the field really moved things
     assert iou >= 0.95, iou
+
+
+def test_invert_field_moves_misaligned_raster_back():
+    field = random_smooth_field((96, 96), max_amplitude_px=5, correlation_length_px=30, rng=4)
+    truth = rasterize_map([shapely.box(20, 20, 60, 50)], (96, 96), channels=("fill",))[0]
+    misaligned = warp_raster(truth, field, order=0)
+    restored = warp_raster(misaligned, invert_field(field), order=0) > 0.5
+    iou = (restored & (truth > 0.5)).sum() / (restored | (truth > 0.5)).sum()
+    assert iou > 0.97
+    assert ((misaligned > 0.5) ^ (truth > 0.5)).sum() > 0.05 * truth.sum()
+
+
+def test_compose_fields_equals_sequential_correction():
+    from geoalign.deform import compose_fields
+
+    a = random_smooth_field((64, 64), max_amplitude_px=4, correlation_length_px=24, rng=1)
+    b = random_smooth_field((64, 64), max_amplitude_px=2, correlation_length_px=24, rng=2)
+    pts = np.random.default_rng(3).uniform(8, 56, size=(200, 2))
+    sequential = correct_points(correct_points(pts, a), b)
+    composed = correct_points(pts, compose_fields(a, b))
+    assert np.abs(sequential - composed).max() < 0.05
