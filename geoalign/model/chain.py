@@ -1,0 +1,95 @@
+"""The coarse-to-fine chain of scale networks (papers.md §1, a "compositional ResNet").
+
+From the coarsest scale to the finest: downsample the image and the map *as moved by the field
+found so far* by 2^s, let that scale's network predict its correction (≤ range_px pixels of scale
+s), upsample it (×2^s) and compose it onto the total: ``total(q) = total(q) + corr(q + total(q))``.
+
+``shared=True`` uses one network for every scale (the task is the same at every scale in that
+scale's pixels, so the weights can be shared: 4× the training data per weight on a CPU budget);
+``shared=False`` keeps one network per scale, as in mapalignment.
+
+Padding rule: inputs are padded at the bottom/right to a multiple of 2^max_scale (image:
+replicate, map: zeros), the output field is cropped back, so any H×W works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from geoalign.model.scale_net import ScaleNet, ScaleNetConfig
+from geoalign.model.warp import compose_fields_torch, move_map_torch, resize_field
+from geoalign.rasterize import MAP_CHANNELS
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    scales: tuple[int, ...] = (3, 2, 1, 0)  # coarse → fine
+    shared: bool = True
+    net: ScaleNetConfig = field(default_factory=ScaleNetConfig)
+    channels: tuple[str, ...] = MAP_CHANNELS
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["scales"], d["channels"] = list(self.scales), list(self.channels)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ChainConfig":
+        return cls(scales=tuple(d["scales"]), shared=bool(d["shared"]), net=ScaleNetConfig(**d["net"]),
+                   channels=tuple(d["channels"]))
+
+
+def downsample_map(map_: torch.Tensor, factor: int, channels: tuple[str, ...]) -> torch.Tensor:
+    """Fill: area average; edges and vertices: max, so thin features survive (like rasterizing at scale s)."""
+    if factor == 1:
+        return map_
+    outs = []
+    for c, name in enumerate(channels):
+        x = map_[:, c:c + 1]
+        outs.append(F.avg_pool2d(x, factor) if name == "fill" else F.max_pool2d(x, factor))
+    return torch.cat(outs, dim=1)
+
+
+class Chain(nn.Module):
+    def __init__(self, config: ChainConfig = ChainConfig()) -> None:
+        super().__init__()
+        if list(config.scales) != sorted(config.scales, reverse=True):
+            raise ValueError("chain scales must go from coarse to fine, e.g. (3, 2, 1, 0)")
+        self.config = config
+        if config.shared:
+            self.nets = nn.ModuleDict({"shared": ScaleNet(config.net)})
+        else:
+            self.nets = nn.ModuleDict({str(s): ScaleNet(config.net) for s in config.scales})
+
+    def net(self, scale: int) -> ScaleNet:
+        return self.nets["shared" if self.config.shared else str(scale)]
+
+    @property
+    def context_px(self) -> int:
+        """Border (full-resolution pixels) an output pixel depends on, summed over the scales."""
+        return int(sum(self.net(s).receptive_radius_px * 2**s for s in self.config.scales))
+
+    def forward(self, image: torch.Tensor, map_: torch.Tensor, *, upto_scale: int | None = None) -> torch.Tensor:
+        """Total field (N,2,H,W) in full-resolution pixels; ``upto_scale`` stops after that scale."""
+        h, w = image.shape[-2:]
+        m = 2 ** max(self.config.scales)
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            image = F.pad(image, (0, pw, 0, ph), mode="replicate")
+            map_ = F.pad(map_, (0, pw, 0, ph))
+        total = torch.zeros(image.shape[0], 2, *image.shape[-2:], dtype=image.dtype, device=image.device)
+        for i, s in enumerate(self.config.scales):
+            f = 2**s
+            moved = map_ if i == 0 else move_map_torch(map_, total)
+            img_s = F.avg_pool2d(image, f) if f > 1 else image
+            map_s = downsample_map(moved, f, self.config.channels)
+            corr_s, _ = self.net(s)(img_s, map_s)
+            corr = resize_field(corr_s, tuple(image.shape[-2:])) if f > 1 else corr_s
+            total = corr if i == 0 else compose_fields_torch(total, corr)
+            if upto_scale is not None and s == upto_scale:
+                break
+        return total[..., :h, :w]

@@ -1,0 +1,81 @@
+"""Model folders: ``config.json`` (versioned) + ``weights.pt`` (a plain state_dict).
+
+Weights are read with ``torch.load(weights_only=True)`` (no pickled code runs). Anything wrong,
+a missing file, a truncated or foreign weights file, another format version, mismatching tensor
+shapes, raises :class:`geoalign.errors.CheckpointError` saying what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from geoalign.errors import CheckpointError
+from geoalign.io.atomic import atomic_path
+from geoalign.model.chain import Chain, ChainConfig
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "weights.pt"
+
+
+def save_model(chain: Chain, model_dir: str | Path, *, gsd_m: float | None, extra: dict | None = None) -> Path:
+    """Write the chain's weights and config into ``model_dir`` (each file atomically)."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / WEIGHTS) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in chain.state_dict().items()}, tmp)
+    config = {"format_version": FORMAT_VERSION, "kind": "geoalign-chain", "gsd_m": gsd_m,
+              "chain": chain.config.to_json(), **(extra or {})}
+    with atomic_path(model_dir / CONFIG) as tmp:
+        Path(tmp).write_text(json.dumps(config, indent=2))
+    return model_dir
+
+
+def read_config(model_dir: str | Path) -> dict:
+    model_dir = Path(model_dir)
+    path = model_dir / CONFIG
+    if not path.exists():
+        raise CheckpointError(f"{model_dir}: not a geoalign model folder (no {CONFIG}); "
+                              "pass the folder written by `geoalign train -o`.")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupt model config ({e}); re-train or re-download the model.") from e
+    if not isinstance(config, dict) or config.get("kind") != "geoalign-chain":
+        raise CheckpointError(f"{path}: not a geoalign chain model config.")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: model format version {config.get('format_version')} is not supported by this "
+            f"geoalign (expects {FORMAT_VERSION}); use a matching geoalign or re-train the model."
+        )
+    return config
+
+
+def load_model(model_dir: str | Path) -> tuple[Chain, dict]:
+    """Rebuild the chain from ``config.json`` and load ``weights.pt`` into it (eval mode)."""
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    try:
+        chain = Chain(ChainConfig.from_json(config["chain"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{model_dir / CONFIG}: invalid chain config ({e}).") from e
+    path = model_dir / WEIGHTS
+    if not path.exists():
+        raise CheckpointError(f"{model_dir}: weights file {WEIGHTS} is missing.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for truncated/foreign files
+        raise CheckpointError(f"{path}: corrupt or unreadable weights ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); re-train or restore the model.") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: weights are not a state_dict.")
+    try:
+        chain.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the config (incompatible model): "
+                              f"{str(e).splitlines()[0]}") from e
+    chain.eval()
+    return chain, config

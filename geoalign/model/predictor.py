@@ -1,0 +1,74 @@
+"""The predictor protocol that ``align`` codes against, and the chain behind it.
+
+A predictor maps (image, validity, misaligned map raster) on one grid to the field of
+:mod:`geoalign.deform` on that grid. ``gsd_m`` is the ground sampling distance it was trained at:
+callers resample imagery to it (and map the field back); ``context_px`` is the border a tile needs
+around it for its output to be valid (tiles overlap by at least that much).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from geoalign.model.chain import Chain, ChainConfig
+from geoalign.model.checkpoint import load_model
+
+
+@runtime_checkable
+class FieldPredictor(Protocol):
+    gsd_m: float | None  # ground sampling distance the predictor works at (None: any)
+    context_px: int  # border (pixels at gsd_m) a tile needs around it for valid output
+
+    def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        """image (3,H,W) float32 [0,1]; valid (H,W) bool; map_ (C,H,W) float32 {0,1}
+        ("fill", "edges", "vertices") of the misaligned buildings → field (2,H,W) float32 px."""
+        ...
+
+
+class ChainPredictor:
+    """A :class:`Chain` behind the :class:`FieldPredictor` protocol (no gradients, float32)."""
+
+    def __init__(self, chain: Chain, gsd_m: float | None, *, threads: int | None = None) -> None:
+        self.chain = chain.eval()
+        self.gsd_m = gsd_m
+        self.context_px = chain.context_px
+        self.channels = chain.config.channels
+        self.threads = threads
+
+    def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must be (3, H, W), got {image.shape}")
+        if map_.shape[0] != len(self.channels) or map_.shape[1:] != image.shape[1:]:
+            raise ValueError(f"map must be ({len(self.channels)}, H, W) on the image grid, got {map_.shape}")
+        h, w = image.shape[1:]
+        if h == 0 or w == 0 or not np.any(map_):
+            return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
+        img = np.where(valid[None], image, 0.0).astype(np.float32)
+        old = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_.astype(np.float32))[None])
+        finally:
+            torch.set_num_threads(old)
+        return field[0].numpy().astype(np.float32)
+
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
+
+
+def load_predictor(model_dir: str | Path | None = None) -> ChainPredictor:
+    """Load a model folder (default: the shipped model). Raises ``CheckpointError`` if unusable."""
+    chain, config = load_model(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
+    return ChainPredictor(chain, config.get("gsd_m"))
+
+
+def untrained_predictor(config: ChainConfig = ChainConfig(), gsd_m: float | None = 0.3, seed: int = 0) -> ChainPredictor:
+    """A freshly initialized chain (predicts a zero field: the last layer starts at zero)."""
+    torch.manual_seed(seed)
+    return ChainPredictor(Chain(config), gsd_m)

@@ -1,0 +1,138 @@
+"""One scale network: image + map (at scale s) → a field of at most ``range_px`` pixels of that scale.
+
+Designed for learnability on little data and 2 CPU cores (issue 4 §0: a plain regression U-Net
+stayed on the predict-zero plateau on real imagery):
+
+* two small encoders, one for the image (RGB + fixed Sobel gradients of its luminance, so building
+  edges are visible from step 0) and one for the map channels, each giving ``features`` unit-norm
+  feature vectors per pixel;
+* an explicit local **cost volume** (PWC-Net / RAFT style): for every offset d in the search window
+  ``[-R, R]²`` (R = ceil(range_px)), ``corr(q, d) = <f_map(q), f_img(q + d)>``, plus its soft-argmax
+  (a displacement estimate that is right as soon as the features match);
+* a head of dilated 3×3 convolutions over [cost volume (1×1-compressed), soft-argmax, map features] that regularizes
+  the matches into a smooth field, bounded by ``tanh · range_px``;
+* an auxiliary building-segmentation head on the image features (mapalignment used one): it teaches
+  the image encoder what a building looks like, independently of the misalignment.
+
+Padding rule: every convolution is 3×3 with "same" zero padding, the cost volume pads the image
+features with zeros, so any H×W works and the output has the input's size; the chain
+(:mod:`geoalign.model.chain`) pads inputs to a multiple of 2^max_scale.
+
+Size (defaults ``features=16, hidden=32, range_px=2.5``): :func:`count_parameters` gives 50,548
+parameters; :func:`flops_per_megapixel` ≈ 0.11 GFLOP (multiply-adds ×2) per megapixel of the scale's grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ScaleNetConfig:
+    map_channels: int = 3
+    features: int = 12
+    hidden: int = 16
+    range_px: float = 2.5  # output bound, pixels of the network's own scale
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def search_px(self) -> int:
+        return int(math.ceil(self.range_px))
+
+
+def _encoder(cin: int, f: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, f, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(f, f, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(f, f, 3, padding=2, dilation=2),
+    )
+
+
+def image_gradients(image: torch.Tensor) -> torch.Tensor:
+    """Fixed Sobel gradients (gx, gy, magnitude) of the luminance, scaled to about [-1, 1]."""
+    lum = image.mean(dim=1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=image.dtype,
+                      device=image.device) / 4.0
+    k = torch.stack([kx, kx.t()]).unsqueeze(1)
+    g = F.conv2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), k)
+    mag = torch.sqrt((g**2).sum(1, keepdim=True) + 1e-6)
+    return torch.cat([g * 4.0, mag * 4.0], dim=1)
+
+
+def cost_volume(f_map: torch.Tensor, f_img: torch.Tensor, search_px: int) -> torch.Tensor:
+    """``corr[:, k](q) = <f_map(q), f_img(q + d_k)>`` for offsets d_k in [-R, R]², row-major (dy, dx)."""
+    r = search_px
+    h, w = f_map.shape[-2:]
+    padded = F.pad(f_img, (r, r, r, r))
+    out = []
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            shifted = padded[:, :, r + dy:r + dy + h, r + dx:r + dx + w]
+            out.append((f_map * shifted).sum(1))
+    return torch.stack(out, dim=1)
+
+
+class ScaleNet(nn.Module):
+    """Predicts ``(field (N,2,H,W) px of this scale, building logits (N,1,H,W))``."""
+
+    def __init__(self, config: ScaleNetConfig = ScaleNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        f, hd, r = config.features, config.hidden, config.search_px
+        self.image_encoder = _encoder(3 + 3, f)
+        self.map_encoder = _encoder(config.map_channels, f)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(10.0)))
+        n_off = (2 * r + 1) ** 2
+        offs = torch.arange(-r, r + 1, dtype=torch.float32)
+        dy, dx = torch.meshgrid(offs, offs, indexing="ij")
+        self.register_buffer("offsets", torch.stack([dx.reshape(-1), dy.reshape(-1)]), persistent=False)
+        self.compress = nn.Sequential(nn.Conv2d(n_off, hd, 1), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(
+            nn.Conv2d(hd + 2 + f, hd, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hd, hd, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+            nn.Conv2d(hd, hd, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
+            nn.Conv2d(hd, 2, 3, padding=1),
+        )
+        self.segmentation = nn.Conv2d(f, 1, 1)
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    @property
+    def receptive_radius_px(self) -> int:
+        """Pixels (of this scale) of context one output pixel depends on."""
+        return 4 + self.config.search_px + 8
+
+    def forward(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats_img = self.image_encoder(torch.cat([image, image_gradients(image)], dim=1))
+        feats_map = self.map_encoder(map_)
+        fi = F.normalize(feats_img, dim=1)
+        fm = F.normalize(feats_map, dim=1)
+        corr = cost_volume(fm, fi, self.config.search_px)
+        prob = torch.softmax(corr * self.log_temperature.exp(), dim=1)
+        soft = torch.einsum("nkhw,ck->nchw", prob, self.offsets) / self.config.range_px
+        x = torch.cat([self.compress(corr), soft, fm], dim=1)
+        field = torch.tanh(self.head(x)) * self.config.range_px
+        return field, self.segmentation(feats_img)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def flops_per_megapixel(config: ScaleNetConfig = ScaleNetConfig()) -> float:
+    """Floating-point operations (2 per multiply-add) per megapixel of the scale's grid."""
+    net = ScaleNet(config)
+    macs = 0
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            macs += m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+    n_off = (2 * config.search_px + 1) ** 2
+    macs += n_off * config.features + n_off * 2  # cost volume + soft-argmax
+    return 2.0 * macs * 1e6

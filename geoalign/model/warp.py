@@ -1,0 +1,60 @@
+"""Torch versions of :mod:`geoalign.deform` warps, for moving maps inside the network.
+
+Same convention (fields ``(N, 2, H, W)`` in pixels, dx east, dy south, on the misaligned grid;
+the field value of pixel (i, j) sits at its centre). Uses ``grid_sample(align_corners=False)``:
+normalized -1 is the left edge of pixel 0, so pixel index j + d maps to ``2 (j + 0.5 + d) / W - 1``.
+Tested to agree with the numpy versions in ``tests/model/test_warp.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _sampling_grid(field_px: torch.Tensor) -> torch.Tensor:
+    """Field (N,2,H,W) px → grid_sample grid (N,H,W,2) sampling at q + field(q)."""
+    n, _, h, w = field_px.shape
+    dev, dt = field_px.device, field_px.dtype
+    cols = torch.arange(w, device=dev, dtype=dt).view(1, 1, w) + 0.5
+    rows = torch.arange(h, device=dev, dtype=dt).view(1, h, 1) + 0.5
+    gx = 2.0 * (cols + field_px[:, 0]) / w - 1.0
+    gy = 2.0 * (rows + field_px[:, 1]) / h - 1.0
+    return torch.stack([gx, gy], dim=-1)
+
+
+def warp_raster_torch(raster: torch.Tensor, field_px: torch.Tensor, *, padding_mode: str = "zeros") -> torch.Tensor:
+    """``out(q) = raster(q + field(q))`` (bilinear; zeros outside, like ``warp_raster(cval=0)``)."""
+    return F.grid_sample(raster, _sampling_grid(field_px), mode="bilinear",
+                          padding_mode=padding_mode, align_corners=False)
+
+
+def sample_field_torch(field_px: torch.Tensor, at_field_px: torch.Tensor) -> torch.Tensor:
+    """``field(q + at_field(q))`` with edge values outside (fields are smooth)."""
+    return warp_raster_torch(field_px, at_field_px, padding_mode="border")
+
+
+def invert_field_torch(field_px: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """``psi`` on the aligned grid with ``psi(q + phi(q)) = -phi(q)`` (fixed point, as numpy)."""
+    psi = -field_px
+    for _ in range(iterations):
+        psi = -sample_field_torch(field_px, psi)
+    return psi
+
+
+def compose_fields_torch(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``total(q) = first(q) + second(q + first(q))`` (how the chain accumulates)."""
+    return first + sample_field_torch(second, first)
+
+
+def move_map_torch(map_mis: torch.Tensor, field_px: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """The misaligned map moved where ``field`` says it belongs (on the aligned grid)."""
+    return warp_raster_torch(map_mis, invert_field_torch(field_px, iterations))
+
+
+def resize_field(field_px: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample a field to another grid of the same extent, rescaling its pixel units."""
+    h, w = field_px.shape[-2:]
+    out = F.interpolate(field_px, size=size, mode="bilinear", align_corners=False)
+    sx, sy = size[1] / w, size[0] / h
+    return torch.stack([out[:, 0] * sx, out[:, 1] * sy], dim=1)

@@ -1,0 +1,127 @@
+"""Scale net, chain, torch warps vs numpy warps, checkpoints, predictor protocol."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geoalign.deform import compose_fields, invert_field, random_smooth_field, warp_raster
+from geoalign.errors import CheckpointError
+from geoalign.model.chain import Chain, ChainConfig
+from geoalign.model.checkpoint import WEIGHTS, CONFIG, load_model, save_model
+from geoalign.model.predictor import FieldPredictor, load_predictor
+from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, count_parameters
+from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
+
+TINY = ChainConfig(scales=(2, 1, 0), net=ScaleNetConfig(features=4, hidden=4, range_px=2.0))
+
+
+def _field(shape, amp=3.0, seed=0):
+    return random_smooth_field(shape, max_amplitude_px=amp, correlation_length_px=12.0,
+                               rng=np.random.default_rng(seed))
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+
+
+def test_torch_warp_matches_numpy():
+    rng = np.random.default_rng(1)
+    raster = rng.random((3, 40, 50)).astype(np.float32)
+    phi = _field((40, 50))
+    ref = warp_raster(raster, phi)
+    got = warp_raster_torch(_t(raster), _t(phi))[0].numpy()
+    assert np.abs(got - ref)[:, 4:-4, 4:-4].max() < 1e-4
+
+
+def test_torch_invert_and_compose_match_numpy():
+    a, b = _field((48, 48), seed=2), _field((48, 48), amp=2.0, seed=3)
+    inner = (slice(None), slice(5, -5), slice(5, -5))
+    assert np.abs(invert_field_torch(_t(a), 20)[0].numpy() - invert_field(a))[inner].max() < 1e-3
+    assert np.abs(compose_fields_torch(_t(a), _t(b))[0].numpy() - compose_fields(a, b))[inner].max() < 1e-3
+
+
+def test_resize_field_scales_units():
+    f = torch.ones(1, 2, 8, 8)
+    assert torch.allclose(resize_field(f, (32, 32)), torch.full((1, 2, 32, 32), 4.0))
+
+
+@pytest.mark.parametrize("shape", [(17, 23), (64, 64), (5, 9)])
+def test_scale_net_any_size_and_bound(shape):
+    torch.manual_seed(0)
+    net = ScaleNet(ScaleNetConfig(features=4, hidden=4, range_px=1.5))
+    for p in net.head[-1].parameters():
+        torch.nn.init.normal_(p, std=50.0)  # saturate the tanh
+    field, seg = net(torch.rand(2, 3, *shape), torch.rand(2, 3, *shape))
+    assert field.shape == (2, 2, *shape) and seg.shape == (2, 1, *shape)
+    assert field.abs().max() <= 1.5 + 1e-6
+
+
+def test_parameter_count_documented():
+    assert count_parameters(ScaleNet()) == 16308
+
+
+@pytest.mark.parametrize("shape", [(37, 41), (64, 48)])
+def test_chain_any_size_and_starts_at_zero(shape):
+    chain = Chain(TINY)
+    out = chain(torch.rand(1, 3, *shape), torch.rand(1, 3, *shape))
+    assert out.shape == (1, 2, *shape)
+    assert out.abs().max() == 0.0  # last layer initialized to zero: predict-zero start
+
+
+def test_chain_composes_constant_corrections():
+    """Each scale adds its (upsampled, ×2^s) correction to what the coarser scales found."""
+    chain = Chain(ChainConfig(scales=(1, 0), shared=False, net=ScaleNetConfig(features=4, hidden=4)))
+    for s, v in (("1", 0.5), ("0", 0.25)):
+        head = chain.nets[s].head[-1]
+        torch.nn.init.zeros_(head.weight)
+        head.bias.data[:] = torch.atanh(torch.tensor(v / 2.5))
+    out = chain(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+    assert torch.allclose(out, torch.full_like(out, 0.5 * 2 + 0.25), atol=1e-5)
+    assert torch.allclose(chain(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), upto_scale=1),
+                          torch.full_like(out, 1.0), atol=1e-5)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    chain = Chain(TINY)
+    for p in chain.parameters():
+        p.data.normal_()
+    save_model(chain, tmp_path / "m", gsd_m=0.3)
+    loaded, config = load_model(tmp_path / "m")
+    x, m = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    assert torch.equal(chain.eval()(x, m), loaded(x, m))
+    pred = load_predictor(tmp_path / "m")
+    assert isinstance(pred, FieldPredictor) and pred.gsd_m == 0.3 and pred.context_px > 0
+
+
+def test_corrupt_or_incompatible_checkpoint(tmp_path):
+    save_model(Chain(TINY), tmp_path / "m", gsd_m=0.3)
+    w = tmp_path / "m" / WEIGHTS
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(tmp_path / "m")
+    save_model(Chain(TINY), tmp_path / "v", gsd_m=0.3)
+    cfg = json.loads((tmp_path / "v" / CONFIG).read_text())
+    cfg["format_version"] = 999
+    (tmp_path / "v" / CONFIG).write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="version"):
+        load_model(tmp_path / "v")
+    save_model(Chain(ChainConfig(scales=(1, 0), net=ScaleNetConfig(features=6, hidden=4))), tmp_path / "x", gsd_m=0.3)
+    (tmp_path / "x" / WEIGHTS).write_bytes((tmp_path / "m" / WEIGHTS).read_bytes())
+    save_model(Chain(TINY), tmp_path / "y", gsd_m=0.3)
+    (tmp_path / "x" / WEIGHTS).write_bytes((tmp_path / "y" / WEIGHTS).read_bytes())
+    with pytest.raises(CheckpointError, match="incompatible"):
+        load_model(tmp_path / "x")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_model(tmp_path / "missing")
+
+
+def test_shipped_default_model_loads_and_predicts():
+    pred = load_predictor()
+    img = np.random.default_rng(0).random((3, 50, 60)).astype(np.float32)
+    field = pred.predict(img, np.ones((50, 60), bool), np.zeros((3, 50, 60), np.float32))
+    assert field.shape == (2, 50, 60) and not field.any()  # no buildings: zero field
