@@ -122,7 +122,7 @@ def get(
         return body
 
     body = _with_retries(attempt, url)
-    if body is not None:
+    if body is not None and use_cache:
         with atomic_path(path) as tmp:
             tmp.write_bytes(body)
     return Fetched(url, body, False)

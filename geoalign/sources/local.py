@@ -66,7 +66,11 @@ def fetch_local(
             else:
                 out_res_m = pixel_size_m(src_crs, src.transform, raster_bounds)
             size = pixel_size_for_resolution(crs, out_res_m, lat_deg)
-            grid = snapped_grid(transform_bbox(inside, src_crs, crs), crs, size)
+            # straight from the user's box (a box through two CRSs grows at each step)
+            bounds = require_overlap(transform_bbox(bbox, bbox_crs, crs),
+                                     transform_bbox(raster_bounds, src_crs, crs),
+                                     what=f"the raster {path}", crs=crs)
+            grid = snapped_grid(bounds, crs, size)
         write_from_dataset(src, grid, out_path, progress=progress, desc="writing")
     return ImageryResult(path=out_path, source=f"file:{path}", crs=crs_label(grid.crs),
                          width=grid.width, height=grid.height, resolution_m=out_res_m,

@@ -181,7 +181,7 @@ def write_from_dataset(
     the nodata value when the source has one).
     """
     same_crs = CRS.from_user_input(src.crs) == grid.crs
-    offset = ~src.transform * (grid.transform.c, grid.transform.f)
+    offset = ~src.transform @ (grid.transform.c, grid.transform.f)
     aligned = (
         same_crs
         and np.allclose([grid.transform.a, grid.transform.e], [src.transform.a, src.transform.e],
@@ -202,9 +202,13 @@ def write_from_dataset(
                 for window in blocks(grid.width, grid.height):
                     src_window = Window(col0 + window.col_off, row0 + window.row_off,
                                         window.width, window.height)
-                    data = src.read(window=src_window, boundless=True,
+                    # boundless reads build a VRT each time: only when the block sticks out
+                    outside = (src_window.col_off < 0 or src_window.row_off < 0
+                               or src_window.col_off + src_window.width > src.width
+                               or src_window.row_off + src_window.height > src.height)
+                    data = src.read(window=src_window, boundless=outside,
                                     fill_value=src.nodata or 0)
-                    mask = src.dataset_mask(window=src_window, boundless=True)
+                    mask = src.dataset_mask(window=src_window, boundless=outside)
                     _write_block(dst, window, data, mask, src.nodata)
                     bar.update()
             else:

@@ -184,7 +184,7 @@ def fetch_xyz(
             grid = native
         else:
             crs = dst_crs or "EPSG:3857"
-            bounds = transform_bbox(bbox_3857, "EPSG:3857", crs)
+            bounds = transform_bbox(bbox, bbox_crs, crs)  # straight from the user's box
             size = pixel_size_for_resolution(
                 crs, resolution_m if resolution_m is not None else ground_resolution_m(zoom, lat_deg, tile_px),
                 lat_deg)
