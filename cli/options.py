@@ -22,3 +22,9 @@ output_option = click.option(
     "-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Output file."
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def show_progress(ctx: click.Context) -> bool:
+    """Progress bars unless -q was given (they go to stderr, never mixed with data)."""
+    root = ctx.find_root()
+    return (root.obj or {}).get("verbosity", 0) >= 0

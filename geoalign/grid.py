@@ -35,20 +35,22 @@ class PixelGrid:
 
     def window(self, window: Window) -> "PixelGrid":
         """The sub-grid of a window (may extend past the edges)."""
-        t = self.transform * Affine.translation(window.col_off, window.row_off)
+        t = self.transform @ Affine.translation(window.col_off, window.row_off)
         return PixelGrid(t, int(window.width), int(window.height), self.crs)
 
     def downsampled(self, factor: int) -> "PixelGrid":
         """The same extent with pixels ``factor`` times larger."""
         return PixelGrid(
-            self.transform * Affine.scale(factor),
+            self.transform @ Affine.scale(factor),
             int(math.ceil(self.width / factor)), int(math.ceil(self.height / factor)), self.crs,
         )
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        xs, ys = self.transform * (np.array([0, self.width, 0, self.width]),
-                                   np.array([0, 0, self.height, self.height]))
+        t = self.transform
+        cols = np.array([0, self.width, 0, self.width])
+        rows = np.array([0, 0, self.height, self.height])
+        xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
         return float(np.min(xs)), float(np.min(ys)), float(np.max(xs)), float(np.max(ys))
 
     def to_pixels(self, geoms):

@@ -23,6 +23,7 @@ import bz2
 import contextlib
 import gzip
 import logging
+import math
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 BUILDING_TAGS: dict[str, bool] = {"building": True}
 #: Relation types osmnx turns into areas (``osmnx.features._RELATION_TYPES``).
 AREA_RELATION_TYPES = frozenset({"multipolygon", "boundary"})
+#: Least time given to an Overpass query, in seconds (osmnx's default: big areas take long).
+OVERPASS_TIMEOUT_S = 180
 #: How many skipped ids a warning lists before "...".
 MAX_IDS_IN_WARNING = 10
 
@@ -110,7 +113,8 @@ def osmnx_configured() -> Iterator:
     saved = {name: getattr(ox.settings, name) for name in names}
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "osmnx")
     ox.settings.use_cache = settings.use_cache
-    ox.settings.requests_timeout = settings.timeout_s
+    # also Overpass's own [timeout:N] of the query, which must be an integer of seconds
+    ox.settings.requests_timeout = int(math.ceil(max(settings.timeout_s, OVERPASS_TIMEOUT_S)))
     ox.settings.http_user_agent = settings.user_agent
     ox.settings.log_console = False
     if settings.overpass_url:

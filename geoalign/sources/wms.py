@@ -138,7 +138,7 @@ def _check_image(body: bytes, shape_hw: tuple[int, int]) -> None:
     head = body[:512].lstrip()
     if head.startswith(b"<"):
         text = body.decode("utf-8", "replace")
-        match = re.search(r"<(?:\w+:)?ServiceException[^>]*>(.*?)</", text, re.S)
+        match = re.search(r"<(?:\w+:)?ServiceException(?:\s[^>]*)?>(.*?)</", text, re.S)
         message = (match.group(1) if match else text[:200]).strip().replace("\n", " ")
         raise http.ContentError(f"the WMS server refused the request: {message}")
     try:

@@ -1,0 +1,80 @@
+"""``geoalign dataset build|preview``: multiscale training pairs from imagery + buildings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.options import seed_option, show_progress
+from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
+from geoalign.dataset.preview import write_preview
+
+
+def _scales(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        scales = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter("give integers separated by commas, e.g. 3,2,1,0") from None
+    if not scales or min(scales) < 0:
+        raise click.BadParameter("give integers ≥ 0, e.g. 3,2,1,0")
+    return scales
+
+
+@click.group()
+def dataset() -> None:
+    """Build and inspect multiscale training datasets."""
+
+
+@dataset.command()
+@click.option("--source", "sources", nargs=2, multiple=True, required=True,
+              type=click.Path(dir_okay=False), metavar="IMAGE BUILDINGS",
+              help="An image and the buildings that sit right on it (repeatable).")
+@click.option("--val-source", "val_sources", nargs=2, multiple=True,
+              type=click.Path(dir_okay=False), metavar="IMAGE BUILDINGS",
+              help="A source held out entirely for validation (repeatable).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option("--scales", default="3,2,1,0", show_default=True, callback=_scales,
+              help="Scales s (downsampling by 2^s), coarse to fine.")
+@click.option("--patch-size", "patch_px", default=96, show_default=True, type=click.IntRange(8),
+              help="Patch side in pixels (of each scale).")
+@click.option("--stride", "stride_fraction", default=0.5, show_default=True,
+              type=click.FloatRange(0.05, 1.0), help="Patch stride as a fraction of the patch side.")
+@click.option("--samples-per-patch", default=1, show_default=True, type=click.IntRange(1),
+              help="Random deformations drawn per patch.")
+@click.option("--gsd", "gsd_m", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Ground sampling distance (m) of scale 0 [default: the first source's].")
+@click.option("--max-disp", "max_disp_px", default=2.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Maximum displacement in pixels of each scale (2 = papers' 2^(s+1) full-res px).")
+@click.option("--holdout-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="East strip of every source held out for validation.")
+@seed_option
+@click.option("--preview/--no-preview", default=False, help="Also write DATASET/preview.png.")
+@click.pass_context
+def build(ctx, sources, val_sources, output, scales, patch_px, stride_fraction, samples_per_patch,
+          gsd_m, max_disp_px, holdout_fraction, seed, preview) -> None:
+    """Cut (image, misaligned map, field) pairs at every scale into a dataset folder."""
+    pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
+    pairs += [SourcePair(Path(i), Path(b), "val") for i, b in val_sources]
+    config = DatasetConfig(
+        scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,
+        samples_per_patch=samples_per_patch, gsd_m=gsd_m, max_disp_px=max_disp_px,
+        holdout_fraction=holdout_fraction, seed=seed,
+    )
+    summary = build_dataset(pairs, output, config, progress=show_progress(ctx))
+    if preview:
+        png = write_preview(output)
+        click.echo(f"preview: {png}", err=True)
+    click.echo(str(summary), err=True)
+
+
+@dataset.command("preview")
+@click.argument("dataset_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG path [default: DATASET/preview.png].")
+@click.option("--split", type=click.Choice(["train", "val"]), default="train", show_default=True)
+@click.option("--per-scale", default=6, show_default=True, type=click.IntRange(1, 20))
+def preview_cmd(dataset_dir, output, split, per_scale) -> None:
+    """Draw pairs of a dataset with their fields as arrows."""
+    click.echo(str(write_preview(dataset_dir, output, per_scale=per_scale, split=split)))

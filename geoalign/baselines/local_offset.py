@@ -1,0 +1,188 @@
+"""Baseline (b): a local constant offset per window, coarse to fine, smoothly interpolated.
+
+The strong classical competitor. At each level (a downsampling factor, a window size and a search
+range, all in full-resolution pixels):
+
+1. the edge tensors of image and map are block-averaged to the level (structure tensors average
+   naturally, so one full-resolution computation serves every level);
+2. every window holding map edges gets an FFT correlation surface around the offset found so far
+   (:mod:`geoalign.baselines.correlation`); at the first level each surface is summed with its
+   neighbours' (3×3, weights 1, ½, ¼), so a window with one small building borrows evidence;
+3. the sub-pixel peak gives an offset; its weight is the window's map-edge evidence times how far
+   the peak stands out of the surface (0 when the peak sits on the border of the search range);
+4. residual offsets that disagree with their neighbours' median by more than
+   ``outlier_px`` are nearly ignored;
+5. residuals are interpolated by normalized convolution (Gaussian, one window spacing) on the
+   window grid, then bilinearly to every pixel. Far from any building the residual decays to 0, so
+   an area without buildings gets the coarser levels' value, and a tile without buildings a
+   zero field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from geoalign.baselines.correlation import correlation_surfaces, find_peaks, window_origins
+from geoalign.baselines.features import downsample_mean, image_edge_tensor, map_edge_tensor
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level: downsampling ``factor``, ``window_px`` and ``search_px`` in full-res pixels."""
+
+    factor: int
+    window_px: int
+    search_px: int
+
+
+def _interp_matrix(centres: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Dense (len(targets), len(centres)) linear interpolation weights, constant beyond the ends."""
+    m = np.zeros((len(targets), len(centres)), np.float32)
+    if len(centres) == 1:
+        m[:, 0] = 1.0
+        return m
+    t = np.clip(targets, centres[0], centres[-1])
+    hi = np.clip(np.searchsorted(centres, t, side="right"), 1, len(centres) - 1)
+    lo = hi - 1
+    frac = (t - centres[lo]) / (centres[hi] - centres[lo])
+    rows = np.arange(len(targets))
+    m[rows, lo] = 1.0 - frac
+    m[rows, hi] += frac
+    return m
+
+
+@dataclass
+class _GridField:
+    """A field given on a (ny, nx) grid of window centres (full-res pixel-corner coordinates)."""
+
+    cy: np.ndarray
+    cx: np.ndarray
+    values: np.ndarray  # (2, ny, nx): dx, dy
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Values at separable coordinates: (2, len(ys), len(xs))."""
+        my, mx = _interp_matrix(self.cy, ys), _interp_matrix(self.cx, xs)
+        return np.stack([my @ v @ mx.T for v in self.values])
+
+    def at_points(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Values at scattered points: (2, n)."""
+        my, mx = _interp_matrix(self.cy, ys), _interp_matrix(self.cx, xs)
+        return np.stack([np.einsum("ni,ij,nj->n", my, v, mx) for v in self.values])
+
+
+class LocalOffsetPredictor:
+    """A FieldPredictor: windowed constant-offset search, coarse to fine, smooth interpolation."""
+
+    name = "local"
+    gsd_m: float | None = None
+
+    def __init__(
+        self, *, search_px: int = 40,
+        levels: tuple[Level, ...] | None = None,
+        outlier_px: float = 3.0, min_confidence: float = 3.0, sigma_px: float = 1.0,
+    ) -> None:
+        self.search_px = int(search_px)
+        coarse = 4 if search_px > 8 else 1
+        self.levels = levels or (
+            Level(coarse, 256, self.search_px + 2),
+            Level(2, 128, 6),
+            Level(1, 64, 3),
+        )
+        self.outlier_px = float(outlier_px)
+        self.min_confidence = float(min_confidence)
+        self.sigma_px = float(sigma_px)
+        # Context: the search range plus half a coarse window keeps tile borders consistent.
+        self.context_px = self.search_px + self.levels[0].window_px // 2
+
+    def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        H, W = image.shape[-2:]
+        if not np.any(map_[0]):
+            return np.zeros((2, H, W), np.float32)
+        img_full = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
+        map_full = map_edge_tensor(map_, sigma_px=self.sigma_px)
+        stages: list[_GridField] = []
+        for i, level in enumerate(self.levels):
+            stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0)))
+        ys, xs = np.arange(H) + 0.5, np.arange(W) + 0.5
+        field = np.zeros((2, H, W), np.float32)
+        for s in stages:
+            field += s.at(ys, xs)
+        return field
+
+    # --- one level ---------------------------------------------------------------------------
+    def _level(self, img_full: np.ndarray, map_full: np.ndarray, level: Level,
+               previous: list[_GridField], aggregate: bool) -> _GridField:
+        f = level.factor
+        img_t = downsample_mean(img_full, f)
+        map_t = downsample_mean(map_full, f)
+        win = max(8, level.window_px // f)
+        R = max(1, int(np.ceil(level.search_px / f)))
+        rows, cols = window_origins(map_t.shape[-2:], win, max(1, win // 2))
+        wh, ww = min(win, map_t.shape[1]), min(win, map_t.shape[2])
+        cy = (rows + wh / 2.0) * f  # full-res pixel-corner coordinates of the window centres
+        cx = (cols + ww / 2.0) * f
+        ny, nx = len(rows), len(cols)
+        gy, gx = np.meshgrid(rows, cols, indexing="ij")
+        origins = np.column_stack([gy.ravel(), gx.ravel()])
+        py, px = np.meshgrid(cy, cx, indexing="ij")
+        prior_full = np.zeros((2, ny * nx))
+        for s in previous:
+            prior_full += s.at_points(py.ravel(), px.ravel())
+        prior_lvl = np.rint(prior_full[::-1].T / f).astype(np.int64)  # (N, 2) (dy, dx) at level
+        surfaces, energy = correlation_surfaces(img_t, map_t, origins, win, R, prior_lvl)
+        if aggregate and ny * nx > 1:
+            kernel = np.array([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], np.float32)
+            grid = surfaces.reshape(ny, nx, *surfaces.shape[1:])
+            surfaces = ndimage.convolve(grid, kernel[:, :, None, None], mode="constant").reshape(surfaces.shape)
+            energy = ndimage.convolve(energy.reshape(ny, nx), kernel.astype(np.float64), mode="constant").ravel()
+        peak = find_peaks(surfaces, energy, prior_lvl)
+        offset_full = peak.offset_yx[:, ::-1].T * f  # (2, N) dx, dy full-res px
+        residual = (offset_full - prior_full).reshape(2, ny, nx)
+        evidence = energy / energy.max() if energy.max() > 0 else energy
+        weight = np.sqrt(evidence) * np.clip(peak.confidence - self.min_confidence, 0.0, None)
+        weight[peak.at_border | (energy <= 0)] = 0.0
+        weight = weight.reshape(ny, nx)
+        weight = self._reject_outliers(residual, weight)
+        return _GridField(cy, cx, self._interpolate(residual, weight))
+
+    def _reject_outliers(self, residual: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Down-weight offsets far from the median of their weighted 3×3 neighbours."""
+        ny, nx = weight.shape
+        if ny * nx < 3 or not np.any(weight > 0):
+            return weight
+        pad_r = np.pad(residual, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+        pad_w = np.pad(weight, 1)
+        neigh = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy == 0 and dx == 0:
+                    continue
+                r = pad_r[:, 1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx].copy()
+                w = pad_w[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
+                r[:, w <= 0] = np.nan
+                neigh.append(r)
+        stack = np.stack(neigh)  # (8, 2, ny, nx)
+        have = np.isfinite(stack[:, 0]).sum(axis=0) >= 2
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(stack, axis=0)
+        dist = np.hypot(*(residual - np.nan_to_num(med)))
+        out = weight.copy()
+        out[have & (dist > self.outlier_px)] *= 0.05
+        return out
+
+    @staticmethod
+    def _interpolate(residual: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Normalized convolution on the window grid; decays to 0 far from evidence."""
+        if not np.any(weight > 0):
+            return np.zeros_like(residual)
+        sigma = 1.0
+        wsum = ndimage.gaussian_filter(weight, sigma, mode="constant")
+        eps = 0.02 * float(weight[weight > 0].mean())
+        return np.stack([ndimage.gaussian_filter(residual[c] * weight, sigma, mode="constant")
+                         for c in range(2)]) / (wsum + eps)[None]
