@@ -200,6 +200,8 @@ def wms_app(layers: dict[str, Path], requests_log: list[dict]) -> Callable:
             return reply(handler, 200, body.encode(), "application/vnd.ogc.se_xml")
         width, height = int(query["WIDTH"]), int(query["HEIGHT"])
         w, s, e, n = (float(v) for v in query["BBOX"].split(","))
+        if query["CRS"].upper() == "EPSG:4326":  # WMS 1.3.0: latitude first for EPSG:4326
+            w, s, e, n = s, w, n, e
         transform = Affine((e - w) / width, 0, w, 0, -(n - s) / height, n)
         rgb = np.zeros((3, height, width), np.uint8)
         alpha = np.zeros((height, width), np.uint8)
