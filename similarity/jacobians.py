@@ -1,0 +1,55 @@
+"""Per-sample Jacobians J(x) = ∂f_θ(x)/∂θ, shape (d, p), with torch.func.
+
+One ``vmap(jacrev(...))`` call per chunk of samples replaces the original code's one backward
+pass (and one .npy file) per sample. Chunks bound memory to chunk·d·p numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.func import jacrev, vmap
+
+from ._linalg import inv_sqrt_psd
+from ._model import Data, Output, Params, Problem, iter_batches, make_problem
+
+DEFAULT_CHUNK = 32
+
+
+def _chunk_jacobians(problem: Problem, x: Tensor) -> Tensor:
+    """(n, ...) inputs -> (n, d, p) Jacobians, in one vmap over the chunk."""
+    tree = vmap(jacrev(problem.single), in_dims=(None, 0))(problem.params, x)
+    return problem.flatten(tree, lead=2)
+
+
+def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Tensor]:
+    """Stream (chunk, d, p) Jacobians over ``data`` (a tensor or a re-iterable loader)."""
+    for x in iter_batches(data, chunk_size):
+        yield _chunk_jacobians(problem, x)
+
+
+def normalize_jacobians(J: Tensor, rtol: float | None = None) -> tuple[Tensor, Tensor]:
+    """Ĵ = K(x,x)^(-1/2) J for each sample, and the inverse square roots used.
+
+    The rows of Ĵ(x) are orthonormal (for full-rank K), so K^C(x,x') = Ĵ(x) Ĵ(x')ᵀ: every
+    normalized quantity of the paper is an inner product of these whitened Jacobians.
+    """
+    K = J @ J.transpose(-1, -2)
+    W = inv_sqrt_psd(K, rtol)
+    return W @ J, W
+
+
+def jacobians(model: nn.Module, x: Data, output: Output | None = None,
+              chunk_size: int = DEFAULT_CHUNK, params: Params = None) -> Tensor:
+    """Per-sample Jacobians of ``output(model(x))`` w.r.t. the parameters, shape (N, d, p).
+
+    ``output`` maps the model's batched output to (N, d) (default: the output flattened per
+    sample); ``params`` selects the parameters (names or a name -> tensor mapping; default all
+    trainable ones), concatenated in ``model.named_parameters()`` order. The model should be
+    in eval mode: per-sample Jacobians are not defined through batch statistics.
+    """
+    problem = make_problem(model, output, params)
+    chunks = list(iter_jacobians(problem, x, chunk_size))
+    return torch.cat(chunks, dim=0)

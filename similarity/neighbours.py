@@ -1,0 +1,136 @@
+"""Nearest neighbours by network similarity, and similarity histograms.
+
+Exact top-k scans every pair block by block. The approximate search sketches the whitened
+Jacobians to m numbers (count sketch), renormalizes the sketches so that each has unit norm
+(an estimate of k^C(x,x) = 1), ranks all pairs by the sketched similarity, keeps a short list
+of candidates per query and re-ranks that list exactly: the cost of the exact pairwise scan,
+N²·d²·p, becomes N²·m + N·L·d²·p.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._model import Data, Output, Params, make_problem
+from ._pairwise import DEFAULT_BLOCK_BYTES, similarity_blocks
+from ._sketch import CountSketch
+from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
+from .kernels import scalar_similarity
+
+
+def _merge_topk(best: tuple[Tensor, Tensor] | None, scores: Tensor, index: Tensor,
+                k: int) -> tuple[Tensor, Tensor]:
+    if best is not None:
+        scores = torch.cat([best[0], scores], 1)
+        index = torch.cat([best[1], index], 1)
+    top = scores.topk(min(k, scores.shape[1]), dim=1)
+    return top.values, index.gather(1, top.indices)
+
+
+def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = None,
+                    k: int = 10, output: Output | None = None, *, method: str = "exact",
+                    kind: str = "correlation", sketch_dim: int = 512, shortlist: int | None = None,
+                    seed: int = 0, exclude_self: bool | None = None,
+                    chunk_size: int = DEFAULT_CHUNK, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                    params: Params = None, rtol: float | None = None) -> tuple[Tensor, Tensor]:
+    """The k most similar reference samples of each query: (scores (N, k), indices (N, k)).
+
+    ``reference=None`` searches the queries themselves and, by default, leaves each query
+    out of its own list. ``method='exact'`` is blocked over all pairs (memory
+    ``block_bytes``); ``method='approx'`` holds the whitened Jacobians of both sets in memory
+    (N·d·p numbers), ranks pairs by sketched similarity (``sketch_dim`` numbers per sample)
+    and re-ranks ``shortlist`` candidates (default 4k) exactly. Scores are exact in both.
+    """
+    problem = make_problem(model, output, params)
+    same = reference is None
+    exclude = same if exclude_self is None else exclude_self
+    if method == "exact":
+        best: dict[int, tuple[Tensor, Tensor]] = {}
+        for row, col, S in similarity_blocks(problem, queries, reference, kind=kind,
+                                             chunk_size=chunk_size, block_bytes=block_bytes,
+                                             rtol=rtol):
+            idx = torch.arange(col, col + S.shape[1]).expand(S.shape[0], -1)
+            if exclude:
+                rows = torch.arange(row, row + S.shape[0]).unsqueeze(1)
+                S = S.masked_fill(idx == rows, float("-inf"))
+            best[row] = _merge_topk(best.get(row), S, idx, k)
+        rows = sorted(best)
+        return torch.cat([best[r][0] for r in rows]), torch.cat([best[r][1] for r in rows])
+    if method != "approx":
+        raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
+    return _approx_topk(problem, queries, reference, k, kind, sketch_dim,
+                        shortlist or 4 * k, seed, exclude, chunk_size, rtol)
+
+
+def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> Tensor:
+    return torch.cat([normalize_jacobians(J, rtol)[0] for J in iter_jacobians(problem, data, chunk_size)])
+
+
+def _sketches(Jn: Tensor, sketch: CountSketch, block: int = 256) -> Tensor:
+    z = torch.cat([sketch(Jn[i:i + block].reshape(-1, sketch.dim_in)) for i in range(0, Jn.shape[0], block)])
+    return z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+
+
+def _rerank(Jq: Tensor, Jr: Tensor, cand: Tensor, kind: str) -> Tensor:
+    """Exact k for each query (b, d, p) against its candidates Jr[cand] (b, L, d, p)."""
+    KC = torch.einsum("bip,bljp->blij", Jq, Jr[cand])
+    return scalar_similarity(KC, kind)
+
+
+def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
+                 sketch_dim: int, shortlist: int, seed: int, exclude: bool, chunk_size: int,
+                 rtol: float | None) -> tuple[Tensor, Tensor]:
+    Jq = _whitened_all(problem, queries, chunk_size, rtol)
+    Jr = Jq if reference is None else _whitened_all(problem, reference, chunk_size, rtol)
+    sketch = CountSketch(Jq.shape[1] * Jq.shape[2], sketch_dim, seed)
+    zq = _sketches(Jq, sketch)
+    zr = zq if reference is None else _sketches(Jr, sketch)
+    L = min(shortlist, Jr.shape[0])
+    scores, indices = [], []
+    block = 256
+    sub = max(1, (1 << 25) // max(1, L * Jr[0].numel()))  # ≤ 32 M numbers gathered at once
+    for i in range(0, Jq.shape[0], block):
+        approx = zq[i:i + block] @ zr.T  # (b, N_ref)
+        if exclude:
+            r = torch.arange(i, i + approx.shape[0])
+            approx[torch.arange(approx.shape[0]), r] = float("-inf")
+        cand = approx.topk(L, dim=1).indices  # (b, L)
+        exact = torch.cat([_rerank(Jq[i + j:i + min(j + sub, cand.shape[0])], Jr, cand[j:j + sub], kind)
+                           for j in range(0, cand.shape[0], sub)])
+        top = exact.topk(min(k, L), dim=1)
+        scores.append(top.values)
+        indices.append(cand.gather(1, top.indices))
+    return torch.cat(scores), torch.cat(indices)
+
+
+def similarity_histogram(model: nn.Module, data: Data, reference: Data | None = None,
+                         output: Output | None = None, *, bins: int = 50,
+                         range: tuple[float, float] = (-1.0, 1.0), per_sample: bool = False,
+                         kind: str = "correlation", exclude_self: bool | None = None,
+                         chunk_size: int = DEFAULT_CHUNK, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                         params: Params = None, rtol: float | None = None) -> tuple[Tensor, Tensor]:
+    """Histogram of k(x,x') over all pairs: (counts (bins,) or (N, bins), bin edges (bins+1,)).
+
+    The paper compares such histograms per realignment round: a mass near 1 means many
+    near-duplicates from the network's point of view. Values outside ``range`` are clamped
+    into the end bins. Self-pairs are left out by default when ``reference`` is None.
+    """
+    problem = make_problem(model, output, params)
+    exclude = reference is None if exclude_self is None else exclude_self
+    lo, hi = range
+    edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
+    rows: dict[int, Tensor] = {}
+    for row, col, S in similarity_blocks(problem, data, reference, kind=kind,
+                                         chunk_size=chunk_size, block_bytes=block_bytes, rtol=rtol):
+        b = ((S.double() - lo) / (hi - lo) * bins).floor().clamp(0, bins - 1).long()
+        valid = torch.ones_like(b, dtype=torch.bool)
+        if exclude:
+            r = torch.arange(row, row + S.shape[0]).unsqueeze(1)
+            c = torch.arange(col, col + S.shape[1]).unsqueeze(0)
+            valid = r != c
+        counts = torch.zeros(S.shape[0], bins, dtype=torch.long)
+        counts.scatter_add_(1, b, valid.long())
+        rows[row] = rows[row] + counts if row in rows else counts
+    per_row = torch.cat([rows[r] for r in sorted(rows)])
+    return (per_row if per_sample else per_row.sum(0)), edges

@@ -1,0 +1,46 @@
+"""Top-k neighbours (exact and approximate) and similarity histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import similarity as sim
+from similarity_reference import SmallMLP, brute_jacobians, brute_kc
+
+
+def test_exact_topk_matches_sorted_brute_force(case):
+    model, x, output = case
+    kc = brute_kc(brute_jacobians(model, x, output))
+    np.fill_diagonal(kc, -np.inf)
+    scores, idx = sim.topk_neighbours(model, x, k=3, output=output, chunk_size=4, block_bytes=1)
+    np.testing.assert_allclose(scores.numpy(), -np.sort(-kc, axis=1)[:, :3], rtol=1e-9)
+    np.testing.assert_allclose(np.take_along_axis(kc, idx.numpy(), 1), scores.numpy(), rtol=1e-9)
+
+
+def test_topk_against_a_reference_keeps_self_matches(mlp, xs):
+    scores, idx = sim.topk_neighbours(mlp, xs[:4], reference=xs, k=1)
+    np.testing.assert_array_equal(idx[:, 0].numpy(), np.arange(4))
+    np.testing.assert_allclose(scores[:, 0].numpy(), 1.0)
+
+
+def test_approximate_topk_recall_and_exact_scores():
+    torch.manual_seed(0)
+    model = SmallMLP(2, 32, 1).double().eval()
+    x = torch.rand(300, 2)
+    exact_s, exact_i = sim.topk_neighbours(model, x, k=10)
+    approx_s, approx_i = sim.topk_neighbours(model, x, k=10, method="approx", sketch_dim=128, shortlist=60)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_i.tolist(), approx_i.tolist())])
+    assert recall >= 0.9
+    kc = brute_kc(brute_jacobians(model, x[:20]), brute_jacobians(model, x))
+    np.testing.assert_allclose(approx_s[:20].numpy(), np.take_along_axis(kc, approx_i[:20].numpy(), 1), rtol=1e-9)
+
+
+def test_histogram_counts_every_pair(cnn, images):
+    from similarity_reference import centre
+    kc = brute_kc(brute_jacobians(cnn, images, centre))
+    counts, edges = sim.similarity_histogram(cnn, images, output=centre, bins=8)
+    off = kc[~np.eye(len(kc), dtype=bool)]
+    np.testing.assert_array_equal(counts.numpy(), np.histogram(np.clip(off, -1, 1 - 1e-12), bins=edges.numpy())[0])
+    per, _ = sim.similarity_histogram(cnn, images, output=centre, bins=8, per_sample=True, exclude_self=False)
+    assert per.shape == (len(images), 8) and (per.sum(1) == len(images)).all()
