@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Iterator
 
 import geopandas as gpd
-import pandas as pd
 import requests
 from shapely.geometry import box
 

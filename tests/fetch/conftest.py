@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections import Counter
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import mercantile
 import numpy as np
 import pytest
 import rasterio
@@ -52,9 +53,9 @@ def test_zoom_for_resolution_numbers():
 def test_provider_names_and_templates():
     esri = tile_source("Esri.WorldImagery")
     assert esri.url_template.endswith("/tile/{z}/{y}/{x}")
-    assert esri.url(__import__("mercantile").Tile(3, 5, 4)).endswith("/tile/4/5/3")
+    assert esri.url(mercantile.Tile(3, 5, 4)).endswith("/tile/4/5/3")
     tms = tile_source("http://h/{z}/{x}/{-y}.png")
-    assert tms.url(__import__("mercantile").Tile(0, 0, 1)) == "http://h/1/0/1.png"
+    assert tms.url(mercantile.Tile(0, 0, 1)) == "http://h/1/0/1.png"
     with pytest.raises(SourceError, match="no such xyzservices provider"):
         tile_source("No.Such.Provider")
 
