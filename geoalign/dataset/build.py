@@ -116,12 +116,15 @@ def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progre
             for pw in patch_windows(
                 reader.width, reader.height, size_src_px=size, stride_src_px=size * config.stride_fraction,
                 holdout_fraction=config.holdout_fraction, source_split=info["split"],
+                region=index.extent,
             ):
                 jobs.append((src_idx, scale, pw))
     writers: dict[tuple[int, str], ShardWriter] = {}
     bar = tqdm(jobs, desc="pairs", unit="patch", disable=not progress, leave=False)
     for src_idx, scale, pw in bar:
         reader, index, _ = loaded[src_idx]
+        if len(index.in_window(pw.window, 0.0)) == 0:
+            continue  # no building: skip before paying for the read
         image = reader.read(pw.window, out_shape=(config.patch_px, config.patch_px))
         if image[1].mean() < config.min_valid_fraction:
             continue

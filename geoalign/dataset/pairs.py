@@ -28,6 +28,11 @@ class BuildingIndex:
     def __post_init__(self) -> None:
         self.tree = STRtree(self.geoms_px)
 
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(col_min, row_min, col_max, row_max) of all buildings."""
+        return tuple(float(v) for v in shapely.total_bounds(self.geoms_px))  # type: ignore[return-value]
+
     def in_window(self, window: Window, margin_src_px: float) -> np.ndarray:
         box = shapely.box(
             window.col_off - margin_src_px, window.row_off - margin_src_px,

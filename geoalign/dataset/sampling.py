@@ -24,14 +24,26 @@ class PatchWindow:
 def patch_windows(
     width: int, height: int, *, size_src_px: float, stride_src_px: float,
     holdout_fraction: float, source_split: str,
+    region: tuple[float, float, float, float] | None = None,
 ) -> Iterator[PatchWindow]:
-    """Windows tiling the raster (the last row/column may overhang: boundless reads pad it)."""
+    """Windows tiling the raster (the last row/column may overhang: boundless reads pad it).
+
+    ``region`` (col_min, row_min, col_max, row_max), e.g. the buildings' extent, skips windows
+    that cannot touch it without changing the other windows' indexes (seeds stay stable).
+    """
     boundary = width * (1.0 - holdout_fraction) if holdout_fraction > 0 else math.inf
     n_cols = max(1, int(math.ceil((width - size_src_px) / stride_src_px)) + 1)
     n_rows = max(1, int(math.ceil((height - size_src_px) / stride_src_px)) + 1)
-    index = 0
-    for r in range(n_rows):
-        for c in range(n_cols):
+    r_range, c_range = range(n_rows), range(n_cols)
+    if region is not None:
+        c0, r0, c1, r1 = region
+        c_range = range(max(0, int((c0 - size_src_px) // stride_src_px)),
+                        min(n_cols, int(c1 // stride_src_px) + 1))
+        r_range = range(max(0, int((r0 - size_src_px) // stride_src_px)),
+                        min(n_rows, int(r1 // stride_src_px) + 1))
+    for r in r_range:
+        for c in c_range:
+            index = r * n_cols + c
             col_off, row_off = c * stride_src_px, r * stride_src_px
             window = Window(col_off, row_off, size_src_px, size_src_px)
             if source_split == "val":
@@ -41,7 +53,5 @@ def patch_windows(
             elif col_off >= boundary:
                 split = "val"
             else:
-                index += 1
                 continue  # straddles the holdout boundary
             yield PatchWindow(index, window, split)
-            index += 1

@@ -109,7 +109,7 @@ def test_inputs_are_never_modified(tmp_path, austin):
     img = shutil.copy(austin["image"], tmp_path / "img.tif")
     vec = shutil.copy(austin["buildings"], tmp_path / "b.geojson")
     before = (Path(img).read_bytes(), Path(vec).read_bytes())
-    result, out = run_build(tmp_path, Path(img), Path(vec), "--holdout-fraction", "0")
+    result, out = run_build(tmp_path, Path(img), Path(vec), "--holdout-fraction", "0", "--scales", "1")
     assert result.exit_code == 0, result.output
     assert (Path(img).read_bytes(), Path(vec).read_bytes()) == before
 
