@@ -87,9 +87,9 @@ class LocalOffsetPredictor:
         self.search_px = int(search_px)
         coarse = 4 if search_px > 8 else 1
         self.levels = levels or (
-            Level(coarse, 256, self.search_px + 2),
-            Level(2, 128, 6),
-            Level(1, 64, 3),
+            Level(coarse, 128, self.search_px + 2),
+            Level(2, 96, 8),
+            Level(1, 48, 3),
         )
         self.outlier_px = float(outlier_px)
         self.min_confidence = float(min_confidence)

@@ -1,0 +1,59 @@
+"""Which predictor ``align`` runs: a learned model, a classical method, or a combination.
+
+Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`), ``learned`` (the
+model in ``model_dir``, default the shipped one) and ``local+learned`` (classical local offsets as
+the coarse stage, the learned chain for the fine residual).
+
+Default (no method, no model): the shipped model's card decides through its
+``"align_pipeline"`` entry (``"learned"`` or ``"local+learned"``), set once the model beats the best
+classical method on the held-out benchmark; until then ``align`` falls back to the best classical
+method and says so in its summary line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
+from geoalign.align.compose import ComposedPredictor
+
+ALL_METHODS = (*METHODS, "learned", "local+learned")
+
+
+def _learned(model_dir: str | Path | None):
+    from geoalign.model.predictor import load_predictor
+
+    return load_predictor(model_dir)
+
+
+def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
+                      search_px: int = 40):
+    """(predictor, method name, note for the summary line)."""
+    if method is None and model_dir is not None:
+        method = "learned"
+    if method is None:
+        pipeline = None
+        try:
+            from geoalign.model.card import read_card
+            from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+            pipeline = read_card(DEFAULT_MODEL_DIR).get("align_pipeline")
+        except Exception:  # no model package or card: the classical fallback
+            pipeline = None
+        if pipeline in ("learned", "local+learned"):
+            predictor, name, _ = resolve_predictor(pipeline, None, search_px=search_px)
+            return predictor, name, "shipped default model"
+        predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
+        return predictor, name, "no validated learned default model yet: classical fallback"
+    if method in METHODS:
+        return classical_predictor(method, search_px=search_px), method, ""
+    if method == "learned":
+        return _learned(model_dir), "learned", ""
+    if method == "local+learned":
+        learned = _learned(model_dir)
+        local = classical_predictor("local", search_px=search_px)
+        local.gsd_m = learned.gsd_m  # run both on the model's grid
+        combo = ComposedPredictor([local, learned], name="local+learned")
+        combo.channels = getattr(learned, "channels", None)
+        return combo, "local+learned", ""
+    raise ValueError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

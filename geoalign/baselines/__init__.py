@@ -1,0 +1,33 @@
+"""Classical baselines, each a FieldPredictor (see :mod:`geoalign.model.predictor`).
+
+* ``global`` — :class:`GlobalShiftPredictor`: one translation for the whole raster (edge
+  cross-correlation, summed over tiles).
+* ``local`` — :class:`LocalOffsetPredictor`: the same search per window, coarse to fine, robustly
+  weighted and smoothly interpolated. The best classical method here.
+* ``tvl1`` — :class:`TVL1Predictor`: scikit-image TV-L1 optical flow between edge rasters.
+"""
+
+from __future__ import annotations
+
+from geoalign.baselines.global_shift import GlobalShiftPredictor
+from geoalign.baselines.local_offset import Level, LocalOffsetPredictor
+from geoalign.baselines.tvl1 import TVL1Predictor
+
+METHODS = ("global", "local", "tvl1")
+#: The classical method ``align`` falls back to while no learned default model ships.
+BEST_CLASSICAL = "local"
+
+
+def classical_predictor(method: str, *, search_px: int = 40):
+    """A fresh classical predictor by name (``global``, ``local`` or ``tvl1``)."""
+    if method == "global":
+        return GlobalShiftPredictor(search_px=search_px)
+    if method == "local":
+        return LocalOffsetPredictor(search_px=search_px)
+    if method == "tvl1":
+        return TVL1Predictor()
+    raise ValueError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
+
+
+__all__ = ["GlobalShiftPredictor", "LocalOffsetPredictor", "Level", "TVL1Predictor", "METHODS",
+           "BEST_CLASSICAL", "classical_predictor"]
