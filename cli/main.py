@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from importlib.metadata import entry_points
 
 import click
@@ -19,7 +20,18 @@ ENTRY_POINT_GROUP = "geoalign.commands"
 
 
 class GeoalignGroup(click.Group):
-    """A click group that turns user errors into one line on stderr and exit code 1."""
+    """The main group: subcommands from entry points, loaded only when used (fast start-up);
+    user errors become one line on stderr and exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_entry_points()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in _entry_points():
+            command = _load(_entry_points()[name])
+            self.add_command(command, name)
+        return command
 
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
         try:
@@ -28,11 +40,30 @@ class GeoalignGroup(click.Group):
             raise click.ClickException(str(err)) from None
 
 
+def _entry_points() -> dict:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(ep) -> click.Command:
+    try:
+        return ep.load()
+    except Exception as err:  # a broken plugin must not break the whole CLI
+        message = f"the command '{ep.name}' could not be loaded: {err}"
+
+        @click.command(ep.name, help=f"(broken plugin: {err})")
+        def broken() -> None:
+            raise click.ClickException(message)
+
+        return broken
+
+
 def _configure_logging(verbosity: int) -> None:
     level = max(logging.DEBUG, logging.WARNING - 10 * verbosity)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s: %(message)s")
     logging.getLogger("geoalign").setLevel(level)
     logging.captureWarnings(True)
+    # Warnings reach users as one line: "CategoryName: message" (no file path, no source line).
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}"
 
 
 @click.group(cls=GeoalignGroup)
@@ -45,17 +76,3 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
     _configure_logging(verbose - quiet)
-
-
-def _attach_entry_point_commands(group: click.Group) -> None:
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            command = ep.load()
-        except Exception as err:  # a broken plugin must not break the whole CLI
-            @click.command(ep.name, help=f"(broken plugin: {err})")
-            def command() -> None:  # type: ignore[misc]
-                raise click.ClickException(f"the command '{ep.name}' could not be loaded: {err}")
-        group.add_command(command, ep.name)
-
-
-_attach_entry_point_commands(main)
