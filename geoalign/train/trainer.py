@@ -86,7 +86,7 @@ def batch_loss(net, batch: dict[str, torch.Tensor], seg_weight: float) -> tuple[
     v = batch["valid"]
     bce = F.binary_cross_entropy_with_logits(seg[:, 0], (batch["map_true"][:, 0] > 0.5).float(), reduction="none")
     seg_loss = (bce * v).sum() / v.sum().clamp_min(1.0)
-    return field_loss + seg_weight * seg_loss, {"field": float(field_loss), "zero": float(zero_loss), "seg": float(seg_loss)}
+    return field_loss + seg_weight * seg_loss, {"field": float(field_loss.detach()), "zero": float(zero_loss), "seg": float(seg_loss.detach())}
 
 
 def _collate(ds: PairDataset, idx: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -228,11 +228,11 @@ def train_chain(
         ratio = parts["field"] / max(parts["zero"], 1e-6)
         ema = ratio if ema is None else 0.98 * ema + 0.02 * ratio
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", vs_zero=f"{ema:.2f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", vs_zero=f"{ema:.2f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
         if step % config.val_every == 0 or step == config.steps:
-            entry = {"step": step, "time_s": time.perf_counter() - t_start, "loss": float(loss),
+            entry = {"step": step, "time_s": time.perf_counter() - t_start, "loss": loss.item(),
                      "field_vs_zero_ema": ema, **validate()}
             log_entry(entry)
             bar.write(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}))

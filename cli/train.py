@@ -1,0 +1,42 @@
+"""``geoalign train DATASET -o MODEL_DIR``: options only; the logic is geoalign.train.run."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cli.options import seed_option, show_progress
+
+
+@click.command("train")
+@click.argument("dataset_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Model folder to write (weights, config, model card).")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
+              help="Iterative realignment rounds (train on D_r, realign D0 → D_{r+1}).")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Training steps per round.")
+@click.option("--pretrain-steps", default=800, show_default=True, type=click.IntRange(0),
+              help="Steps on synthetic cities before the real data (0: none).")
+@click.option("--synthetic-pairs", default=3000, show_default=True, type=click.IntRange(1))
+@click.option("--synthetic-weight", default=0.3, show_default=True, type=click.FloatRange(0),
+              help="Share of synthetic batches mixed into the rounds.")
+@click.option("--batch-size", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Checkpoints and round outputs [default: runs/<MODEL_DIR name>].")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
+@seed_option
+@click.pass_context
+def train(ctx, dataset_dir, model_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+          batch_size, threads, work_dir, resume, seed) -> None:
+    """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
+    from geoalign.train.run import train_model
+
+    card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
+                       pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
+                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
+                       resume=resume, progress=show_progress(ctx))
+    for m in card["metrics"]["rounds"]:
+        click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
+    click.echo(f"model written to {model_dir}", err=True)

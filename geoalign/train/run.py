@@ -1,0 +1,100 @@
+"""``geoalign train``'s logic: synthetic pre-training, then realignment rounds on a built dataset.
+
+Stages, each resumable (a kill loses at most ``checkpoint_every`` steps):
+
+1. ``pretrain``: ``pretrain_steps`` on procedurally rendered cities (:mod:`geoalign.synthetic`),
+   validated on the dataset's held-out pairs (what synthetic data alone buys on real imagery);
+2. ``round{r}`` for r < rounds: train on D_r (+ synthetic pairs at ``synthetic_weight``), then
+   realign the original maps of D0 → D_{r+1} (:func:`geoalign.train.realign.realign_rounds`).
+
+The final model (weights + config + model card) is written to ``model_dir``; checkpoints, histories
+and realigned maps live in ``work_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from geoalign.dataset import DatasetConfig, SourcePair
+from geoalign.dataset.torch_dataset import read_manifest
+from geoalign.model.card import write_card
+from geoalign.model.chain import Chain, ChainConfig
+from geoalign.model.checkpoint import save_model
+from geoalign.model.scale_net import count_parameters, flops_per_megapixel
+from geoalign.synthetic import build_synthetic_dataset
+from geoalign.train.realign import realign_rounds
+from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
+
+
+def dataset_sources(dataset_dir: str | Path) -> tuple[list[SourcePair], DatasetConfig]:
+    """The sources and pair-generation config a dataset was built from (its manifest)."""
+    manifest = read_manifest(dataset_dir)
+    cfg = dict(manifest["config"])
+    cfg["scales"], cfg["channels"] = tuple(cfg["scales"]), tuple(cfg["channels"])
+    cfg["gsd_m"] = manifest["gsd_m"]
+    sources = [SourcePair(Path(s["image"]), Path(s["buildings_path"]), s["split"]) for s in manifest["sources"]]
+    return sources, DatasetConfig(**cfg)
+
+
+def train_model(
+    dataset_dir: str | Path, model_dir: str | Path, *, work_dir: str | Path | None = None, rounds: int = 3,
+    steps: int = 1000, pretrain_steps: int = 800, synthetic_pairs: int = 3000, synthetic_weight: float = 0.3,
+    seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
+    chain_config: ChainConfig = ChainConfig(),
+) -> dict:
+    """Train a chain on a built dataset; returns the model card."""
+    torch.set_num_threads(threads)
+    dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
+    work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    sources, dcfg = dataset_sources(dataset_dir)
+    torch.manual_seed(seed)
+    chain = Chain(chain_config)
+    start = time.perf_counter()
+    base = TrainConfig(batch_size=batch_size, seed=seed, threads=threads)
+    extra: list[TrainSet] = []
+    pre_hist: list[dict] = []
+    if pretrain_steps > 0:
+        synth = work_dir / "synthetic"
+        if not (synth / "manifest.json").exists():
+            build_synthetic_dataset(synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px, seed=seed,
+                                    progress=progress)
+        pcfg = TrainConfig(**{**base.to_json(), "steps": pretrain_steps, "val_every": 100, "val_pairs": 64})
+        pdir = work_dir / "pretrain"
+        if resume and (pdir / STATE).exists() and int(load_state(pdir / STATE)["step"]) >= pretrain_steps:
+            chain.load_state_dict(load_state(pdir / STATE)["model"])
+            pre_hist = [json.loads(x) for x in (pdir / "history.jsonl").read_text().splitlines() if x.strip()]
+        else:
+            pre_hist = train_chain(chain, [TrainSet(synth)], pdir, pcfg, val_root=dataset_dir, resume=resume,
+                                   progress=progress)
+        if synthetic_weight > 0:
+            extra.append(TrainSet(synth, synthetic_weight, "synthetic"))
+    rcfg = TrainConfig(**{**base.to_json(), "steps": steps, "val_every": 100, "val_pairs": 64})
+    chain, round_metrics = realign_rounds(
+        sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
+        extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
+    )
+    save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
+    net = chain.net(chain.config.scales[0])
+    card = {
+        "model": "geoalign chained multiscale alignment network",
+        "gsd_m": dcfg.gsd_m, "scales": list(chain.config.scales), "shared_weights": chain.config.shared,
+        "parameters": count_parameters(chain), "parameters_per_scale_net": count_parameters(net),
+        "flops_per_megapixel_per_scale": flops_per_megapixel(chain.config.net),
+        "context_px": chain.context_px,
+        "training": {"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
+                     "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
+                     "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
+                     "steps_per_round": steps, "rounds": rounds, "seed": seed, "threads": threads,
+                     "wall_s_this_invocation": time.perf_counter() - start},
+        "held_out": {"val_sources": [str(s.image) for s in sources if s.split == "val"],
+                     "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},
+        "metrics": {"pretrain_last": pre_hist[-1] if pre_hist else None,
+                    "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
+    }
+    write_card(model_dir, card)
+    return card
