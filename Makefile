@@ -34,3 +34,17 @@ bench-similarity-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.speed
 bench-dataset: $(STAMP)
 	$(BIN)/python -m benchmarks.dataset_build
+
+# --- learned chain (issue 4): self-denoising rounds and the learning curve of the default model ---
+.PHONY: bench-self-denoising bench-learning-curve
+bench-self-denoising: $(STAMP)
+	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
+bench-learning-curve: $(STAMP)
+	$(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03
+
+# --- align / evaluate benchmarks (issue 4 §6) ---
+.PHONY: bench-accuracy bench-align-speed
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m benchmarks.accuracy
+bench-align-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.align_speed

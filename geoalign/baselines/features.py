@@ -46,9 +46,16 @@ def image_edge_tensor(
     return tensor
 
 
-def map_edge_tensor(map_: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
-    """Edge tensor of the rasterized map (its ``fill`` channel, channel 0) → (3, H, W)."""
-    return _tensor(map_[0], sigma_px)
+def map_edge_tensor(map_: np.ndarray, valid: np.ndarray | None = None, *, sigma_px: float = 1.0) -> np.ndarray:
+    """Edge tensor of the rasterized map (its ``fill`` channel, channel 0) → (3, H, W).
+
+    Map edges where the image is not valid (nodata, or past the raster: reflected padding) are
+    dropped: there is nothing real to match them with.
+    """
+    tensor = _tensor(map_[0], sigma_px)
+    if valid is not None and not valid.all():
+        tensor[:, ~valid] = 0.0
+    return tensor
 
 
 def edge_strength(tensor: np.ndarray) -> np.ndarray:

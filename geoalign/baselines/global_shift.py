@@ -39,7 +39,7 @@ class GlobalShiftPredictor:
     def surface(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray, margin_px: int = 0) -> np.ndarray:
         """Summed correlation surface (2R+1, 2R+1) of the map inside ``margin_px`` of the borders."""
         img_t = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
-        map_t = map_edge_tensor(map_, sigma_px=self.sigma_px)
+        map_t = map_edge_tensor(map_, valid, sigma_px=self.sigma_px)
         if margin_px > 0:
             core = np.zeros(map_t.shape[-2:], bool)
             core[margin_px:-margin_px or None, margin_px:-margin_px or None] = True

@@ -102,7 +102,7 @@ class LocalOffsetPredictor:
         if not np.any(map_[0]):
             return np.zeros((2, H, W), np.float32)
         img_full = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
-        map_full = map_edge_tensor(map_, sigma_px=self.sigma_px)
+        map_full = map_edge_tensor(map_, valid, sigma_px=self.sigma_px)
         stages: list[_GridField] = []
         for i, level in enumerate(self.levels):
             stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0)))

@@ -28,7 +28,7 @@ class TVL1Predictor:
     name = "tvl1"
     gsd_m: float | None = None
 
-    def __init__(self, *, factor: int = 4, attachment: float = 10.0, tightness: float = 0.3,
+    def __init__(self, *, factor: int = 4, attachment: float = 2.0, tightness: float = 0.3,
                  num_warp: int = 5, num_iter: int = 20, smooth_px: float = 2.0) -> None:
         self.factor = int(factor)
         self.attachment, self.tightness = float(attachment), float(tightness)
@@ -41,7 +41,7 @@ class TVL1Predictor:
         if not np.any(map_[0]):
             return np.zeros((2, H, W), np.float32)
         f = self.factor
-        ref = edge_strength(downsample_mean(map_edge_tensor(map_), f))
+        ref = edge_strength(downsample_mean(map_edge_tensor(map_, valid), f))
         mov = edge_strength(downsample_mean(image_edge_tensor(image, valid), f))
         s = self.smooth_px / f
         ref = _unit(ndimage.gaussian_filter(ref, s))

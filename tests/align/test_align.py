@@ -1,0 +1,211 @@
+"""``align`` end to end on the Austin sample: outputs, order, attributes, CRS, tiling, accuracy."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from click.testing import CliRunner
+from scipy import ndimage
+
+from geoalign.align import ComposedPredictor, TileSource, WorkGrid, align_raster, predict_tiled
+from geoalign.baselines import LocalOffsetPredictor
+from geoalign.io.raster import RasterReader
+from geoalign.io.vectors import read_vectors
+
+from .conftest import median_error, smooth_misalignment
+
+AMPLITUDE_PX = 8.0
+
+
+@pytest.fixture(scope="module")
+def misaligned(austin, austin_px, tmp_path_factory):
+    """Austin buildings misaligned by a known smooth field, with attributes and an outside feature."""
+    image, _, grid, geoms = austin_px
+    mis, _ = smooth_misalignment(geoms, image.shape[1:], AMPLITUDE_PX, seed=11)
+    crs_geoms = list(grid.to_crs_coords(mis))
+    outside = shapely.box(620000, 3340000, 620020, 3340020)  # km away from the raster
+    crs_geoms.insert(3, outside)
+    n = len(crs_geoms)
+    gdf = gpd.GeoDataFrame(
+        {"fid_src": np.arange(n) * 10, "name": [f"b{i}" for i in range(n)], "height_m": np.linspace(3, 30, n)},
+        geometry=crs_geoms, crs=grid.crs,
+    )
+    d = tmp_path_factory.mktemp("misaligned")
+    native, wgs84 = d / "native.geojson", d / "wgs84.gpkg"
+    gdf.to_file(native, driver="GeoJSON")
+    gdf.to_crs(4326).to_file(wgs84, driver="GPKG")
+    truth = list(geoms)
+    truth.insert(3, None)
+    return {"native": native, "wgs84": wgs84, "truth_px": truth, "grid": grid, "dir": d, "n": n}
+
+
+@pytest.fixture(scope="module")
+def aligned_native(austin, misaligned):
+    return align_raster(austin["image"], misaligned["native"], misaligned["dir"] / "out_native",
+                        LocalOffsetPredictor(), tile_px=512, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def aligned_wgs84(austin, misaligned):
+    return align_raster(austin["image"], misaligned["wgs84"], misaligned["dir"] / "out_wgs84",
+                        LocalOffsetPredictor(), tile_px=512, show_progress=False)
+
+
+def test_outputs_exist_and_field_is_on_the_image_grid(austin, aligned_native):
+    out = aligned_native.out_dir
+    for name in ("aligned.geojson", "aligned.gpkg", "displacement.tif", "overlay.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with rasterio.open(out / "displacement.tif") as f, rasterio.open(austin["image"]) as img:
+        assert f.count == 2 and f.dtypes == ("float32", "float32")
+        assert (f.width, f.height, f.transform, f.crs) == (img.width, img.height, img.transform, img.crs)
+        assert f.profile.get("tiled") and f.profile.get("compress")
+    assert not list(out.glob(".*part*"))  # no temporary left behind
+
+
+def test_order_attributes_vertex_counts_kept_and_outside_flagged(misaligned, aligned_native):
+    src = read_vectors(misaligned["native"])
+    for path in ("aligned.geojson", "aligned.gpkg"):
+        out = read_vectors(aligned_native.out_dir / path)
+        assert len(out) == len(src) == misaligned["n"]
+        for col in ("fid_src", "name", "height_m"):
+            assert list(out[col]) == list(src[col])
+        assert list(shapely.get_num_coordinates(out.geometry.values)) == \
+            list(shapely.get_num_coordinates(src.geometry.values))
+        assert out.crs == src.crs
+        assert list(out["outside_image"]) == [i == 3 for i in range(len(src))]
+        assert out.geometry.values[3].equals_exact(src.geometry.values[3], 0.0)
+        assert out["shift_m"].iloc[3] == 0.0
+        moved = ~out["outside_image"].to_numpy()
+        assert (out["shift_m"][moved] > 0).mean() > 0.9
+        assert out["shift_m"].max() < AMPLITUDE_PX * 0.3 * 2
+
+
+def test_vertices_move_by_the_written_field_and_errors_shrink(misaligned, aligned_native):
+    grid = misaligned["grid"]
+    src = read_vectors(misaligned["native"])
+    out = read_vectors(aligned_native.out_dir / "aligned.geojson")
+    idx = [i for i in range(len(src)) if i != 3]
+    before = grid.to_pixels(np.asarray(src.geometry.values, dtype=object)[idx])
+    after = grid.to_pixels(np.asarray(out.geometry.values, dtype=object)[idx])
+    truth = np.array(misaligned["truth_px"], dtype=object)[idx]
+    t = shapely.get_coordinates(truth)
+    b, a = shapely.get_coordinates(before), shapely.get_coordinates(after)
+    eb, ea = median_error(b, t), median_error(a, t)
+    assert eb > 3.0 and ea < 0.45 * eb, (eb, ea)
+    # The move of each vertex is the field sampled bilinearly there (pixel-corner coordinates).
+    with rasterio.open(aligned_native.out_dir / "displacement.tif") as f:
+        field = f.read().astype(np.float64)
+    k = 100
+    x, y = b[k] - 0.5
+    expect = [ndimage.map_coordinates(field[c], [[y], [x]], order=1)[0] for c in range(2)]
+    b_crs = shapely.get_coordinates(np.asarray(src.geometry.values, dtype=object)[idx])
+    a_crs = shapely.get_coordinates(np.asarray(out.geometry.values, dtype=object)[idx])
+    assert np.allclose(a_crs[k] - b_crs[k], expect, atol=1e-4)
+    shift = np.hypot(*(a_crs - b_crs).T)
+    first = shapely.get_num_coordinates(src.geometry.values[0])
+    assert out["shift_m"].iloc[0] == pytest.approx(shift[:first].mean(), rel=1e-3)
+
+
+def test_crs_mismatch_is_reprojected(misaligned, aligned_native, aligned_wgs84):
+    out84 = read_vectors(aligned_wgs84.out_dir / "aligned.gpkg")
+    assert out84.crs.to_epsg() == 4326
+    native = read_vectors(aligned_native.out_dir / "aligned.geojson")
+    back = out84.to_crs(native.crs)
+    moved = ~native["outside_image"].to_numpy()
+    a = shapely.get_coordinates(np.asarray(back.geometry.values, dtype=object)[moved])
+    b = shapely.get_coordinates(np.asarray(native.geometry.values, dtype=object)[moved])
+    assert np.median(np.hypot(*(a - b).T)) < 0.05  # metres: the same alignment
+    assert list(out84["outside_image"]) == list(native["outside_image"])
+
+
+class _SmoothContentPredictor:
+    """A predictor whose output is a smooth function of the image content around each pixel."""
+
+    gsd_m = None
+    context_px = 16
+
+    def predict(self, image, valid, map_):
+        g = ndimage.gaussian_filter(image.mean(axis=0), 3.0, truncate=4.0)
+        return np.stack([8 * g - 4, 4 - 8 * g]).astype(np.float32)
+
+
+def _run_tiled(reader, geoms, predictor, tile_px):
+    grid = WorkGrid.for_predictor(reader, None)
+    out = np.zeros((2, grid.height, grid.width), np.float32)
+
+    def sink(r0, strip):
+        out[:, r0:r0 + strip.shape[1]] = strip
+
+    predict_tiled(TileSource(reader, grid, geoms), predictor, tile_px=tile_px, blend_px=32,
+                  sink=sink, show_progress=False)
+    return out
+
+
+def test_tiled_blended_equals_untiled_no_seams(austin):
+    geoms = np.array([shapely.box(-100, -100, 1100, 1100)], dtype=object)  # every tile has "buildings"
+    with RasterReader(austin["image"]) as reader:
+        whole = _run_tiled(reader, geoms, _SmoothContentPredictor(), 1024)
+        tiled = _run_tiled(reader, geoms, _SmoothContentPredictor(), 200)
+    assert np.abs(tiled - whole).max() < 1e-3
+
+
+def test_tiles_without_buildings_get_zero_field(austin, austin_px, tmp_path):
+    _, _, grid, geoms = austin_px
+    corner = [g for g in geoms if g.bounds[2] < 300 and g.bounds[3] < 300]
+    assert corner
+    path = tmp_path / "corner.geojson"
+    gpd.GeoDataFrame({"i": range(len(corner))}, geometry=list(grid.to_crs_coords(np.array(corner, dtype=object))),
+                     crs=grid.crs).to_file(path, driver="GeoJSON")
+    res = align_raster(austin["image"], path, tmp_path / "out", _SmoothContentPredictor(), tile_px=256,
+                       show_progress=False)
+    with rasterio.open(res.paths["displacement"]) as f:
+        field = f.read()
+    assert res.tiles == 16 and res.tiles_with_buildings < 16
+    assert not np.any(field[:, 600:, :]) and not np.any(field[:, :, 600:])
+    assert np.any(field[:, :200, :200])
+
+
+class _ConstantPredictor:
+    def __init__(self, dx, dy, gsd_m=None):
+        self.dx, self.dy, self.gsd_m, self.context_px = dx, dy, gsd_m, 0
+
+    def predict(self, image, valid, map_):
+        f = np.empty((2, *image.shape[1:]), np.float32)
+        f[0], f[1] = self.dx, self.dy
+        return f
+
+
+def test_predictor_gsd_resampling_maps_the_field_back(austin, misaligned, tmp_path):
+    # Works at 0.6 m (2× the image's 0.3 m): 1 working px = 2 image px = 0.6 m.
+    res = align_raster(austin["image"], misaligned["native"], tmp_path, _ConstantPredictor(1.0, -2.0, 0.6),
+                       show_progress=False)
+    with rasterio.open(res.paths["displacement"]) as f:
+        field = f.read()
+    assert np.allclose(field[0], 0.6, atol=1e-3) and np.allclose(field[1], 1.2, atol=1e-3)  # north positive
+
+
+def test_composed_predictors_add_constant_fields(austin_px):
+    image, valid, _, _ = austin_px
+    m = np.zeros((3, 64, 64), np.float32)
+    m[0, 20:40, 20:40] = 1
+    combo = ComposedPredictor([_ConstantPredictor(2.0, 1.0), _ConstantPredictor(-0.5, 3.0)])
+    f = combo.predict(image[:, :64, :64], valid[:64, :64], m)
+    assert np.allclose(f[0], 1.5) and np.allclose(f[1], 4.0)
+
+
+def test_cli_align_and_bad_input(austin, misaligned, tmp_path):
+    from cli.main import main
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["align", str(austin["image"]), str(misaligned["native"]), "-o",
+                             str(tmp_path / "o"), "--method", "global", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "aligned" in r.output and "global" in r.output
+    assert (tmp_path / "o" / "aligned.gpkg").exists()
+    r = runner.invoke(main, ["align", str(austin["image"]), str(tmp_path / "missing.geojson"), "-o",
+                             str(tmp_path / "p")])
+    assert r.exit_code == 1 and "no such vector file" in r.output and "Traceback" not in r.output
