@@ -20,7 +20,7 @@ from geoalign.align.resolve import ALL_METHODS
               help="Predictor: classical global|local|tvl1, learned, or local+learned.")
 @click.option("--search-px", type=int, default=40, show_default=True,
               help="Largest displacement the classical methods search for, in pixels of the working grid.")
-@click.option("--tile-px", type=int, default=1024, show_default=True, help="Tile core size (working pixels).")
+@click.option("--tile-px", type=int, default=2048, show_default=True, help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def align(image, buildings, out_dir, model_dir, method, search_px, tile_px, layer, no_progress) -> None:

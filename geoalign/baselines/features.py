@@ -64,7 +64,11 @@ def edge_strength(tensor: np.ndarray) -> np.ndarray:
 
 
 def downsample_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Block-average the last two axes by an integer factor (pads the far edges by reflection)."""
+    """Block-average the last two axes by an integer factor (pads the far edges by reflection).
+
+    Powers of two are done as repeated 2×2 sums of strided views (several times faster than a
+    reshaped mean).
+    """
     if factor == 1:
         return array
     h, w = array.shape[-2:]
@@ -72,6 +76,12 @@ def downsample_mean(array: np.ndarray, factor: int) -> np.ndarray:
     if ph or pw:
         pad = [(0, 0)] * (array.ndim - 2) + [(0, ph), (0, pw)]
         array = np.pad(array, pad, mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+    if factor & (factor - 1) == 0:
+        out = array.astype(np.float32, copy=False)
+        while factor > 1:
+            out = 0.25 * (out[..., 0::2, 0::2] + out[..., 1::2, 0::2] + out[..., 0::2, 1::2] + out[..., 1::2, 1::2])
+            factor //= 2
+        return out
     H, W = array.shape[-2:]
     shaped = array.reshape(*array.shape[:-2], H // factor, factor, W // factor, factor)
     return shaped.mean(axis=(-3, -1), dtype=np.float32)

@@ -49,7 +49,7 @@ def draw_overlay(image: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int
                     draw.line([tuple(p) for p in xy], fill=colour, width=width_px)
     path = Path(path)
     with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+        canvas.save(tmp, format="PNG", compress_level=1)
     return path
 
 
