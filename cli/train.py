@@ -15,8 +15,8 @@ from cli.options import seed_option, show_progress
               help="Model folder to write (weights, config, model card).")
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
               help="Iterative realignment rounds (train on D_r, realign D0 → D_{r+1}).")
-@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1), help="Training steps per round.")
-@click.option("--pretrain-steps", default=800, show_default=True, type=click.IntRange(0),
+@click.option("--steps", default=500, show_default=True, type=click.IntRange(1), help="Training steps per round.")
+@click.option("--pretrain-steps", default=500, show_default=True, type=click.IntRange(0),
               help="Steps on synthetic cities before the real data (0: none).")
 @click.option("--synthetic-pairs", default=3000, show_default=True, type=click.IntRange(1))
 @click.option("--synthetic-weight", default=0.3, show_default=True, type=click.FloatRange(0),

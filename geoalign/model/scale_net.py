@@ -9,6 +9,11 @@ stayed on the predict-zero plateau on real imagery):
 * an explicit local **cost volume** (PWC-Net / RAFT style): for every offset d in the search window
   ``[-R, R]²`` (R = ceil(range_px)), ``corr(q, d) = <f_map(q), f_img(q + d)>``, plus its soft-argmax
   (a displacement estimate that is right as soon as the features match);
+* a second, parameter-free cost volume between the map's edge channel and the image's normalized
+  gradient magnitude (the edge correlation of the classical baseline, computed per offset), so the
+  head has a useful matching signal from step 0 while the learned features are still random, and
+  its soft-argmax after summing over a 15×15 window (a local constant-offset edge search, the strong
+  classical competitor) as a 2-channel estimate the head can pass through and refine;
 * a head of dilated 3×3 convolutions over [cost volume (1×1-compressed), soft-argmax, map features] that regularizes
   the matches into a smooth field, bounded by ``tanh · range_px``;
 * an auxiliary building-segmentation head on the image features (mapalignment used one): it teaches
@@ -18,8 +23,8 @@ Padding rule: every convolution is 3×3 with "same" zero padding, the cost volum
 features with zeros, so any H×W works and the output has the input's size; the chain
 (:mod:`geoalign.model.chain`) pads inputs to a multiple of 2^max_scale.
 
-Size (defaults ``features=16, hidden=32, range_px=2.5``): :func:`count_parameters` gives 50,548
-parameters; :func:`flops_per_megapixel` ≈ 0.11 GFLOP (multiply-adds ×2) per megapixel of the scale's grid.
+Size (defaults ``features=12, hidden=16, range_px=2.5``): :func:`count_parameters` gives 17,381
+parameters; :func:`flops_per_megapixel` ≈ 36 GFLOP (multiply-adds ×2) per megapixel of the scale's grid.
 """
 
 from __future__ import annotations
@@ -66,6 +71,31 @@ def image_gradients(image: torch.Tensor) -> torch.Tensor:
     return torch.cat([g * 4.0, mag * 4.0], dim=1)
 
 
+def edge_map(map_: torch.Tensor) -> torch.Tensor:
+    """The map's edge channel (channel 1 of ("fill", "edges", "vertices")), or the fill's outline."""
+    if map_.shape[1] > 1:
+        return map_[:, 1:2]
+    return (map_[:, :1] - F.avg_pool2d(map_[:, :1], 3, 1, 1, count_include_pad=False)).abs() * 4
+
+
+def edge_image(image: torch.Tensor) -> torch.Tensor:
+    """Luminance gradient magnitude, normalized by its mean over the patch (contrast-invariant)."""
+    mag = image_gradients(image)[:, 2:3]
+    return mag / (mag.mean(dim=(2, 3), keepdim=True) + 1e-3)
+
+
+def local_offset_estimate(corr: torch.Tensor, offsets: torch.Tensor, half_window_px: int,
+                          temperature: torch.Tensor) -> torch.Tensor:
+    """Soft-argmax offset of a cost volume summed over a (2h+1)² window: a local constant-offset
+    search (the classical per-window edge correlation) as a dense 2-channel estimate."""
+    k = 2 * half_window_px + 1
+    agg = F.avg_pool2d(corr, (k, 1), stride=1, padding=(half_window_px, 0), count_include_pad=False)
+    agg = F.avg_pool2d(agg, (1, k), stride=1, padding=(0, half_window_px), count_include_pad=False)
+    agg = agg / (agg.mean(dim=1, keepdim=True) + 1e-3)  # relative to the mean over offsets
+    prob = torch.softmax(agg * temperature, dim=1)
+    return torch.einsum("nkhw,ck->nchw", prob, offsets)
+
+
 def cost_volume(f_map: torch.Tensor, f_img: torch.Tensor, search_px: int) -> torch.Tensor:
     """``corr[:, k](q) = <f_map(q), f_img(q + d_k)>`` for offsets d_k in [-R, R]², row-major (dy, dx)."""
     r = search_px
@@ -89,13 +119,15 @@ class ScaleNet(nn.Module):
         self.image_encoder = _encoder(3 + 3, f)
         self.map_encoder = _encoder(config.map_channels, f)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.log_edge_temperature = nn.Parameter(torch.tensor(math.log(5.0)))
+        self.edge_window_px = 7  # half-width of the window over which edge matches are summed
         n_off = (2 * r + 1) ** 2
         offs = torch.arange(-r, r + 1, dtype=torch.float32)
         dy, dx = torch.meshgrid(offs, offs, indexing="ij")
         self.register_buffer("offsets", torch.stack([dx.reshape(-1), dy.reshape(-1)]), persistent=False)
-        self.compress = nn.Sequential(nn.Conv2d(n_off, hd, 1), nn.ReLU(inplace=True))
+        self.compress = nn.Sequential(nn.Conv2d(2 * n_off, hd, 1), nn.ReLU(inplace=True))
         self.head = nn.Sequential(
-            nn.Conv2d(hd + 2 + f, hd, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hd + 4 + f, hd, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(hd, hd, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
             nn.Conv2d(hd, hd, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
             nn.Conv2d(hd, 2, 3, padding=1),
@@ -115,9 +147,12 @@ class ScaleNet(nn.Module):
         fi = F.normalize(feats_img, dim=1)
         fm = F.normalize(feats_map, dim=1)
         corr = cost_volume(fm, fi, self.config.search_px)
+        edge_corr = cost_volume(edge_map(map_), edge_image(image), self.config.search_px)
+        edge_soft = local_offset_estimate(edge_corr, self.offsets, self.edge_window_px,
+                                          self.log_edge_temperature.exp()) / self.config.range_px
         prob = torch.softmax(corr * self.log_temperature.exp(), dim=1)
         soft = torch.einsum("nkhw,ck->nchw", prob, self.offsets) / self.config.range_px
-        x = torch.cat([self.compress(corr), soft, fm], dim=1)
+        x = torch.cat([self.compress(torch.cat([corr, edge_corr], dim=1)), soft, edge_soft, fm], dim=1)
         field = torch.tanh(self.head(x)) * self.config.range_px
         return field, self.segmentation(feats_img)
 

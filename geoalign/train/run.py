@@ -42,7 +42,7 @@ def dataset_sources(dataset_dir: str | Path) -> tuple[list[SourcePair], DatasetC
 
 def train_model(
     dataset_dir: str | Path, model_dir: str | Path, *, work_dir: str | Path | None = None, rounds: int = 3,
-    steps: int = 1000, pretrain_steps: int = 800, synthetic_pairs: int = 3000, synthetic_weight: float = 0.3,
+    steps: int = 500, pretrain_steps: int = 500, synthetic_pairs: int = 3000, synthetic_weight: float = 0.3,
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(),
 ) -> dict:

@@ -229,6 +229,8 @@ def train_chain(
         ema = ratio if ema is None else 0.98 * ema + 0.02 * ratio
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", vs_zero=f"{ema:.2f}")
+        if not progress and step % 25 == 0:
+            print(f"step {step} loss {loss.item():.4f} field/zero(ema) {ema:.3f}", flush=True)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
         if step % config.val_every == 0 or step == config.steps:

@@ -61,7 +61,7 @@ def test_scale_net_any_size_and_bound(shape):
 
 
 def test_parameter_count_documented():
-    assert count_parameters(ScaleNet()) == 16308
+    assert count_parameters(ScaleNet()) == 17381
 
 
 @pytest.mark.parametrize("shape", [(37, 41), (64, 48)])
