@@ -35,10 +35,14 @@ def soft_density(model: nn.Module, data: Data, reference: Data | None = None,
     """
     problem = make_problem(model, output, params)
     ref = data if reference is None else reference
-    use_fused = _fused.applies(problem) if fused is None else fused
-    if use_fused:
-        G, W = _fused.whitened_sum(problem, ref, batch_size, rtol)
-    else:
+    G = None
+    if _fused.applies(problem) if fused is None else fused:
+        try:
+            G, W = _fused.whitened_sum(problem, ref, batch_size, rtol)
+        except _fused.Unsupported:
+            if fused:
+                raise
+    if G is None:
         sums, W = weighted_gradient_sums(problem, ref, None, chunk_size, rtol)
         G = sums[0]  # (d, p)
     d = G.shape[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._model import Data, Output, Params, make_problem
+from ._model import Data, Output, Params, make_problem, num_samples
 from ._pairwise import DEFAULT_BLOCK_BYTES, similarity_blocks
 from ._sketch import CountSketch
 from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
@@ -64,7 +64,18 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
 
 
 def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> Tensor:
-    return torch.cat([normalize_jacobians(J, rtol)[0] for J in iter_jacobians(problem, data, chunk_size)])
+    """All whitened Jacobians (N, d, p), written in place when N is known (no copy)."""
+    n = num_samples(data)
+    if n is None:
+        return torch.cat([normalize_jacobians(J, rtol)[0] for J in iter_jacobians(problem, data, chunk_size)])
+    out = None
+    start = 0
+    for J in iter_jacobians(problem, data, chunk_size):
+        if out is None:
+            out = J.new_empty(n, *J.shape[1:])
+        out[start:start + J.shape[0]] = normalize_jacobians(J, rtol)[0]
+        start += J.shape[0]
+    return out
 
 
 def _sketches(Jn: Tensor, sketch: CountSketch, block: int = 256) -> Tensor:
@@ -72,10 +83,19 @@ def _sketches(Jn: Tensor, sketch: CountSketch, block: int = 256) -> Tensor:
     return z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
 
 
-def _rerank(Jq: Tensor, Jr: Tensor, cand: Tensor, kind: str) -> Tensor:
-    """Exact k for each query (b, d, p) against its candidates Jr[cand] (b, L, d, p)."""
-    KC = torch.einsum("bip,bljp->blij", Jq, Jr[cand])
-    return scalar_similarity(KC, kind)
+def _leading_order(z: Tensor, iters: int = 20) -> Tensor:
+    """Order samples along the leading principal direction of their sketches.
+
+    Samples that are neighbours tend to sit next to each other in this order, so a block of
+    consecutive queries shares most of its candidates and re-ranking becomes a few dense
+    matrix products instead of N·L scattered row reads.
+    """
+    zc = z - z.mean(0)
+    v = torch.ones(z.shape[1], dtype=z.dtype)
+    for _ in range(iters):
+        v = zc.T @ (zc @ v)
+        v = v / v.norm().clamp_min(torch.finfo(z.dtype).tiny)
+    return (zc @ v).argsort()
 
 
 def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
@@ -86,22 +106,27 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
     sketch = CountSketch(Jq.shape[1] * Jq.shape[2], sketch_dim, seed)
     zq = _sketches(Jq, sketch)
     zr = zq if reference is None else _sketches(Jr, sketch)
-    L = min(shortlist, Jr.shape[0])
-    scores, indices = [], []
-    block = 256
-    sub = max(1, (1 << 25) // max(1, L * Jr[0].numel()))  # ≤ 32 M numbers gathered at once
-    for i in range(0, Jq.shape[0], block):
-        approx = zq[i:i + block] @ zr.T  # (b, N_ref)
+    nq, nr = Jq.shape[0], Jr.shape[0]
+    L = min(shortlist, nr - int(exclude))
+    k = min(k, L)
+    scores = torch.empty(nq, k, dtype=Jq.dtype)
+    indices = torch.empty(nq, k, dtype=torch.long)
+    block = 128
+    order = _leading_order(zq)
+    for i in range(0, nq, block):
+        rows = order[i:i + block]
+        approx = zq[rows] @ zr.T  # (b, N_ref)
         if exclude:
-            r = torch.arange(i, i + approx.shape[0])
-            approx[torch.arange(approx.shape[0]), r] = float("-inf")
+            approx[torch.arange(len(rows)), rows] = float("-inf")
         cand = approx.topk(L, dim=1).indices  # (b, L)
-        exact = torch.cat([_rerank(Jq[i + j:i + min(j + sub, cand.shape[0])], Jr, cand[j:j + sub], kind)
-                           for j in range(0, cand.shape[0], sub)])
-        top = exact.topk(min(k, L), dim=1)
-        scores.append(top.values)
-        indices.append(cand.gather(1, top.indices))
-    return torch.cat(scores), torch.cat(indices)
+        # Exact scores against the union of the block's candidates: one dense product.
+        union, pos = torch.unique(cand, return_inverse=True)
+        KC = torch.einsum("bip,ujp->buij", Jq[rows], Jr.index_select(0, union))
+        exact = scalar_similarity(KC, kind).gather(1, pos)  # (b, L)
+        top = exact.topk(k, dim=1)
+        scores[rows] = top.values
+        indices[rows] = cand.gather(1, top.indices)
+    return scores, indices
 
 
 def similarity_histogram(model: nn.Module, data: Data, reference: Data | None = None,

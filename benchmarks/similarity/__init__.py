@@ -1,0 +1,1 @@
+"""Benchmarks of the similarity library: sine toy, digits enforcement, speed and memory."""
