@@ -98,3 +98,20 @@ def train_model(
     }
     write_card(model_dir, card)
     return card
+
+
+def export_latest(work_dir: str | Path, model_dir: str | Path, *, gsd_m: float | None) -> Path:
+    """Write the newest training checkpoint of an unfinished run as a model folder (an intermediate model).
+
+    Looks at the last round's checkpoint, else the pre-training one.
+    """
+    work_dir = Path(work_dir)
+    ordered = list(reversed(sorted((work_dir / "rounds").glob("round*/train/" + STATE)))) + [work_dir / "pretrain" / STATE]
+    for path in ordered:
+        if path.exists():
+            st = load_state(path)
+            chain = Chain(ChainConfig.from_json(json.loads(st["chain_config"])))
+            chain.load_state_dict(st["model"])
+            save_model(chain, model_dir, gsd_m=gsd_m, extra={"intermediate": {"checkpoint": str(path), "step": int(st["step"])}})
+            return path
+    raise FileNotFoundError(f"no training checkpoint under {work_dir}")
