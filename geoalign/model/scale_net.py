@@ -84,13 +84,27 @@ def edge_image(image: torch.Tensor) -> torch.Tensor:
     return mag / (mag.mean(dim=(2, 3), keepdim=True) + 1e-3)
 
 
+def box_mean(x: torch.Tensor, half_px: int, dim: int) -> torch.Tensor:
+    """Mean over [i - h, i + h] ∩ grid along ``dim`` (= avg_pool with count_include_pad=False),
+    by cumulative sums and slices: O(1) per pixel, far faster than avg_pool2d with long kernels on CPU."""
+    n = x.shape[dim]
+    h = min(half_px, n - 1)
+    c = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.cumsum(dim)], dim=dim)  # c[k] = sum x[:k]
+    last, first = c.narrow(dim, n, 1), c.narrow(dim, 0, 1)
+    hi = torch.cat([c.narrow(dim, h + 1, n - h), last.expand_as(c.narrow(dim, 0, h))], dim=dim)
+    lo = torch.cat([first.expand_as(c.narrow(dim, 0, h)), c.narrow(dim, 0, n - h)], dim=dim)
+    i = torch.arange(n, device=x.device)
+    count = ((i + h + 1).clamp(max=n) - (i - h).clamp(min=0)).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return (hi - lo) / count.view(shape)
+
+
 def local_offset_estimate(corr: torch.Tensor, offsets: torch.Tensor, half_window_px: int,
                           temperature: torch.Tensor) -> torch.Tensor:
     """Soft-argmax offset of a cost volume summed over a (2h+1)² window: a local constant-offset
     search (the classical per-window edge correlation) as a dense 2-channel estimate."""
-    k = 2 * half_window_px + 1
-    agg = F.avg_pool2d(corr, (k, 1), stride=1, padding=(half_window_px, 0), count_include_pad=False)
-    agg = F.avg_pool2d(agg, (1, k), stride=1, padding=(0, half_window_px), count_include_pad=False)
+    agg = box_mean(box_mean(corr, half_window_px, -2), half_window_px, -1)
     agg = agg / (agg.mean(dim=1, keepdim=True) + 1e-3)  # relative to the mean over offsets
     prob = torch.softmax(agg * temperature, dim=1)
     return torch.einsum("nkhw,ck->nchw", prob, offsets)
@@ -139,7 +153,7 @@ class ScaleNet(nn.Module):
     @property
     def receptive_radius_px(self) -> int:
         """Pixels (of this scale) of context one output pixel depends on."""
-        return 4 + self.config.search_px + 8
+        return 4 + self.config.search_px + self.edge_window_px + 8
 
     def forward(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats_img = self.image_encoder(torch.cat([image, image_gradients(image)], dim=1))
