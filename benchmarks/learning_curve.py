@@ -76,7 +76,7 @@ def main() -> None:
     t = [p["time_s"] / 60 for p in points]
     ax.plot(t, [p["median_epe_px"] for p in points], "o-", label="chain (held-out median error)")
     ax.plot(t, [p["median_zero_px"] for p in points], "--", color="grey", label="predict-zero")
-    ax.axhline(base["median_epe_px"], color="orange", ls=":", label="constant-offset edge correlation")
+    ax.axhline(base["median_epe_px"], color="orange", ls=":", label="integer constant-offset edge search per pair (±3 px)")
     starts = {}
     for p in points:
         starts.setdefault(p["stage"], p["time_s"] / 60)
