@@ -24,8 +24,12 @@ class GlobalShiftPredictor:
     name = "global"
     gsd_m: float | None = None
 
-    def __init__(self, *, search_px: int = 40, window_px: int = 256, sigma_px: float = 1.0) -> None:
+    def __init__(self, *, search_px: int = 40, window_px: int = 256, sigma_px: float = 1.0,
+                 min_confidence: float = 6.0) -> None:
         self.search_px = int(search_px)
+        # Below this peak height (in standard deviations of the surface) the evidence is noise
+        # (seen with 1-2 small buildings): no shift is safer than a random one.
+        self.min_confidence = float(min_confidence)
         self.window_px = int(window_px)
         self.sigma_px = float(sigma_px)
         self.context_px = self.search_px  # the image must extend R beyond each map window
@@ -59,16 +63,21 @@ class GlobalShiftPredictor:
         if self._sum is None or not np.any(self._sum):
             self.offset_xy = np.zeros(2)
         else:
-            peak = find_peaks(self._sum[None].astype(np.float32), np.ones(1))
-            self.offset_xy = peak.offset_yx[0, ::-1].copy()
+            self.offset_xy = self._offset(self._sum)
         return self.offset_xy
+
+    def _offset(self, surface: np.ndarray) -> np.ndarray:
+        peak = find_peaks(surface[None].astype(np.float32), np.ones(1))
+        if peak.confidence[0] < self.min_confidence or peak.at_border[0]:
+            return np.zeros(2)
+        return peak.offset_yx[0, ::-1].copy()
 
     # --- FieldPredictor ----------------------------------------------------------------------
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         offset = self.offset_xy
         if offset is None:
             s = self.surface(image, valid, map_)
-            offset = find_peaks(s[None], np.ones(1)).offset_yx[0, ::-1] if np.any(s) else np.zeros(2)
+            offset = self._offset(s) if np.any(s) else np.zeros(2)
         field = np.empty((2, *image.shape[-2:]), np.float32)
         field[0], field[1] = offset[0], offset[1]
         return field
