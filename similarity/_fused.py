@@ -97,8 +97,12 @@ class _Pass:
             self.offsets[name] = (offset, p.numel())
             offset += p.numel()
 
-    def run(self, x: Tensor, rtol: float | None) -> tuple[Tensor, Tensor]:
-        """Returns Σ_x Ĵ(x) over the chunk (d, p) and K(x,x)^(-1/2) per sample (B, d, d)."""
+    def _trace(self, x: Tensor) -> tuple[int, int, list[tuple[Tensor, Tensor]]]:
+        """Forward with hooks, then one backward per output: (d, B, [(input, grads)] per layer).
+
+        ``grads`` stacks the gradients of each output component w.r.t. the layer's output,
+        (d, *output shape); samples do not mix, so row b is sample b's own gradient.
+        """
         records: dict[nn.Module, list] = {lay.module: [] for lay in self.layers}
 
         def hook(mod, inputs, out):
@@ -117,16 +121,51 @@ class _Pass:
         d, B = y.shape[1], y.shape[0]
         per_output = [torch.autograd.grad(y[:, a].sum(), outs, retain_graph=a < d - 1, allow_unused=True)
                       for a in range(d)]
-        K = torch.zeros(B, d, d, dtype=y.dtype)
-        saved = []
+        traced = []
         for i, lay in enumerate(self.layers):
             grads = [g[i] if g[i] is not None else torch.zeros_like(outs[i]) for g in per_output]
-            saved.append(self._layer_gram(lay, records[lay.module][0][0], torch.stack(grads), K))
+            traced.append((records[lay.module][0][0], torch.stack(grads)))
+        return d, B, traced
+
+    def run(self, x: Tensor, rtol: float | None) -> tuple[Tensor, Tensor]:
+        """Returns Σ_x Ĵ(x) over the chunk (d, p) and K(x,x)^(-1/2) per sample (B, d, d)."""
+        d, B, traced = self._trace(x)
+        dtype = traced[0][1].dtype
+        K = torch.zeros(B, d, d, dtype=dtype)
+        saved = [self._layer_gram(lay, a, grads, K) for lay, (a, grads) in zip(self.layers, traced)]
         W = inv_sqrt_psd(K, rtol)
-        G = torch.zeros(d, self.problem.num_params, dtype=y.dtype)
+        G = torch.zeros(d, self.problem.num_params, dtype=dtype)
         for lay, item in zip(self.layers, saved):
             self._layer_sum(lay, item, W, G)
         return G, W
+
+    def jacobians(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """The per-sample Jacobians of the chunk (B, d, p), written layer by layer into ``out``."""
+        d, B, traced = self._trace(x)
+        if out is None:
+            out = torch.empty(B, d, self.problem.num_params, dtype=traced[0][1].dtype)
+        for lay, (a, grads) in zip(self.layers, traced):
+            mod = lay.module
+            delta = _out_grads(mod, grads)  # (d, B, T, C)
+            if lay.bias:
+                o, n = self.offsets[lay.bias]
+                out[:, :, o:o + n] = delta.sum(2).transpose(0, 1)
+            if not lay.weight:
+                continue
+            o, n = self.offsets[lay.weight]
+            target = out[:, :, o:o + n]
+            if isinstance(mod, nn.Linear) and delta.shape[2] == 1:
+                C, D = delta.shape[3], a.shape[-1]
+                torch.mul(delta[:, :, 0].transpose(0, 1).unsqueeze(-1), a.reshape(B, 1, 1, D),
+                          out=target.view(B, d, C, D))
+            elif isinstance(mod, nn.Linear):
+                u = _patches(mod, a)
+                T, C = delta.shape[2], delta.shape[3]
+                target.copy_(torch.bmm(delta.permute(1, 0, 3, 2).reshape(B, d * C, T), u).reshape(B, d, n))
+            else:
+                target.copy_(_per_sample_conv_grad(mod, a, grads))
+        return out
+
 
     def _layer_gram(self, lay: _Layer, a: Tensor, grad: Tensor, K: Tensor):
         """Add the layer's per-sample ⟨g_a, g_b⟩ to K; return what ``_layer_sum`` needs.
@@ -219,6 +258,16 @@ def _summed_conv_grad(mod: nn.Module, a: Tensor, grad: Tensor) -> Tensor:
     gw = torch.ops.aten.convolution_backward(ga, a, w, None, stride, padding, dilation, False,
                                              out_pad, 1, [False, True, False])[1]
     return gw
+
+
+def iter_jacobians(problem: Problem, data: Data, batch_size: int):
+    """Stream per-sample Jacobians (B, d, p) like ``jacobians.iter_jacobians``, layer-wise."""
+    layers = _layers(problem)
+    if layers is None:
+        raise Unsupported("the model has parameters outside Linear/Conv layers")
+    engine = _Pass(problem, layers)
+    for x in iter_batches(data, batch_size):
+        yield engine.jacobians(x)
 
 
 def whitened_sum(problem: Problem, data: Data, batch_size: int,

@@ -15,17 +15,28 @@ from torch import Tensor
 
 
 class CountSketch:
-    """A fixed random map R^D -> R^m, reproducible from ``seed``."""
+    """A fixed random map R^D -> R^m, reproducible from ``seed``.
+
+    Buckets are balanced: a random permutation of the coordinates is cut into m equal runs
+    (the vector zero-padded to a multiple of m), each run summed with random signs. This is a
+    count sketch whose hash gives every bucket the same load, and it runs as one gather and
+    one reduction instead of a scatter.
+    """
 
     def __init__(self, dim_in: int, dim_out: int, seed: int = 0) -> None:
         gen = torch.Generator().manual_seed(seed)
         self.dim_in, self.dim_out = dim_in, dim_out
-        self.bucket = torch.randint(0, dim_out, (dim_in,), generator=gen)
-        self.sign = torch.randint(0, 2, (dim_in,), generator=gen).mul_(2).sub_(1)
+        self.per_bucket = -(-dim_in // dim_out)
+        padded = self.per_bucket * dim_out
+        self.perm = torch.randperm(padded, generator=gen)
+        self.sign = torch.randint(0, 2, (padded,), generator=gen).mul_(2).sub_(1)
 
     def __call__(self, u: Tensor) -> Tensor:
         """(n, D) -> (n, m)."""
         if u.shape[-1] != self.dim_in:
             raise ValueError(f"expected vectors of size {self.dim_in}, got {u.shape[-1]}")
-        z = torch.zeros(u.shape[0], self.dim_out, dtype=u.dtype)
-        return z.index_add_(1, self.bucket, u * self.sign.to(u.dtype))
+        pad = self.per_bucket * self.dim_out - self.dim_in
+        if pad:
+            u = torch.nn.functional.pad(u, (0, pad))
+        v = u.index_select(1, self.perm).mul_(self.sign.to(u.dtype))
+        return v.view(u.shape[0], self.dim_out, self.per_bucket).sum(-1)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
+from . import _fused
 from ._linalg import inv_sqrt_psd
 from ._model import Data, Output, Params, Problem, iter_batches, make_problem
 
@@ -24,8 +25,20 @@ def _chunk_jacobians(problem: Problem, x: Tensor) -> Tensor:
     return problem.flatten(tree, lead=2)
 
 
-def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Tensor]:
-    """Stream (chunk, d, p) Jacobians over ``data`` (a tensor or a re-iterable loader)."""
+def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK,
+                   fused: bool = True) -> Iterator[Tensor]:
+    """Stream (chunk, d, p) Jacobians over ``data`` (a tensor or a re-iterable loader).
+
+    With ``fused`` (the default inside the library) models made of Linear/Conv layers get
+    their Jacobians layer by layer from one batched forward and d backward passes
+    (``_fused``), several times faster than vmap on CPU; others use torch.func.
+    """
+    if fused and _fused.applies(problem):
+        try:
+            yield from _fused.iter_jacobians(problem, data, chunk_size)
+            return
+        except _fused.Unsupported:
+            pass  # weight sharing seen at run time, before anything was yielded
     for x in iter_batches(data, chunk_size):
         yield _chunk_jacobians(problem, x)
 
@@ -51,5 +64,5 @@ def jacobians(model: nn.Module, x: Data, output: Output | None = None,
     in eval mode: per-sample Jacobians are not defined through batch statistics.
     """
     problem = make_problem(model, output, params)
-    chunks = list(iter_jacobians(problem, x, chunk_size))
+    chunks = list(iter_jacobians(problem, x, chunk_size, fused=False))
     return torch.cat(chunks, dim=0)

@@ -17,8 +17,14 @@ KINDS = ("inner", "influence", "correlation", "rotation")
 
 
 def gram(ja: Tensor, jb: Tensor) -> Tensor:
-    """K(x,x') = J(x) J(x')ᵀ for all pairs: (Na, d, p), (Nb, d, p) -> (Na, Nb, d, d)."""
-    return torch.einsum("aip,bjp->abij", ja, jb)
+    """K(x,x') = J(x) J(x')ᵀ for all pairs: (Na, d, p), (Nb, d, p) -> (Na, Nb, d, d).
+
+    One matrix product (Na·d, p) @ (p, Nb·d), without copying either operand.
+    """
+    na, d, p = ja.shape
+    nb = jb.shape[0]
+    K = ja.reshape(na * d, p) @ jb.reshape(nb * d, p).T
+    return K.view(na, d, nb, d).transpose(1, 2)
 
 
 def correlation(ja: Tensor, jb: Tensor, rtol: float | None = None) -> Tensor:

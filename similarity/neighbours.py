@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._model import Data, Output, Params, make_problem, num_samples
+from . import _fused
+from ._linalg import inv_sqrt_psd
+from ._model import Data, Output, Params, iter_batches, make_problem, num_samples
 from ._pairwise import DEFAULT_BLOCK_BYTES, similarity_blocks
 from ._sketch import CountSketch
 from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
-from .kernels import scalar_similarity
+from .kernels import gram, scalar_similarity
 
 
 def _merge_topk(best: tuple[Tensor, Tensor] | None, scores: Tensor, index: Tensor,
@@ -68,9 +70,26 @@ def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> T
     n = num_samples(data)
     if n is None:
         return torch.cat([normalize_jacobians(J, rtol)[0] for J in iter_jacobians(problem, data, chunk_size)])
-    out = None
-    start = 0
-    for J in iter_jacobians(problem, data, chunk_size):
+    layers = _fused._layers(problem)
+    out, start = None, 0
+    if layers is not None:
+        try:
+            engine = _fused._Pass(problem, layers)
+            for x in iter_batches(data, chunk_size):
+                if out is None:
+                    d = problem(problem.params, x[:1].detach()).shape[1]
+                    out = x.new_empty(n, d, problem.num_params, dtype=next(iter(problem.params.values())).dtype)
+                J = engine.jacobians(x, out[start:start + x.shape[0]])
+                W = inv_sqrt_psd(J @ J.transpose(1, 2), rtol)
+                if J.shape[1] == 1:
+                    J.mul_(W)  # whiten in place: no second copy of the chunk
+                else:
+                    J.copy_(W @ J)
+                start += x.shape[0]
+            return out
+        except _fused.Unsupported:
+            out, start = None, 0
+    for J in iter_jacobians(problem, data, chunk_size, fused=False):
         if out is None:
             out = J.new_empty(n, *J.shape[1:])
         out[start:start + J.shape[0]] = normalize_jacobians(J, rtol)[0]
@@ -78,7 +97,8 @@ def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> T
     return out
 
 
-def _sketches(Jn: Tensor, sketch: CountSketch, block: int = 256) -> Tensor:
+def _sketches(Jn: Tensor, sketch: CountSketch) -> Tensor:
+    block = max(1, (1 << 22) // sketch.dim_in)  # ≤ 16 MB temporaries: reused, not page-faulted
     z = torch.cat([sketch(Jn[i:i + block].reshape(-1, sketch.dim_in)) for i in range(0, Jn.shape[0], block)])
     return z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
 
@@ -111,7 +131,7 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
     k = min(k, L)
     scores = torch.empty(nq, k, dtype=Jq.dtype)
     indices = torch.empty(nq, k, dtype=torch.long)
-    block = 128
+    block = int(min(128, max(8, (1 << 22) // Jr[0].numel())))  # gathered rows ≤ ~16 MB
     order = _leading_order(zq)
     for i in range(0, nq, block):
         rows = order[i:i + block]
@@ -121,7 +141,7 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
         cand = approx.topk(L, dim=1).indices  # (b, L)
         # Exact scores against the union of the block's candidates: one dense product.
         union, pos = torch.unique(cand, return_inverse=True)
-        KC = torch.einsum("bip,ujp->buij", Jq[rows], Jr.index_select(0, union))
+        KC = gram(Jq.index_select(0, rows), Jr.index_select(0, union))
         exact = scalar_similarity(KC, kind).gather(1, pos)  # (b, L)
         top = exact.topk(k, dim=1)
         scores[rows] = top.values

@@ -15,8 +15,12 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "similarity"
 
 
 def threads() -> int:
-    """2 threads at most (the machine is shared); SIMILARITY_BENCH_THREADS overrides."""
-    n = int(os.environ.get("SIMILARITY_BENCH_THREADS", "2"))
+    """1 thread by default (SIMILARITY_BENCH_THREADS overrides, 2 at most).
+
+    The machine's 2 cores are shared; with 2 threads a busy neighbour stalls every
+    parallel region and timings swing by 2-3×, while 1 thread gives stable ratios.
+    """
+    n = min(2, int(os.environ.get("SIMILARITY_BENCH_THREADS", "1")))
     torch.set_num_threads(n)
     return n
 

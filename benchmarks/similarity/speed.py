@@ -78,15 +78,29 @@ def density_rows(sizes: list[int], generic_sizes: list[int]) -> list[dict]:
     return rows
 
 
+def trained_sine_mlp(f: int = 4, steps: int = 600) -> torch.nn.Module:
+    """Neighbours of an untrained net are not meaningful: fit sin(2πfx) briefly first."""
+    torch.manual_seed(0)
+    model = sine_mlp()
+    x = torch.rand(2048, 1)
+    y = torch.sin(2 * torch.pi * f * x)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        (model(x) - y).square().mean().backward()
+        opt.step()
+    return model.eval()
+
+
 def topk_rows(sizes: list[int], k: int = 10) -> list[dict]:
     rows = []
     s = setups()[0]
-    model = s["model"]
+    model = trained_sine_mlp()
     for n in sizes:
         x = s["data"](n)
-        t_exact, (_, exact) = timed(sim.topk_neighbours, model, x, k=k, chunk_size=256)
+        t_exact, (_, exact) = timed(sim.topk_neighbours, model, x, k=k, chunk_size=128)
         t_approx, (_, approx) = timed(sim.topk_neighbours, model, x, k=k, method="approx",
-                                      sketch_dim=256, shortlist=4 * k, chunk_size=256)
+                                      sketch_dim=256, shortlist=4 * k, chunk_size=128)
         recall = sum(len(set(a) & set(b)) for a, b in zip(exact.tolist(), approx.tolist())) / (n * k)
         row = dict(model=s["name"], params=num_params(model), N=n, k=k, exact_s=t_exact,
                    approx_s=t_approx, speedup=t_exact / t_approx, recall=recall,

@@ -69,3 +69,16 @@ def test_unsupported_models_fall_back_to_torch_func(xs):
     assert _fused.applies(make_problem(shared))  # only visible while running
     torch.testing.assert_close(sim.soft_density(shared, xs), sim.soft_density(shared, xs, fused=False))
     assert torch.isfinite(sim.soft_density(bn, xs)).all()
+
+
+@pytest.mark.parametrize("name", ["mlp2", "cnn", "seq", "conv1d"])
+def test_fused_jacobians_equal_torch_func(name, mlp2, cnn, xs, images):
+    from similarity_reference import centre
+    torch.manual_seed(0)
+    model, x, out = {
+        "mlp2": (mlp2, xs, None), "cnn": (cnn, images, centre),
+        "seq": (SeqLinear().double(), torch.randn(7, 12), None),
+        "conv1d": (_conv1d().double(), torch.randn(6, 2, 8), lambda y: y[:, :2]),
+    }[name]
+    fast = torch.cat(list(_fused.iter_jacobians(make_problem(model, out), x, 4)))
+    torch.testing.assert_close(fast, sim.jacobians(model, x, out), rtol=1e-10, atol=1e-12)

@@ -1,0 +1,123 @@
+"""The paper's sine toy: the number of neighbours falls like 1/f as the frequency f grows.
+
+For f ∈ {1, 2, 4, 8, 16}, a small MLP learns y = sin(2πfx) from N = 2048 samples x ∈ [0, 1];
+then every density estimator of the library is computed on the training set and the
+log-log slope of the mean neighbour count against f is fitted (the paper: about −1).
+
+    python -m benchmarks.similarity.sine_toy
+
+Writes benchmarks/results/similarity/sine_toy.{json,png}.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import similarity as sim  # noqa: E402
+
+from .common import RESULTS, num_params, sine_mlp, threads, write_json  # noqa: E402
+
+N = 2048
+FREQS = [1, 2, 4, 8, 16]
+TAUS = [0.5, 0.75, 0.9]
+ALPHAS = [1.0, 2.0]
+STEPS = 4000
+
+
+def train(f: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, float]:
+    """Full-batch Adam with cosine decay; inputs are 2x − 1 so they are centred."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(N, 1, generator=gen).sort(0).values
+    y = torch.sin(2 * math.pi * f * x)
+    torch.manual_seed(seed)
+    model = sine_mlp(width=64, depth=3)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
+    inputs = 2 * x - 1
+    for _ in range(STEPS):
+        opt.zero_grad()
+        loss = (model(inputs) - y).square().mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    with torch.no_grad():
+        mse = (model(inputs) - y).square().mean().item()
+    return model, inputs, mse
+
+
+def estimators(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-sample neighbour counts by every estimator, over the training set itself."""
+    out = {"N_S (soft)": sim.soft_density(model, x).numpy()}
+    counts = sim.threshold_density(model, x, TAUS).numpy()
+    for tau, c in zip(TAUS, counts):
+        out[f"N_tau, tau={tau}"] = c.astype(float)
+    for alpha in ALPHAS:
+        out[f"N_alpha+, alpha={alpha:g}"] = sim.positive_density(model, x, alpha).numpy()
+    factor = sim.denoising_factor(model, x).numpy()
+    out["1/denoising_factor^2 (effective)"] = 1.0 / factor ** 2
+    return out
+
+
+def main() -> None:
+    threads()
+    t0 = time.perf_counter()
+    per_f: dict[int, dict] = {}
+    curves = {}
+    for f in FREQS:
+        model, x, mse = train(f)
+        est = estimators(model, x)
+        per_f[f] = dict(mse=mse, params=num_params(model),
+                        mean={k: float(v.mean()) for k, v in est.items()},
+                        median={k: float(np.median(v)) for k, v in est.items()})
+        with torch.no_grad():
+            curves[f] = (x[:, 0].numpy(), model(x)[:, 0].numpy(), est["N_S (soft)"])
+        print(f"f={f}: mse={mse:.2e} " + ", ".join(f"{k}={v:.1f}" for k, v in per_f[f]["mean"].items()),
+              flush=True)
+    logf = np.log(FREQS)
+    slopes = {}
+    for name in per_f[FREQS[0]]["mean"]:
+        means = np.array([per_f[f]["mean"][name] for f in FREQS])
+        medians = np.array([per_f[f]["median"][name] for f in FREQS])
+        slopes[name] = dict(mean=float(np.polyfit(logf, np.log(means), 1)[0]),
+                            median=float(np.polyfit(logf, np.log(np.maximum(medians, 1e-9)), 1)[0]))
+    payload = dict(N=N, freqs=FREQS, steps=STEPS, per_frequency=per_f, slopes=slopes,
+                   paper_slope=-1.0, seconds=time.perf_counter() - t0)
+    path = write_json("sine_toy", payload)
+    plot(per_f, slopes, curves)
+    for name, s in slopes.items():
+        print(f"slope {name}: mean {s['mean']:+.2f}, median {s['median']:+.2f}")
+    print(f"wrote {path}")
+
+
+def plot(per_f: dict, slopes: dict, curves: dict) -> None:
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.5))
+    for f, (x, pred, ns) in curves.items():
+        ax[0].plot(x, pred, lw=1, label=f"f={f}")
+        ax[2].plot(x, ns, lw=1, label=f"f={f}")
+    ax[0].set(xlabel="input 2x − 1", ylabel="prediction", title="learned sin(2πfx)")
+    ax[2].set(yscale="log", xlabel="input 2x − 1", ylabel="N_S per sample", title="soft density along x")
+    for name in slopes:
+        means = [per_f[f]["mean"][name] for f in FREQS]
+        ax[1].plot(FREQS, means, "o-", label=f"{name}: slope {slopes[name]['mean']:+.2f}")
+    ref = np.array(FREQS, dtype=float)
+    ax[1].plot(ref, per_f[FREQS[0]]["mean"]["N_S (soft)"] / ref, "k--", lw=1, label="1/f")
+    ax[1].set(xscale="log", yscale="log", xlabel="frequency f", ylabel="mean neighbour count",
+              title=f"neighbours vs frequency (N = {N})")
+    for a in ax:
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / "sine_toy.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
