@@ -85,7 +85,8 @@ class LocalOffsetPredictor:
     def __init__(
         self, *, search_px: int = 40,
         levels: tuple[Level, ...] | None = None,
-        outlier_px: float = 3.0, min_confidence: float = 3.0, sigma_px: float = 1.0,
+        outlier_px: float = 3.0, min_confidence: float = 3.0, first_level_extra: float = 1.0,
+        sigma_px: float = 1.0,
     ) -> None:
         self.search_px = int(search_px)
         coarse = 4 if search_px > 8 else 1
@@ -95,6 +96,7 @@ class LocalOffsetPredictor:
         )
         self.outlier_px = float(outlier_px)
         self.min_confidence = float(min_confidence)
+        self.first_level_extra = float(first_level_extra)
         self.sigma_px = float(sigma_px)
         # Context: the search range plus a quarter coarse window keeps tile borders consistent.
         self.context_px = self.search_px + self.levels[0].window_px // 4
@@ -145,7 +147,8 @@ class LocalOffsetPredictor:
         offset_full = peak.offset_yx[:, ::-1].T * f  # (2, N) dx, dy full-res px
         residual = (offset_full - prior_full).reshape(2, ny, nx)
         evidence = energy / energy.max() if energy.max() > 0 else energy
-        weight = np.sqrt(evidence) * np.clip(peak.confidence - self.min_confidence, 0.0, None)
+        threshold = self.min_confidence + (self.first_level_extra if aggregate else 0.0)
+        weight = np.sqrt(evidence) * np.clip(peak.confidence - threshold, 0.0, None)
         weight[peak.at_border | (energy <= 0)] = 0.0
         weight = weight.reshape(ny, nx)
         weight = self._reject_outliers(residual, weight)

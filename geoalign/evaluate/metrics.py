@@ -42,6 +42,14 @@ class VertexErrors:
     n_unmatched_truth: int
 
 
+def _key(value):
+    """Ids compare across formats: numpy scalars → Python, 12.0 → 12 (GPKG vs GeoJSON types)."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _index_by_id(gdf: gpd.GeoDataFrame, id_field: str, what: str) -> dict:
     if id_field not in gdf.columns:
         raise InputFileError(f"{what}: no field {id_field!r}; fields are {', '.join(map(str, gdf.columns))}.")
@@ -49,8 +57,7 @@ def _index_by_id(gdf: gpd.GeoDataFrame, id_field: str, what: str) -> dict:
     keep = ~gpd.pd.isna(ids)
     seen: dict = {}
     for pos in np.flatnonzero(keep):
-        key = ids[pos]
-        key = key.item() if hasattr(key, "item") else key
+        key = _key(ids[pos])
         if key in seen:
             raise InputFileError(f"{what}: id {key!r} appears more than once in {id_field!r}; ids must be unique.")
         seen[key] = pos
@@ -112,8 +119,7 @@ def _layer_px(path, grid: PixelGrid, id_field: str, what: str):
     gdf = reproject_to(gdf, grid.crs, source=str(path))
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     pos = np.array(sorted(index.values()), dtype=np.int64)
-    ids = [gdf[id_field].iloc[p] for p in pos]
-    ids = [k.item() if hasattr(k, "item") else k for k in ids]
+    ids = [_key(gdf[id_field].iloc[p]) for p in pos]
     return grid.to_pixels(geoms[pos]), ids
 
 

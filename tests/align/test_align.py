@@ -209,3 +209,26 @@ def test_cli_align_and_bad_input(austin, misaligned, tmp_path):
     r = runner.invoke(main, ["align", str(austin["image"]), str(tmp_path / "missing.geojson"), "-o",
                              str(tmp_path / "p")])
     assert r.exit_code == 1 and "no such vector file" in r.output and "Traceback" not in r.output
+    bad = tmp_path / "bad_model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (bad / "weights.pt").write_bytes(b"\x00garbage")
+    r = runner.invoke(main, ["align", str(austin["image"]), str(misaligned["native"]), "-o",
+                             str(tmp_path / "q"), "--model", str(bad)])
+    assert r.exit_code == 1 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "q" / "aligned.gpkg").exists()
+
+
+def test_default_predictor_falls_back_to_classical_until_a_model_is_validated():
+    from geoalign.align import resolve_predictor
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    predictor, name, note = resolve_predictor(None)
+    if read_card(DEFAULT_MODEL_DIR).get("align_pipeline") in ("learned", "local+learned"):
+        assert name == read_card(DEFAULT_MODEL_DIR)["align_pipeline"]
+    else:
+        assert name == "local" and "classical fallback" in note
+        assert isinstance(predictor, LocalOffsetPredictor)
+    with pytest.raises(ValueError, match="unknown method"):
+        resolve_predictor("magic")
