@@ -109,10 +109,11 @@ def run(methods: list[str], amplitudes: list[float], seeds: int) -> dict:
             results["skipped"][m] = str(err).splitlines()[0]
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
-        errors: dict = {m: {a: [] for a in amplitudes} for m in ["before", *predictors]}
         seconds: dict = {m: 0.0 for m in predictors}
         results["regions"] = {}
+        per_region: dict = {}
         for region, (img_path, vec_path) in SOURCES.items():
+            errors = per_region[region] = {m: {a: [] for a in amplitudes} for m in ["before", *predictors]}
             image, grid, truth, gsd = make_strip(tmp, img_path, vec_path, fraction)
             results["regions"][region] = {"raster_px": [grid.width, grid.height], "gsd_m": gsd,
                                           "n_buildings": int(len(truth))}
@@ -137,14 +138,20 @@ def run(methods: list[str], amplitudes: list[float], seeds: int) -> dict:
                         errors[m][amp].append(vertex_errors(got, truth, list(out["bid"]), ids).error_px)
                     print(f"{region} amplitude {amp:g} px seed {seed}: " + ", ".join(
                         f"{m} {np.median(errors[m][amp][-1]):.2f}" for m in errors), flush=True)
-    for m, per_amp in errors.items():
+    def rows_of(per_amp: dict) -> dict:
         rows = {}
         for amp, chunks in per_amp.items():
             e = np.concatenate(chunks)
             rows[f"{amp:g}"] = {"median_px": float(np.median(e)), "within_2px": float((e <= 2).mean()),
                                "within_4px": float((e <= 4).mean()), "n_vertices": int(len(e)),
                                "curve": accuracy_curve(e).tolist()}
-        results["methods"][m] = {"per_amplitude": rows, **({"seconds": seconds[m]} if m in seconds else {})}
+        return rows
+
+    for region, errors in per_region.items():
+        results["regions"][region]["methods"] = {m: {"per_amplitude": rows_of(pa)} for m, pa in errors.items()}
+    for m in ["before", *predictors]:
+        pooled = {a: [c for errs in per_region.values() for c in errs[m][a]] for a in amplitudes}
+        results["methods"][m] = {"per_amplitude": rows_of(pooled), **({"seconds": seconds[m]} if m in seconds else {})}
     results["tau_px"] = TAU_PX.tolist()
     return results
 
@@ -174,14 +181,18 @@ def plot(results: dict, path: Path) -> None:
 
 
 def table(results: dict) -> str:
-    lines = ["| method | amplitude px | median before → after px | ≤2 px | ≤4 px |", "|---|---|---|---|---|"]
-    before = results["methods"]["before"]["per_amplitude"]
-    for m, r in results["methods"].items():
-        if m == "before":
-            continue
-        for a, row in r["per_amplitude"].items():
-            lines.append(f"| {m} | {a} | {before[a]['median_px']:.2f} → {row['median_px']:.2f} | "
-                         f"{row['within_2px']:.0%} | {row['within_4px']:.0%} |")
+    lines = ["| region | method | amplitude px | median before → after px | ≤2 px | ≤4 px |",
+             "|---|---|---|---|---|---|"]
+    blocks = [(f"{k} ({v['n_buildings']} bldg)", v["methods"]) for k, v in results["regions"].items()]
+    blocks.append(("pooled vertices", results["methods"]))
+    for label, methods in blocks:
+        before = methods["before"]["per_amplitude"]
+        for m, r in methods.items():
+            if m == "before":
+                continue
+            for a, row in r["per_amplitude"].items():
+                lines.append(f"| {label} | {m} | {a} | {before[a]['median_px']:.2f} → {row['median_px']:.2f} | "
+                             f"{row['within_2px']:.0%} | {row['within_4px']:.0%} |")
     return "\n".join(lines)
 
 
