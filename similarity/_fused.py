@@ -103,6 +103,8 @@ class _Pass:
         ``grads`` stacks the gradients of each output component w.r.t. the layer's output,
         (d, *output shape); samples do not mix, so row b is sample b's own gradient.
         """
+        if not x.is_floating_point():
+            raise Unsupported("integer inputs: the graph cannot be traced from the input")
         records: dict[nn.Module, list] = {lay.module: [] for lay in self.layers}
 
         def hook(mod, inputs, out):

@@ -1,6 +1,6 @@
 """The paper's sine toy: the number of neighbours falls like 1/f as the frequency f grows.
 
-For f ∈ {1, 2, 4, 8, 16}, a small MLP learns y = sin(2πfx) from N = 2048 samples x ∈ [0, 1];
+For f ∈ {1, 2, 4, 8, 16}, a small MLP learns y = sin(2πfα) from N = 2048 samples α ∈ [0, 1];
 then every density estimator of the library is computed on the training set and the
 log-log slope of the mean neighbour count against f is fitted (the paper: about −1).
 
@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 import similarity as sim  # noqa: E402
 
-from .common import RESULTS, num_params, sine_mlp, threads, write_json  # noqa: E402
+from .common import RESULTS, num_params, threads, write_json  # noqa: E402
 
 N = 2048
 FREQS = [1, 2, 4, 8, 16]
@@ -32,16 +32,28 @@ ALPHAS = [1.0, 2.0]
 STEPS = 4000
 
 
-def train(f: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, float]:
-    """Full-batch Adam with cosine decay; inputs are 2x − 1 so they are centred."""
+def sine_net(width: int = 64, depth: int = 6) -> torch.nn.Sequential:
+    """The authors' toy network (netsimilarity's Simple1DInputNet): ReLU, 6 hidden layers of 64."""
+    layers: list[torch.nn.Module] = [torch.nn.Linear(2, width), torch.nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+
+
+def train(f: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, float]:
+    """Full-batch Adam with cosine decay on y = sin(2πfα).
+
+    As in the authors' code, α ∈ [0, 1] is fed as the point (cos 2πα, sin 2πα) on the circle,
+    so the input space has no boundary and every α has the same surroundings.
+    """
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(N, 1, generator=gen).sort(0).values
-    y = torch.sin(2 * math.pi * f * x)
+    alpha = torch.rand(N, generator=gen).sort().values
+    inputs = torch.stack([torch.cos(2 * math.pi * alpha), torch.sin(2 * math.pi * alpha)], 1)
+    y = torch.sin(2 * math.pi * f * alpha)[:, None]
     torch.manual_seed(seed)
-    model = sine_mlp(width=64, depth=3)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = sine_net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
-    inputs = 2 * x - 1
     for _ in range(STEPS):
         opt.zero_grad()
         loss = (model(inputs) - y).square().mean()
@@ -51,7 +63,7 @@ def train(f: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, float]:
     model.eval()
     with torch.no_grad():
         mse = (model(inputs) - y).square().mean().item()
-    return model, inputs, mse
+    return model, inputs, alpha, mse
 
 
 def estimators(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
@@ -73,13 +85,13 @@ def main() -> None:
     per_f: dict[int, dict] = {}
     curves = {}
     for f in FREQS:
-        model, x, mse = train(f)
+        model, x, alpha, mse = train(f)
         est = estimators(model, x)
         per_f[f] = dict(mse=mse, params=num_params(model),
                         mean={k: float(v.mean()) for k, v in est.items()},
                         median={k: float(np.median(v)) for k, v in est.items()})
         with torch.no_grad():
-            curves[f] = (x[:, 0].numpy(), model(x)[:, 0].numpy(), est["N_S (soft)"])
+            curves[f] = (alpha.numpy(), model(x)[:, 0].numpy(), est["N_S (soft)"])
         print(f"f={f}: mse={mse:.2e} " + ", ".join(f"{k}={v:.1f}" for k, v in per_f[f]["mean"].items()),
               flush=True)
     logf = np.log(FREQS)
@@ -103,8 +115,8 @@ def plot(per_f: dict, slopes: dict, curves: dict) -> None:
     for f, (x, pred, ns) in curves.items():
         ax[0].plot(x, pred, lw=1, label=f"f={f}")
         ax[2].plot(x, ns, lw=1, label=f"f={f}")
-    ax[0].set(xlabel="input 2x − 1", ylabel="prediction", title="learned sin(2πfx)")
-    ax[2].set(yscale="log", xlabel="input 2x − 1", ylabel="N_S per sample", title="soft density along x")
+    ax[0].set(xlabel="α (input: cos 2πα, sin 2πα)", ylabel="prediction", title="learned sin(2πfα)")
+    ax[2].set(yscale="log", xlabel="α", ylabel="N_S per sample", title="soft density along x")
     for name in slopes:
         means = [per_f[f]["mean"][name] for f in FREQS]
         ax[1].plot(FREQS, means, "o-", label=f"{name}: slope {slopes[name]['mean']:+.2f}")
