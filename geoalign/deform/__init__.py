@@ -24,7 +24,10 @@ from geoalign.deform.warp import (
     warp_raster,
 )
 
+from geoalign.deform.layer import misalign_layer  # noqa: E402  (needs field and warp)
+
 __all__ = [
+    "misalign_layer",
     "random_smooth_field",
     "sample_field",
     "warp_raster",
