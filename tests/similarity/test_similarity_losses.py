@@ -48,19 +48,12 @@ def _as_function(model, loss, *inputs, output=None):
     return fn, values
 
 
+@pytest.mark.parametrize("loss", [sim.pair_similarity_loss, sim.group_similarity_loss], ids=["pair", "group"])
 @pytest.mark.parametrize("output", [None, lambda y: y[:, :1]], ids=["d2", "d1"])
-def test_gradcheck_pair_loss(tiny, output):
+def test_gradcheck_enforcing_losses(tiny, loss, output):
     torch.manual_seed(1)
     xa, xb = torch.randn(3, 2), torch.randn(3, 2)
-    fn, values = _as_function(tiny, sim.pair_similarity_loss, xa, xb, output=output)
-    assert torch.autograd.gradcheck(fn, values)
-
-
-@pytest.mark.parametrize("output", [None, lambda y: y[:, :1]], ids=["d2", "d1"])
-def test_gradcheck_group_loss(tiny, output):
-    torch.manual_seed(2)
-    x1, x2 = torch.randn(3, 2), torch.randn(3, 2)
-    fn, values = _as_function(tiny, sim.group_similarity_loss, x1, x2, output=output)
+    fn, values = _as_function(tiny, loss, xa, xb, output=output)
     assert torch.autograd.gradcheck(fn, values)
 
 

@@ -44,3 +44,23 @@ def test_histogram_counts_every_pair(cnn, images):
     np.testing.assert_array_equal(counts.numpy(), np.histogram(np.clip(off, -1, 1 - 1e-12), bins=edges.numpy())[0])
     per, _ = sim.similarity_histogram(cnn, images, output=centre, bins=8, per_sample=True, exclude_self=False)
     assert per.shape == (len(images), 8) and (per.sum(1) == len(images)).all()
+
+
+def test_count_sketch_preserves_inner_products_on_average():
+    from similarity._sketch import CountSketch
+    torch.manual_seed(0)
+    u, v = torch.randn(2, 3000)
+    u, v = u / u.norm(), v / v.norm()
+    v = 0.6 * u + 0.8 * v  # inner product about 0.6
+    est = torch.stack([(s(u[None]) * s(v[None])).sum() for s in (CountSketch(3000, 300, seed) for seed in range(200))])
+    assert abs(est.mean().item() - (u @ v).item()) < 3 * est.std().item() / 200 ** 0.5 + 1e-9
+    assert est.std().item() < 2.5 / 300 ** 0.5  # about (1 + k²)^½ / √m
+
+
+def test_sketched_denoising_factor_is_close_with_collisions():
+    torch.manual_seed(0)
+    model = SmallMLP(3, 32, 1).double().eval()  # p = 1217 > m: buckets collide
+    x = torch.randn(40, 3)
+    exact = sim.denoising_factor(model, x)
+    approx = sim.denoising_factor(model, x, method="sketch", sketch_dim=512)
+    np.testing.assert_allclose(approx.numpy(), exact.numpy(), rtol=0.15)
