@@ -179,7 +179,7 @@ class _Pass:
         d, B, T, C = delta.shape
         bias = delta.sum(2) if lay.bias else None  # (d, B, C): per-sample bias gradients
         if bias is not None:
-            K += torch.einsum("abc,ebc->bae", bias, bias)
+            _add_products(K, bias)
         if not lay.weight:
             return ("none", None, bias)
         D = lay.module.weight[0].numel() if not isinstance(mod, nn.Linear) else a.shape[-1]
@@ -198,8 +198,7 @@ class _Pass:
             return ("full", g, bias)
         # Ghost: Σ_{t,s} (u_t·u_s)(δ_t·δ'_s), no per-sample weight gradient formed.
         if T == 1:
-            uu = a.reshape(B, -1).square().sum(-1)
-            K += torch.einsum("abc,ebc->bae", delta[:, :, 0], delta[:, :, 0]) * uu[:, None, None]
+            _add_products(K, delta[:, :, 0], a.reshape(B, -1).square().sum(-1))
         else:
             u = _patches(mod, a)
             A = u @ u.transpose(1, 2)  # (B, T, T)
@@ -215,7 +214,7 @@ class _Pass:
         kind, data, bias = item
         if bias is not None:
             o, n = self.offsets[lay.bias]
-            G[:, o:o + n] += torch.einsum("bca,abk->ck", W, bias)
+            G[:, o:o + n] += _reweight(W, bias).sum(1)
         if kind == "none":
             return
         o, n = self.offsets[lay.weight]
@@ -225,7 +224,7 @@ class _Pass:
         a, grad = data
         d = grad.shape[0]
         # Re-weight the output gradients by K(x,x)^(-1/2), then one weight-gradient product.
-        reweighted = torch.einsum("bca,ab...->cb...", W, grad)
+        reweighted = _reweight(W, grad)
         mod = lay.module
         if isinstance(mod, nn.Linear):
             B = a.shape[0]
@@ -233,6 +232,32 @@ class _Pass:
             G[:, o:o + n] += (r.transpose(1, 2) @ a.reshape(B * r.shape[1] // B, -1)).reshape(d, n)
         else:
             G[:, o:o + n] += _summed_conv_grad(mod, a, reweighted).reshape(d, n)
+
+
+def _add_products(K: Tensor, v: Tensor, scale: Tensor | None = None) -> None:
+    """K[b, i, e] += scale[b] · v[i, b]·v[e, b] for v (d, B, C): d(d+1)/2 fused products, no bmm."""
+    d = v.shape[0]
+    for i in range(d):
+        for e in range(i, d):
+            val = (v[i] * v[e]).sum(-1)
+            if scale is not None:
+                val = val * scale
+            K[:, i, e] += val
+            if e != i:
+                K[:, e, i] += val
+
+
+def _reweight(W: Tensor, g: Tensor) -> Tensor:
+    """Σ_a W[b, c, a] · g[a, b, ...] for every c: (d, B, ...), elementwise (d is small)."""
+    d = g.shape[0]
+    shape = (g.shape[1],) + (1,) * (g.dim() - 2)
+    rows = []
+    for c in range(d):
+        r = W[:, c, 0].reshape(shape) * g[0]
+        for a in range(1, d):
+            r = r + W[:, c, a].reshape(shape) * g[a]
+        rows.append(r)
+    return torch.stack(rows)
 
 
 def _conv_args(mod: nn.Module) -> tuple[list[int], list[int], list[int], list[int]]:

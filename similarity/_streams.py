@@ -49,6 +49,8 @@ def _chunk_projections(problem: Problem, x: Tensor, directions: dict[str, Tensor
     """(n, d, q): J(x) u_i for the q parameter-space directions stacked in ``directions``."""
     def along(tangent: dict[str, Tensor]) -> Tensor:
         return jvp(lambda p: problem(p, x), (problem.params,), (tangent,))[1]
+    if next(iter(directions.values())).shape[0] == 1:  # one direction: no vmap overhead
+        return along({k: v[0] for k, v in directions.items()}).unsqueeze(2)
     return vmap(along, out_dims=2)(directions)
 
 

@@ -57,7 +57,7 @@ def density_rows(sizes: list[int], generic_sizes: list[int]) -> list[dict]:
         sim.soft_density(model, warm, output=output, batch_size=batch)
         for n in sizes:
             x = s["data"](n)
-            reps = 3 if n <= 2048 else 1
+            reps = 3 if n <= 512 else 2
             floors, times, mems = [], [], []
             for _ in range(reps):
                 floors.append(timed(plain_pass, model, x, output, batch)[0])
