@@ -40,7 +40,7 @@ bench-dataset: $(STAMP)
 bench-self-denoising: $(STAMP)
 	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
 bench-learning-curve: $(STAMP)
-	$(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03
+	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
 # --- align / evaluate benchmarks (issue 4 §6) ---
 .PHONY: bench-accuracy bench-align-speed

@@ -5,7 +5,7 @@ Reads the ``history.jsonl`` of a training work dir (``runs/<model>/pretrain`` th
 end-point error at misaligned-map edge pixels of the held-out pairs (scale 0, pixels at the
 dataset GSD) against predict-zero and against a constant-offset edge-correlation search per pair
 (the classical practice, computed here on the same pairs). Writes
-``benchmarks/results/learning_curve.{json,png}``.
+``benchmarks/results/learning_curve.{json,png}`` (``learning_curve_scale{s}.*`` for ``--scale s``).
 
     python -m benchmarks.learning_curve [--work-dir runs/default] [--dataset runs/real03]
 """
@@ -68,7 +68,8 @@ def main() -> None:
               "pairs, pixels of the scale (scale 0 = dataset GSD)", "points": points,
               "edge_offset_baseline": base, "cpu": "1 thread of 2 shared cores"}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "learning_curve.json").write_text(json.dumps(result, indent=2))
+    stem = "learning_curve" if args.scale == 0 else f"learning_curve_scale{args.scale}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -88,7 +89,7 @@ def main() -> None:
     ax.set_ylabel(f"median error (px, scale {args.scale})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "learning_curve.png", dpi=100)
+    fig.savefig(RESULTS / f"{stem}.png", dpi=100)
     print(json.dumps({k: v for k, v in result.items() if k != "points"}, indent=2), points[-1] if points else None)
 
 
