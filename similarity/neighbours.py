@@ -65,11 +65,33 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
                         shortlist or 4 * k, seed, exclude, chunk_size, rtol)
 
 
-def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> Tensor:
-    """All whitened Jacobians (N, d, p), written in place when N is known (no copy)."""
+def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None,
+                  sketch_dim: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
+    """All whitened Jacobians (N, d, p), and optionally their unit-norm sketches (N, m).
+
+    Chunks are written in place into one preallocated tensor when N is known, and sketched
+    while still fresh, so the N·d·p numbers are written once and read once here.
+    """
     n = num_samples(data)
+    sketch: list[CountSketch] = []
+    zs: list[Tensor] = []
+
+    def done(J: Tensor) -> None:
+        if sketch_dim is None:
+            return
+        if not sketch:
+            sketch.append(CountSketch(J[0].numel(), sketch_dim, seed))
+        zs.append(_sketches(J, sketch[0]))
+
+    def finish(out: Tensor) -> tuple[Tensor, Tensor | None]:
+        return out, (torch.cat(zs) if zs else None)
+
     if n is None:
-        return torch.cat([normalize_jacobians(J, rtol)[0] for J in iter_jacobians(problem, data, chunk_size)])
+        chunks = []
+        for J in iter_jacobians(problem, data, chunk_size):
+            chunks.append(normalize_jacobians(J, rtol)[0])
+            done(chunks[-1])
+        return finish(torch.cat(chunks))
     layers = _fused._layers(problem)
     out, start = None, 0
     if layers is not None:
@@ -85,19 +107,23 @@ def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None) -> T
                     J.mul_(W)  # whiten in place: no second copy of the chunk
                 else:
                     J.copy_(W @ J)
+                done(J)
                 start += x.shape[0]
-            return out
+            return finish(out)
         except _fused.Unsupported:
             out, start = None, 0
+            zs.clear()
     for J in iter_jacobians(problem, data, chunk_size, fused=False):
         if out is None:
             out = J.new_empty(n, *J.shape[1:])
         out[start:start + J.shape[0]] = normalize_jacobians(J, rtol)[0]
+        done(out[start:start + J.shape[0]])
         start += J.shape[0]
-    return out
+    return finish(out)
 
 
 def _sketches(Jn: Tensor, sketch: CountSketch) -> Tensor:
+    """Unit-norm sketches of whitened Jacobians (n, d, p) -> (n, m), in cache-sized blocks."""
     block = max(1, (1 << 22) // sketch.dim_in)  # ≤ 16 MB temporaries: reused, not page-faulted
     z = torch.cat([sketch(Jn[i:i + block].reshape(-1, sketch.dim_in)) for i in range(0, Jn.shape[0], block)])
     return z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
@@ -121,11 +147,9 @@ def _leading_order(z: Tensor, iters: int = 20) -> Tensor:
 def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
                  sketch_dim: int, shortlist: int, seed: int, exclude: bool, chunk_size: int,
                  rtol: float | None) -> tuple[Tensor, Tensor]:
-    Jq = _whitened_all(problem, queries, chunk_size, rtol)
-    Jr = Jq if reference is None else _whitened_all(problem, reference, chunk_size, rtol)
-    sketch = CountSketch(Jq.shape[1] * Jq.shape[2], sketch_dim, seed)
-    zq = _sketches(Jq, sketch)
-    zr = zq if reference is None else _sketches(Jr, sketch)
+    Jq, zq = _whitened_all(problem, queries, chunk_size, rtol, sketch_dim, seed)
+    Jr, zr = (Jq, zq) if reference is None else _whitened_all(problem, reference, chunk_size, rtol,
+                                                              sketch_dim, seed)
     nq, nr = Jq.shape[0], Jr.shape[0]
     L = min(shortlist, nr - int(exclude))
     k = min(k, L)

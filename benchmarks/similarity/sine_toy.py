@@ -79,6 +79,17 @@ def estimators(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]
     return out
 
 
+def sketch_errors(model: torch.nn.Module, x: torch.Tensor, exact: np.ndarray) -> dict[str, float]:
+    """Relative error of the sketched denoising factor against the exact one, per sketch size."""
+    errors = {}
+    for m in (256, 1024, 4096):
+        approx = sim.denoising_factor(model, x, method="sketch", sketch_dim=m).numpy()
+        rel = np.abs(approx - exact) / exact
+        errors[str(m)] = dict(median=float(np.median(rel)), p95=float(np.quantile(rel, 0.95)),
+                              max=float(rel.max()))
+    return errors
+
+
 def main() -> None:
     threads()
     t0 = time.perf_counter()
@@ -87,7 +98,9 @@ def main() -> None:
     for f in FREQS:
         model, x, alpha, mse = train(f)
         est = estimators(model, x)
+        exact_factor = 1.0 / np.sqrt(est["1/denoising_factor^2 (effective)"])
         per_f[f] = dict(mse=mse, params=num_params(model),
+                        denoising_sketch_relative_error=sketch_errors(model, x, exact_factor),
                         mean={k: float(v.mean()) for k, v in est.items()},
                         median={k: float(np.median(v)) for k, v in est.items()})
         with torch.no_grad():
@@ -116,7 +129,7 @@ def plot(per_f: dict, slopes: dict, curves: dict) -> None:
         ax[0].plot(x, pred, lw=1, label=f"f={f}")
         ax[2].plot(x, ns, lw=1, label=f"f={f}")
     ax[0].set(xlabel="α (input: cos 2πα, sin 2πα)", ylabel="prediction", title="learned sin(2πfα)")
-    ax[2].set(yscale="log", xlabel="α", ylabel="N_S per sample", title="soft density along x")
+    ax[2].set(yscale="log", xlabel="α", ylabel="N_S per sample", title="soft density along the circle")
     for name in slopes:
         means = [per_f[f]["mean"][name] for f in FREQS]
         ax[1].plot(FREQS, means, "o-", label=f"{name}: slope {slopes[name]['mean']:+.2f}")
