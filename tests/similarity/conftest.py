@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -10,7 +12,10 @@ from similarity_reference import SmallCNN, SmallMLP, centre
 def _double_precision():
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
-    yield
+    with warnings.catch_warnings():
+        # torch's own forward-mode decompositions still call torch.jit.script on first use.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
+        yield
     torch.set_default_dtype(old)
 
 
