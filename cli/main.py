@@ -6,15 +6,13 @@ so other packages can add their own without touching this file.
 
 from __future__ import annotations
 
-import logging
-import sys
-import warnings
 from importlib.metadata import entry_points
 
 import click
 
 from geoalign import __version__
 from geoalign.errors import GeoalignError
+from geoalign.messages import configure_messages
 
 ENTRY_POINT_GROUP = "geoalign.commands"
 
@@ -57,15 +55,6 @@ def _load(ep) -> click.Command:
         return broken
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = max(logging.DEBUG, logging.WARNING - 10 * verbosity)
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s: %(message)s")
-    logging.getLogger("geoalign").setLevel(level)
-    logging.captureWarnings(True)
-    # Warnings reach users as one line: "CategoryName: message" (no file path, no source line).
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}"
-
-
 @click.group(cls=GeoalignGroup)
 @click.version_option(__version__, prog_name="geoalign")
 @click.option("-v", "--verbose", count=True, help="More messages (repeat for debug).")
@@ -75,4 +64,4 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
     """geoalign: align building maps to aerial and satellite imagery."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
-    _configure_logging(verbose - quiet)
+    configure_messages(verbose - quiet)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.preview import write_preview
+from geoalign.messages import configure_messages
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="demo_output", help="output folder")
     args = parser.parse_args(argv)
+    configure_messages()
     out = Path(args.out)
     say("geoalign demo 1/2: building a multiscale dataset from the bundled samples")
     summary = build_dataset(sample_sources(), out / "dataset",

@@ -169,3 +169,23 @@ def test_real_float64_multispectral_and_uint16_pan_are_normalized():
     assert img.shape == (3, 600, 600)
     assert np.array_equal(img[0], img[1]) and np.array_equal(img[1], img[2])  # grey replicated
     assert 0.2 < float(np.median(img[:, valid])) < 0.8
+
+
+def test_repair_warning_reaches_cli_users_as_one_line(tmp_path, austin):
+    import subprocess
+    import sys
+
+    gdf = gpd.read_file(austin["buildings"])
+    minx, miny = gdf.total_bounds[:2]
+    bowtie = shapely.affinity.translate(shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), minx + 20, miny + 20)
+    path = tmp_path / "bowtie.gpkg"
+    gpd.GeoDataFrame(geometry=[bowtie, *gdf.geometry], crs=gdf.crs).to_file(path, driver="GPKG")
+    res = subprocess.run(
+        [sys.executable, "-c", "from cli.main import main; main()", "dataset", "build", "--source",
+         str(austin["image"]), str(path), "-o", str(tmp_path / "ds"), "--scales", "2", "--patch-size", "64"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    warning_lines = [ln for ln in res.stderr.splitlines() if "GeometryRepairWarning" in ln]
+    assert len(warning_lines) == 1
+    assert "repaired 1 invalid geometry" in warning_lines[0] and ".py:" not in warning_lines[0]
