@@ -49,9 +49,11 @@ def _chunk_projections(problem: Problem, x: Tensor, directions: dict[str, Tensor
     """(n, d, q): J(x) u_i for the q parameter-space directions stacked in ``directions``."""
     def along(tangent: dict[str, Tensor]) -> Tensor:
         return jvp(lambda p: problem(p, x), (problem.params,), (tangent,))[1]
+    # ``output`` often selects a few entries of a large output (the centre pixel of a field):
+    # copy them out, or the kept views would hold every batch's whole tangent field alive.
     if next(iter(directions.values())).shape[0] == 1:  # one direction: no vmap overhead
-        return along({k: v[0] for k, v in directions.items()}).unsqueeze(2)
-    return vmap(along, out_dims=2)(directions)
+        return along({k: v[0] for k, v in directions.items()}).unsqueeze(2).clone()
+    return vmap(along, out_dims=2)(directions).clone()
 
 
 def projections(problem: Problem, data: Data, directions: Tensor,

@@ -20,7 +20,8 @@ from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
 
 def _outputs(problem, data: Data, batch_size: int) -> Tensor:
     with torch.no_grad():
-        return torch.cat([problem(problem.params, x) for x in iter_batches(data, batch_size)])
+        # clone: the selected outputs may be views of much larger model outputs
+        return torch.cat([problem(problem.params, x).clone() for x in iter_batches(data, batch_size)])
 
 
 def kernel_mean(model: nn.Module, data: Data, values: Tensor, reference: Data | None = None,
