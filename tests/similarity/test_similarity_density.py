@@ -74,3 +74,15 @@ def test_soft_density_flat_reference_of_identical_inputs(d_out):
     model = SmallMLP(3, 8, d_out).double().eval()
     x = torch.randn(1, 3).expand(7, 3).clone()
     torch.testing.assert_close(sim.soft_density(model, x), torch.full((7,), 7.0))
+
+
+def test_streamed_projections_keep_no_view_of_whole_outputs(cnn, images):
+    """A centre-pixel output is a view of the whole field: kept per batch, memory would grow with N."""
+    from similarity._model import make_problem
+    from similarity._streams import _chunk_projections
+    from similarity_reference import centre
+    problem = make_problem(cnn, centre)
+    tangents = problem.unflatten(torch.randn(2, problem.num_params))
+    for q in (1, 2):
+        out = _chunk_projections(problem, images, {k: v[:q] for k, v in tangents.items()})
+        assert out.untyped_storage().nbytes() == out.numel() * out.element_size()
