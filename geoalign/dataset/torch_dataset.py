@@ -21,9 +21,13 @@ def read_manifest(root: str | Path) -> dict:
     if not path.exists():
         raise InputFileError(f"{root}: not a geoalign dataset (no {MANIFEST}); build one with "
                              "`geoalign dataset build`.")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputFileError(f"{root}: dataset format {manifest.get('format_version')} is not "
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{path}: corrupt dataset manifest ({err}); rebuild the dataset.") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise InputFileError(f"{root}: dataset format {found} is not "
                              f"supported (expected {FORMAT_VERSION}); rebuild it.")
     return manifest
 

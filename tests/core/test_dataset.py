@@ -130,3 +130,17 @@ def test_big_raster_is_read_window_by_window(tmp_path, austin):
     total, growth_mb = res.stdout.split()
     assert int(total) > 50
     assert float(growth_mb) < 400, growth_mb
+
+
+def test_truncated_manifest_is_a_clear_error(austin_ds, tmp_path):
+    import shutil
+
+    from geoalign.errors import InputFileError
+
+    out, _ = austin_ds
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    text = (copy / "manifest.json").read_text()
+    (copy / "manifest.json").write_text(text[: len(text) // 2])
+    with pytest.raises(InputFileError, match="corrupt dataset manifest"):
+        PairDataset(copy, 0)
