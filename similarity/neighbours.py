@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from . import _fused
-from ._linalg import inv_sqrt_psd
-from ._model import Data, Output, Params, iter_batches, make_problem, num_samples
+from collections.abc import Iterator
+
+from ._model import Data, Output, Params, make_problem, num_samples
 from ._pairwise import DEFAULT_BLOCK_BYTES, similarity_blocks
-from ._sketch import CountSketch
-from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
-from .kernels import gram, scalar_similarity
+from ._shortlist import (Sketches, Whitener, as_tensor, pair_scores, partition, pilot_centre, rerank,
+                         shortlists)
+from .jacobians import DEFAULT_CHUNK
 
 
 def _merge_topk(best: tuple[Tensor, Tensor] | None, scores: Tensor, index: Tensor,
@@ -35,142 +35,126 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
                     kind: str = "correlation", sketch_dim: int = 512, shortlist: int | None = None,
                     seed: int = 0, exclude_self: bool | None = None,
                     chunk_size: int = DEFAULT_CHUNK, block_bytes: int = DEFAULT_BLOCK_BYTES,
-                    params: Params = None, rtol: float | None = None) -> tuple[Tensor, Tensor]:
+                    params: Params = None, rtol: float | None = None, centre: bool = True,
+                    pilot_size: int = 64, stats: dict | None = None) -> tuple[Tensor, Tensor]:
     """The k most similar reference samples of each query: (scores (N, k), indices (N, k)).
 
     ``reference=None`` searches the queries themselves and, by default, leaves each query
-    out of its own list. ``method='exact'`` is blocked over all pairs (memory
-    ``block_bytes``); ``method='approx'`` holds the whitened Jacobians of both sets in memory
-    (N·d·p numbers), ranks pairs by sketched similarity (``sketch_dim`` numbers per sample)
-    and re-ranks ``shortlist`` candidates (default 4k) exactly. Scores are exact in both.
+    out of its own list. Scores are exact in both methods and memory is bounded by
+    ``block_bytes`` of whitened Jacobians (plus one chunk) whatever N:
+
+    - ``method='exact'`` holds a block of queries and streams the reference past it (the
+      reference's Jacobians are recomputed once per query block; computed once when the
+      queries fit in one block and ``reference=None``).
+    - ``method='approx'`` streams each set once, keeping a ``sketch_dim``-number sketch per
+      sample (of u − c, c the mean whitened Jacobian of ``pilot_size`` random samples, when
+      ``centre``), short-lists ``shortlist`` candidates per query (default 4k) by sketched
+      similarity and re-ranks them exactly, recomputing the candidates' Jacobians in rounds
+      within the ``block_bytes`` cache. Memory: N·(sketch_dim + 2) + N·shortlist·4 numbers
+      beside the cache, and the inputs gathered once when they come from a loader.
+
+    ``stats``, when given a dict, receives what the search cost (Jacobians computed, rounds).
     """
     problem = make_problem(model, output, params)
-    same = reference is None
-    exclude = same if exclude_self is None else exclude_self
+    exclude = (reference is None) if exclude_self is None else exclude_self
     if method == "exact":
-        best: dict[int, tuple[Tensor, Tensor]] = {}
-        for row, col, S in similarity_blocks(problem, queries, reference, kind=kind,
-                                             chunk_size=chunk_size, block_bytes=block_bytes,
-                                             rtol=rtol):
-            idx = torch.arange(col, col + S.shape[1]).expand(S.shape[0], -1)
-            if exclude:
-                rows = torch.arange(row, row + S.shape[0]).unsqueeze(1)
-                S = S.masked_fill(idx == rows, float("-inf"))
-            best[row] = _merge_topk(best.get(row), S, idx, k)
-        rows = sorted(best)
-        return torch.cat([best[r][0] for r in rows]), torch.cat([best[r][1] for r in rows])
+        return _exact_topk(problem, queries, reference, k, kind, exclude, chunk_size, block_bytes,
+                           rtol, stats)
     if method != "approx":
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
-    return _approx_topk(problem, queries, reference, k, kind, sketch_dim,
-                        shortlist or 4 * k, seed, exclude, chunk_size, rtol)
+    return _approx_topk(problem, queries, reference, k, kind, sketch_dim, shortlist or 4 * k, seed,
+                        exclude, chunk_size, block_bytes, rtol, centre, pilot_size, stats)
 
 
-def _whitened_all(problem, data: Data, chunk_size: int, rtol: float | None,
-                  sketch_dim: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor | None]:
-    """All whitened Jacobians (N, d, p), and optionally their unit-norm sketches (N, m).
-
-    Chunks are written in place into one preallocated tensor when N is known, and sketched
-    while still fresh, so the N·d·p numbers are written once and read once here.
-    """
-    n = num_samples(data)
-    sketch: list[CountSketch] = []
-    zs: list[Tensor] = []
-
-    def done(J: Tensor) -> None:
-        if sketch_dim is None:
-            return
-        if not sketch:
-            sketch.append(CountSketch(J[0].numel(), sketch_dim, seed))
-        zs.append(_sketches(J, sketch[0]))
-
-    def finish(out: Tensor) -> tuple[Tensor, Tensor | None]:
-        return out, (torch.cat(zs) if zs else None)
-
-    if n is None:
-        chunks = []
-        for J in iter_jacobians(problem, data, chunk_size):
-            chunks.append(normalize_jacobians(J, rtol)[0])
-            done(chunks[-1])
-        return finish(torch.cat(chunks))
-    layers = _fused._layers(problem)
-    out, start = None, 0
-    if layers is not None:
-        try:
-            engine = _fused._Pass(problem, layers)
-            for x in iter_batches(data, chunk_size):
-                if out is None:
-                    d = problem(problem.params, x[:1].detach()).shape[1]
-                    out = x.new_empty(n, d, problem.num_params, dtype=next(iter(problem.params.values())).dtype)
-                J = engine.jacobians(x, out[start:start + x.shape[0]])
-                W = inv_sqrt_psd(J @ J.transpose(1, 2), rtol)
-                if J.shape[1] == 1:
-                    J.mul_(W)  # whiten in place: no second copy of the chunk
-                else:
-                    J.copy_(W @ J)
-                done(J)
-                start += x.shape[0]
-            return finish(out)
-        except _fused.Unsupported:
-            out, start = None, 0
-            zs.clear()
-    for J in iter_jacobians(problem, data, chunk_size, fused=False):
-        if out is None:
-            out = J.new_empty(n, *J.shape[1:])
-        out[start:start + J.shape[0]] = normalize_jacobians(J, rtol)[0]
-        done(out[start:start + J.shape[0]])
-        start += J.shape[0]
-    return finish(out)
+def _exact_topk(problem, queries: Data, reference: Data | None, k: int, kind: str, exclude: bool,
+                chunk_size: int, block_bytes: int, rtol: float | None,
+                stats: dict | None) -> tuple[Tensor, Tensor]:
+    """Blocked exact search: query blocks of ``block_bytes``, the reference streamed past each."""
+    whiten = Whitener(problem, chunk_size, rtol)
+    ref = queries if reference is None else reference
+    out_s, out_i = [], []
+    blocks = 0
+    for q0, Q in _blocks(whiten, queries, block_bytes):
+        blocks += 1
+        d = whiten.d
+        best = None
+        if reference is None and q0 == 0 and Q.shape[0] == num_samples(queries):
+            stream = ((i, Q[i:i + chunk_size]) for i in range(0, Q.shape[0], chunk_size))
+        else:
+            stream = _offsets(whiten(ref))
+        for c0, R in stream:
+            S = pair_scores(Q, R, d, kind)
+            idx = torch.arange(c0, c0 + R.shape[0]).expand(S.shape[0], -1)
+            if exclude:
+                rows = torch.arange(q0, q0 + S.shape[0]).unsqueeze(1)
+                S = S.masked_fill(idx == rows, float("-inf"))
+            best = _merge_topk(best, S, idx, k)
+        out_s.append(best[0])
+        out_i.append(best[1])
+    if stats is not None:
+        stats.update(jacobians=whiten.loads, query_blocks=blocks)
+    return torch.cat(out_s), torch.cat(out_i)
 
 
-def _sketches(Jn: Tensor, sketch: CountSketch) -> Tensor:
-    """Unit-norm sketches of whitened Jacobians (n, d, p) -> (n, m), in cache-sized blocks."""
-    block = max(1, (1 << 22) // sketch.dim_in)  # ≤ 16 MB temporaries: reused, not page-faulted
-    z = torch.cat([sketch(Jn[i:i + block].reshape(-1, sketch.dim_in)) for i in range(0, Jn.shape[0], block)])
-    return z / z.norm(dim=1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+def _offsets(chunks) -> Iterator[tuple[int, Tensor]]:
+    start = 0
+    for U in chunks:
+        yield start, U
+        start += U.shape[0]
 
 
-def _leading_order(z: Tensor, iters: int = 20) -> Tensor:
-    """Order samples along the leading principal direction of their sketches.
-
-    Samples that are neighbours tend to sit next to each other in this order, so a block of
-    consecutive queries shares most of its candidates and re-ranking becomes a few dense
-    matrix products instead of N·L scattered row reads.
-    """
-    zc = z - z.mean(0)
-    v = torch.ones(z.shape[1], dtype=z.dtype)
-    for _ in range(iters):
-        v = zc.T @ (zc @ v)
-        v = v / v.norm().clamp_min(torch.finfo(z.dtype).tiny)
-    return (zc @ v).argsort()
+def _blocks(whiten: Whitener, data: Data, block_bytes: int) -> Iterator[tuple[int, Tensor]]:
+    """(offset, flattened whitened Jacobians) of consecutive blocks of at most ``block_bytes``."""
+    block, size, offset = [], 0, 0
+    for U in whiten(data):
+        block.append(U)
+        size += U.numel() * U.element_size()
+        if size >= block_bytes:
+            cat = torch.cat(block)
+            block.clear()
+            yield offset, cat
+            offset += cat.shape[0]
+            size = 0
+    if block:
+        yield offset, torch.cat(block)
 
 
 def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
                  sketch_dim: int, shortlist: int, seed: int, exclude: bool, chunk_size: int,
-                 rtol: float | None) -> tuple[Tensor, Tensor]:
-    Jq, zq = _whitened_all(problem, queries, chunk_size, rtol, sketch_dim, seed)
-    Jr, zr = (Jq, zq) if reference is None else _whitened_all(problem, reference, chunk_size, rtol,
-                                                              sketch_dim, seed)
-    nq, nr = Jq.shape[0], Jr.shape[0]
+                 block_bytes: int, rtol: float | None, centre: bool, pilot_size: int,
+                 stats: dict | None) -> tuple[Tensor, Tensor]:
+    whiten = Whitener(problem, chunk_size, rtol)
+    xq = as_tensor(queries)
+    xr = xq if reference is None else as_tensor(reference)
+    c = pilot_centre(whiten, xr, pilot_size, seed) if centre and pilot_size > 0 else None
+    sq = Sketches(whiten, xq, None, c, sketch_dim, seed)
+    sr = sq if reference is None else Sketches(whiten, xr, sq.sketch, sq.centre, sketch_dim, seed)
+    nq, nr = xq.shape[0], xr.shape[0]
     L = min(shortlist, nr - int(exclude))
     k = min(k, L)
-    scores = torch.empty(nq, k, dtype=Jq.dtype)
-    indices = torch.empty(nq, k, dtype=torch.long)
-    block = int(min(128, max(8, (1 << 22) // Jr[0].numel())))  # gathered rows ≤ ~16 MB
-    order = _leading_order(zq)
-    for i in range(0, nq, block):
-        rows = order[i:i + block]
-        approx = zq[rows] @ zr.T  # (b, N_ref)
-        if exclude:
-            approx[torch.arange(len(rows)), rows] = float("-inf")
-        cand = approx.topk(L, dim=1).indices  # (b, L)
-        # Exact scores against the union of the block's candidates: one dense product.
-        union, pos = torch.unique(cand, return_inverse=True)
-        KC = gram(Jq.index_select(0, rows), Jr.index_select(0, union))
-        exact = scalar_similarity(KC, kind).gather(1, pos)  # (b, L)
-        top = exact.topk(k, dim=1)
-        scores[rows] = top.values
-        indices[rows] = cand.gather(1, top.indices)
-    return scores, indices
+    cand = shortlists(sq, sr, L, exclude)
+    u = torch.arange(nq).repeat_interleave(L)
+    if reference is None:
+        v, nv, z = cand.reshape(-1), nq, sq.r
+
+        def fetch(ids: Tensor) -> Tensor:
+            return xq[ids]
+    else:
+        v, nv, z = cand.reshape(-1) + nq, nq + nr, torch.cat([sq.r, sr.r])
+
+        def fetch(ids: Tensor) -> Tensor:
+            out = xq.new_empty(ids.numel(), *xq.shape[1:])
+            isq = ids < nq
+            out[isq] = xq[ids[isq]]
+            out[~isq] = xr[ids[~isq] - nq].to(xq.dtype)
+            return out
+    row_bytes = whiten.d * problem.num_params * sq.r.element_size()
+    capacity = max(chunk_size, block_bytes // row_bytes)
+    exact, info = rerank(whiten, fetch, nv, u, v, kind, partition(z, capacity))
+    top = exact.view(nq, L).topk(k, dim=1)
+    if stats is not None:
+        stats.update(info, shortlist=L, sketch_dim=sketch_dim, capacity=capacity)
+    return top.values, cand.gather(1, top.indices)
 
 
 def similarity_histogram(model: nn.Module, data: Data, reference: Data | None = None,

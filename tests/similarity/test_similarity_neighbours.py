@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 import similarity as sim
 from similarity_reference import SmallMLP, brute_jacobians, brute_kc
@@ -64,3 +66,61 @@ def test_sketched_denoising_factor_is_close_with_collisions():
     exact = sim.denoising_factor(model, x)
     approx = sim.denoising_factor(model, x, method="sketch", sketch_dim=512)
     np.testing.assert_allclose(approx.numpy(), exact.numpy(), rtol=0.15)
+
+
+class _LargestTensor(TorchFunctionMode):
+    """Records the largest number of elements of any tensor a torch function returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("centre", [True, False])
+def test_approx_with_the_whole_shortlist_is_exact(case, centre):
+    """Short list = every other sample: recall 1 and brute-force scores, with a cache of 4
+    Jacobians (block_bytes=1) so that re-ranking runs over several rounds."""
+    model, x, output = case
+    kc = brute_kc(brute_jacobians(model, x, output))
+    np.fill_diagonal(kc, -np.inf)
+    stats = {}
+    scores, idx = sim.topk_neighbours(model, x, k=3, output=output, method="approx", sketch_dim=8,
+                                      shortlist=len(x), chunk_size=4, block_bytes=1, centre=centre,
+                                      pilot_size=3, stats=stats)
+    np.testing.assert_allclose(scores.numpy(), -np.sort(-kc, axis=1)[:, :3], rtol=1e-9)
+    np.testing.assert_allclose(np.take_along_axis(kc, idx.numpy(), 1), scores.numpy(), rtol=1e-9)
+    assert stats["capacity"] == 4 and stats["rounds"] > 1
+
+
+def test_approx_against_a_reference(mlp2, xs):
+    """Two sets: queries are not their own neighbours unless asked; the whole short list is exact."""
+    queries = xs[:5] + 0.1
+    kc = brute_kc(brute_jacobians(mlp2, queries), brute_jacobians(mlp2, xs))
+    scores, idx = sim.topk_neighbours(mlp2, queries, reference=xs, k=4, method="approx",
+                                      shortlist=len(xs), chunk_size=3, block_bytes=1)
+    np.testing.assert_allclose(scores.numpy(), -np.sort(-kc, axis=1)[:, :4], rtol=1e-9)
+    ex_s, ex_i = sim.topk_neighbours(mlp2, queries, reference=xs, k=4, chunk_size=3, block_bytes=1)
+    np.testing.assert_allclose(ex_s.numpy(), scores.numpy(), rtol=1e-9)
+
+
+def test_topk_never_materializes_all_jacobians():
+    """Both methods hold at most the block_bytes cache: no tensor near N×p ever exists."""
+    torch.manual_seed(0)
+    model = SmallMLP(3, 16, 1).double().eval()  # p = 353
+    x = torch.randn(64, 3)
+    p = sum(q.numel() for q in model.parameters())
+    exact_s, exact_i = sim.topk_neighbours(model, x, k=5, chunk_size=8)
+    for method in ("exact", "approx"):
+        with _LargestTensor() as seen:
+            s, i = sim.topk_neighbours(model, x, k=5, method=method, sketch_dim=32, shortlist=20,
+                                       chunk_size=8, block_bytes=16 * p * 8)
+        assert seen.largest <= 16 * p, (method, seen.largest, len(x) * p)
+        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact_i.tolist(), i.tolist())])
+        assert recall >= (1.0 if method == "exact" else 0.9)
