@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ._model import Data, Problem, iter_batches
 from ._sketch import CountSketch
+from ._linalg import inv_sqrt_psd
 from .jacobians import iter_jacobians, normalize_jacobians
 from .kernels import gram, scalar_similarity
 
@@ -55,7 +56,11 @@ class Whitener:
         for J in iter_jacobians(self.problem, x, self.chunk_size):
             self.d = J.shape[1]
             self.loads += J.shape[0]
-            yield normalize_jacobians(J, self.rtol)[0].reshape(J.shape[0], -1)
+            if J.shape[1] == 1:  # whiten in place: no second copy of the chunk
+                W = inv_sqrt_psd(torch.linalg.vector_norm(J, dim=2, keepdim=True).square(), self.rtol)
+                yield J.mul_(W).reshape(J.shape[0], -1)
+            else:
+                yield normalize_jacobians(J, self.rtol)[0].reshape(J.shape[0], -1)
 
 
 def pair_scores(A: Tensor, B: Tensor, d: int, kind: str) -> Tensor:
@@ -71,15 +76,19 @@ class Sketches:
     def __init__(self, whiten: Whitener, x: Tensor, sketch: CountSketch | None, centre: Tensor | None,
                  dim: int, seed: int) -> None:
         rs, cus = [], []
+        sc = None
         for U in whiten(x):
             if sketch is None:
                 sketch = CountSketch(U.shape[1], dim, seed)
             if centre is None:
                 centre = torch.zeros(U.shape[1], dtype=U.dtype)
+            if sc is None:
+                sc = sketch(centre.unsqueeze(0))  # the sketch is linear: S(u − c) = S(u) − S(c)
             cu = U @ centre
-            target = ((U * U).sum(1) - 2 * cu + centre @ centre).clamp_min(0).sqrt()
+            sq = torch.linalg.vector_norm(U, dim=1).square()
+            target = (sq - 2 * cu + centre @ centre).clamp_min(0).sqrt()
             block = max(1, (1 << 22) // U.shape[1])  # ≤ 16 MB temporaries
-            r = torch.cat([sketch(U[i:i + block] - centre) for i in range(0, U.shape[0], block)])
+            r = torch.cat([sketch(U[i:i + block]) for i in range(0, U.shape[0], block)]).sub_(sc)
             r *= (target / r.norm(dim=1).clamp_min(torch.finfo(r.dtype).tiny)).unsqueeze(1)
             rs.append(r)
             cus.append(cu)
@@ -112,14 +121,19 @@ def shortlists(q: Sketches, r: Sketches, length: int, exclude: bool, block: int 
     return out
 
 
-def partition(z: Tensor, size: int, iters: int = 12) -> list[Tensor]:
-    """Split rows of z into groups of at most ``size`` by recursive median bisection along
-    each part's leading principal direction: similar samples tend to share a group."""
-    groups, todo = [], [torch.arange(z.shape[0])]
+def partition(z: Tensor, size: int, leaf: int = 16, iters: int = 12) -> list[Tensor]:
+    """Groups of at most ``size`` consecutive samples of a locality order of the rows of z.
+
+    The order comes from recursive median bisection along each part's leading principal
+    direction down to parts of ``leaf`` (a kd-tree order on the sketches): similar samples
+    are close in it at every scale, so a group holds similar samples and, inside a group or a
+    streamed chunk, neighbours sit in nearby rows (re-ranking reads contiguous slices).
+    """
+    order, todo = [], [torch.arange(z.shape[0])]
     while todo:
         idx = todo.pop()
-        if idx.numel() <= size:
-            groups.append(idx)
+        if idx.numel() <= leaf:
+            order.append(idx)
             continue
         zc = z[idx] - z[idx].mean(0)
         v = zc[zc.norm(dim=1).argmax()].clone()
@@ -127,8 +141,9 @@ def partition(z: Tensor, size: int, iters: int = 12) -> list[Tensor]:
             v = zc.T @ (zc @ v)
             v = v / v.norm().clamp_min(torch.finfo(z.dtype).tiny)
         o = (zc @ v).argsort()
-        todo += [idx[o[:idx.numel() // 2]], idx[o[idx.numel() // 2:]]]
-    return groups
+        half = idx.numel() // 2
+        todo += [idx[o[half:]], idx[o[:half]]]  # popped low half first: order is preserved
+    return list(torch.cat(order).split(size))
 
 
 def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: int, u: Tensor,
@@ -187,16 +202,18 @@ def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: in
 
 
 def _grouped(A: Tensor, a: Tensor, B: Tensor, b: Tensor, d: int, kind: str,
-             group: int = 4) -> Tensor:
+             group: int | None = None) -> Tensor:
     """Scores of pairs (A[a_i], B[b_i]): groups of rows of A against the union of their B rows.
 
     Rows of A come in partition order (similar samples adjacent), so a group of A rows shares
-    most of its partners and each group is one dense product. Rows are read in place (a view
-    of A's consecutive rows, all of B when the union covers most of it) rather than copied.
+    most of its partners and each group is one dense product. B is read in place (a slice of
+    consecutive rows) or its needed rows copied out, whichever a simple cost model prefers.
     """
     out = torch.empty(a.shape[0], dtype=A.dtype)
     if a.numel() == 0:
         return out
+    if group is None:  # rows of A per product: ~32 MB of them (16 CNN-sized rows, 64 small ones)
+        group = max(16, min(64, (1 << 23) // A.shape[1]))
     perm = torch.argsort(a, stable=True)
     rows, first = torch.unique_consecutive(a[perm], return_counts=True)
     bounds = torch.cumsum(first, 0)
@@ -211,8 +228,12 @@ def _grouped(A: Tensor, a: Tensor, B: Tensor, b: Tensor, d: int, kind: str,
             Ablk, ia = A[lo:hi], ra[pa] - lo
         else:
             Ablk, ia = A.index_select(0, ra), pa
-        if 2 * rb.numel() >= B.shape[0]:
-            Bblk, ib = B, rb[pb]
+        lo, hi = int(rb[0]), int(rb[-1]) + 1
+        # Cost in dot products, reading a row ≈ 10 of them (memory vs arithmetic on one core):
+        # a slice of B read in place, or the needed rows copied out (read, write, read).
+        n_a = Ablk.shape[0]
+        if (n_a + hi - lo) * 10 + n_a * (hi - lo) <= (n_a + 3 * rb.numel()) * 10 + n_a * rb.numel():
+            Bblk, ib = B[lo:hi], rb[pb] - lo
         else:
             Bblk, ib = B.index_select(0, rb), pb
         S = pair_scores(Ablk, Bblk, d, kind)

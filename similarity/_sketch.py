@@ -30,13 +30,14 @@ class CountSketch:
         padded = self.per_bucket * dim_out
         self.perm = torch.randperm(padded, generator=gen)
         self.sign = torch.randint(0, 2, (padded,), generator=gen).mul_(2).sub_(1)
+        # Padding coordinates read coordinate 0 with sign 0: no padded copy of the input.
+        pad = self.perm >= dim_in
+        self.index = self.perm.masked_fill(pad, 0)
+        self.sign = self.sign.masked_fill(pad, 0)
 
     def __call__(self, u: Tensor) -> Tensor:
         """(n, D) -> (n, m)."""
         if u.shape[-1] != self.dim_in:
             raise ValueError(f"expected vectors of size {self.dim_in}, got {u.shape[-1]}")
-        pad = self.per_bucket * self.dim_out - self.dim_in
-        if pad:
-            u = torch.nn.functional.pad(u, (0, pad))
-        v = u.index_select(1, self.perm).mul_(self.sign.to(u.dtype))
+        v = u.index_select(1, self.index).mul_(self.sign.to(u.dtype))
         return v.view(u.shape[0], self.dim_out, self.per_bucket).sum(-1)
