@@ -36,9 +36,11 @@ bench-dataset: $(STAMP)
 	$(BIN)/python -m benchmarks.dataset_build
 
 # --- learned chain (issue 4): self-denoising rounds and the learning curve of the default model ---
-.PHONY: bench-self-denoising bench-learning-curve
+.PHONY: bench-self-denoising bench-learning-curve bench-fixed-point
 bench-self-denoising: $(STAMP)
 	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
+bench-fixed-point: $(STAMP)
+	$(BIN)/python -m benchmarks.fixed_point
 bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 

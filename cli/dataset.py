@@ -49,14 +49,23 @@ def dataset() -> None:
               help="Maximum displacement in pixels of each scale (2 = papers' 2^(s+1) full-res px).")
 @click.option("--holdout-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="East strip of every source held out for validation.")
+@click.option("--preregister", type=click.Choice(["global", "local"]), default=None,
+              help="First align every source's buildings to its image with this classical method "
+                   "(written to OUTPUT.preregistered/), removing each source's systematic label offset.")
 @seed_option
 @click.option("--preview/--no-preview", default=False, help="Also write DATASET/preview.png.")
 @click.pass_context
 def build(ctx, sources, val_sources, output, scales, patch_px, stride_fraction, samples_per_patch,
-          gsd_m, max_disp_px, holdout_fraction, seed, preview) -> None:
+          gsd_m, max_disp_px, holdout_fraction, preregister, seed, preview) -> None:
     """Cut (image, misaligned map, field) pairs at every scale into a dataset folder."""
     pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
     pairs += [SourcePair(Path(i), Path(b), "val") for i, b in val_sources]
+    if preregister:
+        from geoalign.dataset.preregister import preregister_sources
+
+        prereg_dir = Path(output).with_name(Path(output).name + ".preregistered")
+        pairs = preregister_sources(pairs, prereg_dir, method=preregister, progress=show_progress(ctx))
+        click.echo(f"pre-registered buildings ({preregister}): {prereg_dir}", err=True)
     config = DatasetConfig(
         scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,
         samples_per_patch=samples_per_patch, gsd_m=gsd_m, max_disp_px=max_disp_px,

@@ -58,3 +58,32 @@ def resize_field(field_px: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = F.interpolate(field_px, size=size, mode="bilinear", align_corners=False)
     sx, sy = size[1] / w, size[0] / h
     return torch.stack([out[:, 0] * sx, out[:, 1] * sy], dim=1)
+
+
+def gaussian_blur_torch(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N,C,H,W), edges replicated (so a constant field stays constant)."""
+    if sigma_px <= 0:
+        return x
+    r = max(1, int(round(3 * sigma_px)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def smooth_field_at_edges(field_px: torch.Tensor, edges: torch.Tensor, sigma_px: float,
+                          floor: float = 1e-3) -> torch.Tensor:
+    """Confidence-weighted smoothing (normalized convolution) of a predicted field.
+
+    The field is only observable where the map has edges; elsewhere a prediction is a guess. So
+    ``blur(edges · field) / blur(edges)``: every pixel takes the edge-weighted mean of the
+    predictions within ~sigma, which averages out per-pixel prediction noise (deformations are
+    smooth) and carries edge evidence into roofs and open ground. ``floor`` keeps pixels with no
+    edge in reach at their own (blurred) prediction.
+    """
+    if sigma_px <= 0:
+        return field_px
+    w = edges.clamp(0, 1) + floor
+    return gaussian_blur_torch(field_px * w, sigma_px) / gaussian_blur_torch(w, sigma_px)

@@ -144,3 +144,39 @@ def test_truncated_manifest_is_a_clear_error(austin_ds, tmp_path):
     (copy / "manifest.json").write_text(text[: len(text) // 2])
     with pytest.raises(InputFileError, match="corrupt dataset manifest"):
         PairDataset(copy, 0)
+
+
+def test_preregistration_removes_a_source_wide_offset(tmp_path, austin):
+    """A whole label layer shifted by (+5, -4) px is moved back before the pairs are cut."""
+    import hashlib
+
+    import shapely
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from geoalign.io.raster import RasterReader
+    from geoalign.io.vectors import read_buildings, write_vectors
+
+    with RasterReader(austin["image"]) as r:
+        px = abs(r.transform.a)
+    truth = read_buildings(austin["buildings"])
+    truth["bid"] = range(len(truth))
+    shifted = truth.copy()
+    shifted["geometry"] = shapely.transform(truth.geometry.values, lambda xy: xy + np.array([5 * px, 4 * px]))
+    src = write_vectors(shifted, tmp_path / "shifted.gpkg")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(main, ["-q", "dataset", "build", "--source", str(austin["image"]), str(src),
+                                    "-o", str(out), "--scales", "2", "--patch-size", "64", "--preregister", "global"])
+    assert res.exit_code == 0, res.output
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest  # the input is untouched
+    prereg = tmp_path / "ds.preregistered"
+    report = json.loads((prereg / "preregister.json").read_text())
+    moved = read_buildings(report["sources"][0]["preregistered"])
+    assert list(moved["bid"]) == list(truth["bid"])
+    err_before = np.hypot(*(shapely.get_coordinates(shifted.geometry.values) - shapely.get_coordinates(truth.geometry.values)).T) / px
+    err_after = np.hypot(*(shapely.get_coordinates(moved.geometry.values) - shapely.get_coordinates(truth.geometry.values)).T) / px
+    assert np.median(err_before) == pytest.approx(np.hypot(5, 4), abs=1e-6)
+    assert np.median(err_after) < 1.5  # back to within the labels' own ~1 px offset from the roofs
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sources"][0]["buildings_path"] == report["sources"][0]["preregistered"]

@@ -125,3 +125,34 @@ def test_shipped_default_model_loads_and_predicts():
     img = np.random.default_rng(0).random((3, 50, 60)).astype(np.float32)
     field = pred.predict(img, np.ones((50, 60), bool), np.zeros((3, 50, 60), np.float32))
     assert field.shape == (2, 50, 60) and not field.any()  # no buildings: zero field
+
+
+def test_edge_weighted_smoothing_keeps_constants_and_averages_noise():
+    from geoalign.model.warp import smooth_field_at_edges
+
+    gen = torch.Generator().manual_seed(0)
+    edges = (torch.rand(1, 1, 64, 64, generator=gen) < 0.1).float()
+    const = torch.tensor([1.5, -0.5]).view(1, 2, 1, 1).expand(1, 2, 64, 64)
+    assert torch.allclose(smooth_field_at_edges(const, edges, 4.0), const, atol=1e-5)
+    noisy = const + 0.5 * torch.randn(1, 2, 64, 64, generator=gen)
+    before = (noisy - const)[:, :, edges[0, 0] > 0].abs().mean()
+    after = (smooth_field_at_edges(noisy, edges, 4.0) - const)[:, :, edges[0, 0] > 0].abs().mean()
+    assert after < 0.35 * before  # ~40 edge pixels within reach average the noise down
+    # the weights are the edges: a prediction far from any edge does not leak into an edge pixel
+    spike = torch.zeros(1, 2, 64, 64)
+    spike[..., 5, 5] = 100.0
+    only_edges = torch.zeros(1, 1, 64, 64)
+    only_edges[..., 40:44, 40:44] = 1.0
+    assert smooth_field_at_edges(spike, only_edges, 2.0)[..., 42, 42].abs().max() < 1e-6
+    assert torch.equal(smooth_field_at_edges(noisy, edges, 0.0), noisy)
+
+
+def test_chain_smoothing_config_round_trips_and_widens_context(tmp_path):
+    smooth = ChainConfig(scales=TINY.scales, net=TINY.net, smooth_sigma=3.0)
+    assert ChainConfig.from_json(smooth.to_json()) == smooth
+    old = TINY.to_json()
+    old.pop("smooth_sigma")  # configs written before the option load as "no smoothing"
+    assert ChainConfig.from_json(old).smooth_sigma == 0.0
+    assert Chain(smooth).context_px == Chain(TINY).context_px + 9 * (4 + 2 + 1)
+    save_model(Chain(smooth), tmp_path / "m", gsd_m=0.3)
+    assert load_model(tmp_path / "m")[0].config.smooth_sigma == 3.0
