@@ -74,10 +74,20 @@ class Sketches:
     """Residual sketches r (N, m), c·u (N,) of one set, from one streamed pass."""
 
     def __init__(self, whiten: Whitener, x: Tensor, sketch: CountSketch | None, centre: Tensor | None,
-                 dim: int, seed: int) -> None:
+                 dim: int, seed: int, keep: int = 0) -> None:
+        """``keep`` > 0 also keeps the whitened Jacobians of the last ``keep`` samples
+        (``self.kept``, rows for ids N − keep … N − 1), for re-ranking without recomputing."""
         rs, cus = [], []
         sc = None
+        n, start, self.kept = x.shape[0], 0, None
         for U in whiten(x):
+            if keep > 0:
+                first = max(start, n - keep)
+                if self.kept is None:
+                    self.kept = U.new_empty(keep, U.shape[1])
+                if first < start + U.shape[0]:
+                    self.kept[first - (n - keep):start + U.shape[0] - (n - keep)] = U[first - start:]
+            start += U.shape[0]
             if sketch is None:
                 sketch = CountSketch(U.shape[1], dim, seed)
             if centre is None:
@@ -146,8 +156,30 @@ def partition(z: Tensor, size: int, leaf: int = 16, iters: int = 12) -> list[Ten
     return list(torch.cat(order).split(size))
 
 
+def _permute_rows_(X: Tensor, perm: Tensor) -> None:
+    """X[i] ← X[perm[i]] for every row, in place (cycle by cycle, one spare row)."""
+    p = perm.tolist()
+    done = [False] * len(p)
+    spare = X.new_empty(X.shape[1:])
+    for start in range(len(p)):
+        if done[start] or p[start] == start:
+            done[start] = True
+            continue
+        spare.copy_(X[start])
+        j = start
+        while True:
+            done[j] = True
+            k = p[j]
+            if k == start:
+                X[j].copy_(spare)
+                break
+            X[j].copy_(X[k])
+            j = k
+
+
 def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: int, u: Tensor,
-           v: Tensor, kind: str, groups: list[Tensor]) -> tuple[Tensor, dict]:
+           v: Tensor, kind: str, groups: list[Tensor],
+           preloaded: list[tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, dict]:
     """Exact scores of the pairs (u_i, v_i) of vertex ids, in bounded memory.
 
     One round per group of vertices (``partition``: at most ``capacity`` each): load the
@@ -160,7 +192,15 @@ def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: in
     rounds, dtype = 0, None
     rank = torch.empty(num_vertices, dtype=torch.long)  # position in partition order
     rank[torch.cat(groups)] = torch.arange(num_vertices)
-    for group in groups:
+    pre = preloaded.pop() if preloaded else None  # popped: only this frame holds the rows
+    if pre is not None:  # a first group whose Jacobians are already there (ids, rows)
+        ids, rows = pre
+        order = rank[ids].argsort()
+        _permute_rows_(rows, order)  # rows in locality order, without a second copy
+        mine = torch.zeros(num_vertices, dtype=torch.bool)
+        mine[ids] = True
+        groups = [ids[order]] + [g[~mine[g]] for g in groups if not bool(mine[g].all())]
+    for gi, group in enumerate(groups):
         live = todo.nonzero().squeeze(1)
         if live.numel() == 0:
             break
@@ -172,10 +212,15 @@ def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: in
         if not bool(touching.any()):
             continue
         rounds += 1
-        members = group[rank[group].argsort()]
+        if pre is not None and gi == 0:
+            members, cache = group, pre[1]
+            del rows
+            pre = None
+        else:
+            members = group[rank[group].argsort()]
+            cache = torch.cat(list(whiten(fetch(members))))
         slot[members] = torch.arange(members.numel())
         su, sv = slot[pu], slot[pv]
-        cache = torch.cat(list(whiten(fetch(members))))
         dtype, d = cache.dtype, whiten.d
         both = (su >= 0) & (sv >= 0)
         scores[live[both]] = _grouped(cache, su[both], cache, sv[both], d, kind).double()

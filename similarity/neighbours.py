@@ -119,6 +119,11 @@ def _blocks(whiten: Whitener, data: Data, block_bytes: int) -> Iterator[tuple[in
         yield offset, torch.cat(block)
 
 
+def _output_dim(problem, x: Tensor) -> int:
+    with torch.no_grad():
+        return problem(problem.params, x[:1]).shape[1]
+
+
 def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
                  sketch_dim: int, shortlist: int, seed: int, exclude: bool, chunk_size: int,
                  block_bytes: int, rtol: float | None, centre: bool, pilot_size: int,
@@ -127,9 +132,16 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
     xq = as_tensor(queries)
     xr = xq if reference is None else as_tensor(reference)
     c = pilot_centre(whiten, xr, pilot_size, seed) if centre and pilot_size > 0 else None
-    sq = Sketches(whiten, xq, None, c, sketch_dim, seed)
+    dtype = next(iter(problem.params.values())).dtype
+    row_bytes = _output_dim(problem, xq) * problem.num_params * torch.finfo(dtype).bits // 8
+    capacity = max(chunk_size, block_bytes // row_bytes)
+    nq = xq.shape[0]
+    # When at least half the set fits in the cache, keep the sketch pass's last Jacobians as
+    # the first re-ranking group instead of computing them again.
+    keep = min(capacity, nq) if reference is None and 2 * capacity >= nq else 0
+    sq = Sketches(whiten, xq, None, c, sketch_dim, seed, keep=keep)
     sr = sq if reference is None else Sketches(whiten, xr, sq.sketch, sq.centre, sketch_dim, seed)
-    nq, nr = xq.shape[0], xr.shape[0]
+    nr = xr.shape[0]
     L = min(shortlist, nr - int(exclude))
     k = min(k, L)
     cand = shortlists(sq, sr, L, exclude)
@@ -148,9 +160,9 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
             out[isq] = xq[ids[isq]]
             out[~isq] = xr[ids[~isq] - nq].to(xq.dtype)
             return out
-    row_bytes = whiten.d * problem.num_params * sq.r.element_size()
-    capacity = max(chunk_size, block_bytes // row_bytes)
-    exact, info = rerank(whiten, fetch, nv, u, v, kind, partition(z, capacity))
+    preloaded = [(torch.arange(nq - keep, nq), sq.kept)] if keep else None
+    sq.kept = None
+    exact, info = rerank(whiten, fetch, nv, u, v, kind, partition(z, capacity), preloaded)
     top = exact.view(nq, L).topk(k, dim=1)
     if stats is not None:
         stats.update(info, shortlist=L, sketch_dim=sketch_dim, capacity=capacity)

@@ -124,3 +124,16 @@ def test_topk_never_materializes_all_jacobians():
         assert seen.largest <= 16 * p, (method, seen.largest, len(x) * p)
         recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact_i.tolist(), i.tolist())])
         assert recall >= (1.0 if method == "exact" else 0.9)
+
+
+def test_approx_reuses_the_sketch_pass_when_most_of_the_set_fits(mlp2, xs):
+    """Cache of 8 of 13 samples: the last 8 Jacobians of the sketch pass are re-ranked without
+    being computed again; the answer is still the brute force."""
+    kc = brute_kc(brute_jacobians(mlp2, xs))
+    np.fill_diagonal(kc, -np.inf)
+    p = sum(q.numel() for q in mlp2.parameters())
+    stats = {}
+    scores, idx = sim.topk_neighbours(mlp2, xs, k=3, method="approx", shortlist=len(xs), chunk_size=4,
+                                      block_bytes=8 * 2 * p * 8, pilot_size=0, stats=stats)
+    np.testing.assert_allclose(scores.numpy(), -np.sort(-kc, axis=1)[:, :3], rtol=1e-9)
+    assert stats["capacity"] == 8 and stats["jacobians"] < 2 * len(xs)
