@@ -2,11 +2,12 @@
 
 Why: the label offsets of the bundled training sources are not zero-mean. One global translation
 per source (edge correlation, :mod:`geoalign.baselines.global_shift`) moves most of them west and
-north (Rio chips up to 6 px at 0.3 m, Atlanta 2.3 px, Austin 1.0 px), and a network trained on
-them learns that common offset as a prior: it moves perfectly aligned maps north-west pass after
-pass (benchmarks/fixed_point.py). Iterative realignment removes *random* label noise, not a bias
-shared by the whole dataset. Pre-registering with one translation per source takes out the
-shared part and leaves the spatially varying noise for the realignment rounds.
+north (Rio chips up to 6 px at 0.3 m, Atlanta 2.3 px, Austin 1.0 px). Iterative realignment
+removes *random* label noise; an offset shared by a whole source is the kind of error it cannot
+average away, so it is taken out first, with one translation per source, leaving the spatially
+varying noise for the realignment rounds. (Measured so far: a 300-step fine-tune on pre-registered
+data did not change the network's own drift at alignment, which varies between runs —
+benchmarks/fixed_point.py; the full retrain with it is pending.)
 
 Each source's buildings are aligned with ``geoalign align``'s machinery (same attributes, same
 vertices), written to ``out_dir/<k>_<image stem>.gpkg``; the per-source offsets go to
