@@ -13,23 +13,16 @@ from torch.utils.data import Dataset
 from geoalign.dataset.build import FORMAT_VERSION, MANIFEST
 from geoalign.dataset.shards import open_shard
 from geoalign.errors import InputFileError
+from geoalign.io.versioned_json import read_versioned_json
 
 
 def read_manifest(root: str | Path) -> dict:
     root = Path(root)
-    path = root / MANIFEST
-    if not path.exists():
-        raise InputFileError(f"{root}: not a geoalign dataset (no {MANIFEST}); build one with "
-                             "`geoalign dataset build`.")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputFileError(f"{path}: corrupt dataset manifest ({err}); rebuild the dataset.") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        found = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise InputFileError(f"{root}: dataset format {found} is not "
-                             f"supported (expected {FORMAT_VERSION}); rebuild it.")
-    return manifest
+    return read_versioned_json(
+        root / MANIFEST, version=FORMAT_VERSION, error=InputFileError,
+        missing=f"{root}: not a geoalign dataset (no {MANIFEST}); build one with `geoalign dataset build`.",
+        corrupt=f"{root / MANIFEST}: corrupt dataset manifest; rebuild the dataset.",
+        mismatch=f"{root}: dataset format {{found}} is not supported (expected {{expected}}); rebuild it.")
 
 
 class PairDataset(Dataset):

@@ -14,6 +14,7 @@ import torch
 
 from geoalign.errors import CheckpointError
 from geoalign.io.atomic import atomic_path
+from geoalign.io.versioned_json import read_versioned_json
 from geoalign.model.chain import Chain, ChainConfig
 
 FORMAT_VERSION = 1
@@ -37,21 +38,13 @@ def save_model(chain: Chain, model_dir: str | Path, *, gsd_m: float | None, extr
 def read_config(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG
-    if not path.exists():
-        raise CheckpointError(f"{model_dir}: not a geoalign model folder (no {CONFIG}); "
-                              "pass the folder written by `geoalign train -o`.")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt model config ({e}); re-train or re-download the model.") from e
-    if not isinstance(config, dict) or config.get("kind") != "geoalign-chain":
-        raise CheckpointError(f"{path}: not a geoalign chain model config.")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: model format version {config.get('format_version')} is not supported by this "
-            f"geoalign (expects {FORMAT_VERSION}); use a matching geoalign or re-train the model."
-        )
-    return config
+    return read_versioned_json(
+        path, version=FORMAT_VERSION, error=CheckpointError, kind="geoalign-chain",
+        missing=f"{model_dir}: not a geoalign model folder (no {CONFIG}); pass the folder written by "
+                "`geoalign train -o`.",
+        corrupt=f"{path}: corrupt model config; re-train or re-download the model.",
+        mismatch=f"{path}: model format version {{found}} is not supported by this geoalign (expects "
+                 "{expected}); use a matching geoalign or re-train the model.")
 
 
 def load_model(model_dir: str | Path) -> tuple[Chain, dict]:
