@@ -25,13 +25,15 @@ clean:
 	rm -rf demo_output
 
 # --- benchmarks (each writes PNG + JSON under benchmarks/results/) ---
-.PHONY: bench-similarity-sine bench-similarity-digits bench-similarity-speed bench-dataset bench-fetch
+.PHONY: bench-similarity-sine bench-similarity-digits bench-similarity-speed bench-similarity-topk bench-dataset bench-fetch
 bench-similarity-sine: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.sine_toy
 bench-similarity-digits: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.digits_enforcement
 bench-similarity-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.speed
+bench-similarity-topk: $(STAMP)
+	$(BIN)/python -m benchmarks.similarity.speed --topk-only
 bench-dataset: $(STAMP)
 	$(BIN)/python -m benchmarks.dataset_build
 
