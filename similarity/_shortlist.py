@@ -71,38 +71,77 @@ def pair_scores(A: Tensor, B: Tensor, d: int, kind: str) -> Tensor:
 
 
 class Sketches:
-    """Residual sketches r (N, m), c·u (N,) of one set, from one streamed pass."""
+    """Residual sketches r (N, m), c·u (N,) of one set, from one streamed pass.
+
+    With ``rows`` (a count sketch R^p -> R^m2), the same pass also keeps, per sample, the
+    count sketch of each of the d rows of its centred whitened Jacobian, ``R`` (N, d·m2),
+    rescaled row by row to the exact norms ‖û_a − c_a‖, and the exact d×d products
+    ``P`` = Û Cᵀ (N, d, d), C the centre as d rows: the re-ranking estimate of
+    K^C(x,x') = Û Û'ᵀ is R Rᵀ + P + P'ᵀ − C Cᵀ (``sketch_rerank``), with no Jacobian computed
+    again. The short-list sketch r is then taken of the (uncentred) row sketches instead of
+    u: a count sketch of a count sketch is a count sketch of u (hashes composed), and it
+    gathers d·m2 numbers a sample instead of d·p.
+    """
 
     def __init__(self, whiten: Whitener, x: Tensor, sketch: CountSketch | None, centre: Tensor | None,
-                 dim: int, seed: int, keep: int = 0) -> None:
+                 dim: int, seed: int, keep: int = 0, rows: CountSketch | None = None) -> None:
         """``keep`` > 0 also keeps the whitened Jacobians of the last ``keep`` samples
         (``self.kept``, rows for ids N − keep … N − 1), for re-ranking without recomputing."""
         rs, cus = [], []
-        sc = None
+        sc = rc = None
         n, start, self.kept = x.shape[0], 0, None
+        self.R = self.P = None
+        tiny = None
         for U in whiten(x):
+            m = U.shape[0]
+            tiny = torch.finfo(U.dtype).tiny
             if keep > 0:
                 first = max(start, n - keep)
                 if self.kept is None:
                     self.kept = U.new_empty(keep, U.shape[1])
-                if first < start + U.shape[0]:
-                    self.kept[first - (n - keep):start + U.shape[0] - (n - keep)] = U[first - start:]
-            start += U.shape[0]
-            if sketch is None:
-                sketch = CountSketch(U.shape[1], dim, seed)
+                if first < start + m:
+                    self.kept[first - (n - keep):start + m - (n - keep)] = U[first - start:]
             if centre is None:
                 centre = torch.zeros(U.shape[1], dtype=U.dtype)
-            if sc is None:
-                sc = sketch(centre.unsqueeze(0))  # the sketch is linear: S(u − c) = S(u) − S(c)
             cu = U @ centre
-            sq = torch.linalg.vector_norm(U, dim=1).square()
+            if rows is None:
+                sq = torch.linalg.vector_norm(U, dim=1).square()
+                src, csrc = U, centre
+            else:
+                d = whiten.d
+                C = centre.view(d, -1)
+                if self.R is None:
+                    self.R = U.new_empty(n, d * rows.dim_out)
+                    self.P = U.new_empty(n, d, d)
+                    rc = rows(C).view(1, -1)  # (1, d·m2): the centre's row sketches
+                Ur = U.view(m * d, -1)
+                Rc = self.R[start:start + m]
+                Rf = Rc.view(m * d, -1)
+                blk = max(1, (1 << 22) // Ur.shape[1])  # ≤ 16 MB temporaries
+                for i in range(0, Ur.shape[0], blk):
+                    Rf[i:i + blk] = rows(Ur[i:i + blk])
+                P = U.view(m, d, -1) @ C.T  # (m, d, d): P[a, b] = û_a · c_b
+                self.P[start:start + m] = P
+                rsq = torch.linalg.vector_norm(U.view(m, d, -1), dim=2).square()  # (m, d), exact
+                sq = rsq.sum(1)
+                src, csrc = Rc, rc[0]
+            if sketch is None:
+                sketch = CountSketch(src.shape[1], dim, seed)
+            if sc is None:
+                sc = sketch(csrc.unsqueeze(0))  # the sketch is linear: S(u − c) = S(u) − S(c)
             target = (sq - 2 * cu + centre @ centre).clamp_min(0).sqrt()
-            block = max(1, (1 << 22) // U.shape[1])  # ≤ 16 MB temporaries
-            r = torch.cat([sketch(U[i:i + block]) for i in range(0, U.shape[0], block)]).sub_(sc)
-            r *= (target / r.norm(dim=1).clamp_min(torch.finfo(r.dtype).tiny)).unsqueeze(1)
+            block = max(1, (1 << 22) // src.shape[1])
+            r = torch.cat([sketch(src[i:i + block]) for i in range(0, m, block)]).sub_(sc)
+            r *= (target / r.norm(dim=1).clamp_min(tiny)).unsqueeze(1)
             rs.append(r)
             cus.append(cu)
-        self.sketch, self.centre = sketch, centre
+            if rows is not None:
+                Rc -= rc
+                Rv = Rc.view(m, d, -1)
+                res = (rsq - 2 * torch.diagonal(P, dim1=1, dim2=2) + C.square().sum(1)).clamp_min(0).sqrt()
+                Rv *= (res / Rv.norm(dim=2).clamp_min(tiny)).unsqueeze(2)
+            start += m
+        self.sketch, self.centre, self.rows = sketch, centre, rows
         self.r, self.cu = torch.cat(rs), torch.cat(cus)
 
 
@@ -246,17 +285,57 @@ def rerank(whiten: Whitener, fetch: Callable[[Tensor], Tensor], num_vertices: in
     return scores.to(dtype or torch.get_default_dtype()), dict(rounds=rounds, jacobians=whiten.loads)
 
 
+def sketch_rerank(q: Sketches, r: Sketches, u: Tensor, v: Tensor, kind: str, d: int) -> Tensor:
+    """Estimated scores of the pairs (query u_i, reference v_i) from the re-ranking sketches.
+
+    K^C(x,x') ≈ R Rᵀ + P + P'ᵀ − C Cᵀ (d×d, exact when the row sketch is injective, m2 ≥ p),
+    then the scalar ``kind``. Both sets' rows are read in a locality order of their short-list
+    sketches (recursive bisection, ``partition``), so that a group of queries and the union of
+    its candidates are two dense slices: one product per group instead of one row per pair.
+    Rows are permuted in place and put back afterwards; no copy of R is made.
+    """
+    C = q.centre.view(d, -1)
+    CC = C @ C.T
+    sets = [q] if r is q else [q, r]
+    ranks = []
+    for s in sets:
+        order = torch.cat(partition(s.r, s.r.shape[0], iters=4))
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel())
+        _permute_rows_(s.R, order)
+        ranks.append((order, rank))
+    try:
+        a = ranks[0][1][u]
+        b = ranks[-1][1][v]
+        Pq, Pr = q.P[u], r.P[v]  # (n, d, d), exact
+        if kind == "correlation":  # only the trace: flattened dot products
+            corr = (torch.diagonal(Pq, dim1=1, dim2=2).sum(1) + torch.diagonal(Pr, dim1=1, dim2=2).sum(1)
+                    - torch.trace(CC))
+            dots = _grouped(q.R, a, r.R, b, d, kind, pair=lambda X, Y: X @ Y.T)
+            return (dots + corr) / d
+        G = _grouped(q.R, a, r.R, b, d, kind,
+                     pair=lambda X, Y: gram(X.view(X.shape[0], d, -1), Y.view(Y.shape[0], d, -1)))
+        return scalar_similarity(G + Pq + Pr.transpose(1, 2) - CC, kind)
+    finally:
+        for s, (order, rank) in zip(sets, ranks):
+            _permute_rows_(s.R, rank)  # back to sample order
+
+
 def _grouped(A: Tensor, a: Tensor, B: Tensor, b: Tensor, d: int, kind: str,
-             group: int | None = None) -> Tensor:
+             group: int | None = None,
+             pair: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
     """Scores of pairs (A[a_i], B[b_i]): groups of rows of A against the union of their B rows.
 
     Rows of A come in partition order (similar samples adjacent), so a group of A rows shares
     most of its partners and each group is one dense product. B is read in place (a slice of
     consecutive rows) or its needed rows copied out, whichever a simple cost model prefers.
     """
-    out = torch.empty(a.shape[0], dtype=A.dtype)
+    if pair is None:
+        def pair(X: Tensor, Y: Tensor) -> Tensor:
+            return pair_scores(X, Y, d, kind)
+    out = None
     if a.numel() == 0:
-        return out
+        return torch.empty(0, dtype=A.dtype)
     if group is None:  # rows of A per product: ~32 MB of them (16 CNN-sized rows, 64 small ones)
         group = max(16, min(64, (1 << 23) // A.shape[1]))
     perm = torch.argsort(a, stable=True)
@@ -281,7 +360,9 @@ def _grouped(A: Tensor, a: Tensor, B: Tensor, b: Tensor, d: int, kind: str,
             Bblk, ib = B[lo:hi], rb[pb] - lo
         else:
             Bblk, ib = B.index_select(0, rb), pb
-        S = pair_scores(Ablk, Bblk, d, kind)
-        out[sel] = S[ia, ib]
+        S = pair(Ablk, Bblk)[ia, ib]
+        if out is None:
+            out = S.new_empty(a.shape[0], *S.shape[1:])
+        out[sel] = S
         begin = end
     return out

@@ -30,6 +30,11 @@ class CountSketch:
         padded = self.per_bucket * dim_out
         self.perm = torch.randperm(padded, generator=gen)
         self.sign = torch.randint(0, 2, (padded,), generator=gen).mul_(2).sub_(1)
+        # Bucket b holds positions b·per_bucket … (b+1)·per_bucket − 1 of the permutation; they
+        # are gathered slot-major (slot j of every bucket, then slot j + 1, …) so that the
+        # reduction adds per_bucket contiguous rows of m numbers, not m short strided runs.
+        self.perm = self.perm.view(dim_out, self.per_bucket).T.reshape(-1)
+        self.sign = self.sign.view(dim_out, self.per_bucket).T.reshape(-1)
         # Padding coordinates read coordinate 0 with sign 0: no padded copy of the input.
         pad = self.perm >= dim_in
         self.index = self.perm.masked_fill(pad, 0)
@@ -40,4 +45,4 @@ class CountSketch:
         if u.shape[-1] != self.dim_in:
             raise ValueError(f"expected vectors of size {self.dim_in}, got {u.shape[-1]}")
         v = u.index_select(1, self.index).mul_(self.sign.to(u.dtype))
-        return v.view(u.shape[0], self.dim_out, self.per_bucket).sum(-1)
+        return v.view(u.shape[0], self.per_bucket, self.dim_out).sum(1)

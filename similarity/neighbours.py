@@ -3,8 +3,10 @@
 Exact top-k scans every pair block by block. The approximate search sketches the whitened
 Jacobians to m numbers (count sketch), renormalizes the sketches so that each has unit norm
 (an estimate of k^C(x,x) = 1), ranks all pairs by the sketched similarity, keeps a short list
-of candidates per query and re-ranks that list exactly: the cost of the exact pairwise scan,
-N²·d²·p, becomes N²·m + N·L·d²·p.
+of candidates per query and re-ranks that list, by default from a second, larger sketch of the
+same single Jacobian pass (``rerank='sketch'``) or exactly (``rerank='exact'``, recomputing
+Jacobians): the cost of the exact pairwise scan, N²·d²·p, becomes N·d·p (one pass) +
+N²·m + N·L·d²·m2.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Iterator
 from ._model import Data, Output, Params, make_problem, num_samples
 from ._pairwise import DEFAULT_BLOCK_BYTES, similarity_blocks
 from ._shortlist import (Sketches, Whitener, as_tensor, pair_scores, partition, pilot_centre, rerank,
-                         shortlists)
+                         shortlists, sketch_rerank)
+from ._sketch import CountSketch
 from .jacobians import DEFAULT_CHUNK
 
 
@@ -36,11 +39,13 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
                     seed: int = 0, exclude_self: bool | None = None,
                     chunk_size: int = DEFAULT_CHUNK, block_bytes: int = DEFAULT_BLOCK_BYTES,
                     params: Params = None, rtol: float | None = None, centre: bool = True,
-                    pilot_size: int = 64, stats: dict | None = None) -> tuple[Tensor, Tensor]:
+                    pilot_size: int = 64, rerank: str = "auto", rerank_dim: int | None = None,
+                    stats: dict | None = None) -> tuple[Tensor, Tensor]:
     """The k most similar reference samples of each query: (scores (N, k), indices (N, k)).
 
     ``reference=None`` searches the queries themselves and, by default, leaves each query
-    out of its own list. Scores are exact in both methods and memory is bounded by
+    out of its own list. Scores are exact in the exact method and in ``rerank='exact'``,
+    estimates in ``rerank='sketch'`` (exact when m2 ≥ p); memory is bounded by
     ``block_bytes`` of whitened Jacobians (plus one chunk) whatever N:
 
     - ``method='exact'`` holds a block of queries and streams the reference past it (the
@@ -49,11 +54,27 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
     - ``method='approx'`` streams each set once, keeping a ``sketch_dim``-number sketch per
       sample (of u − c, c the mean whitened Jacobian of ``pilot_size`` random samples, when
       ``centre``), short-lists ``shortlist`` candidates per query (default 4k) by sketched
-      similarity and re-ranks them exactly, recomputing the candidates' Jacobians in rounds
-      within the ``block_bytes`` cache. Memory: N·(sketch_dim + 2) + N·shortlist·4 numbers
-      beside the cache, and the inputs gathered once when they come from a loader.
+      similarity and re-ranks them (below; ``rerank='exact'`` recomputes the candidates'
+      Jacobians in rounds within the ``block_bytes`` cache). Memory: N·(sketch_dim + 2) +
+      N·shortlist·4 numbers beside the cache or the re-ranking sketches, and the inputs
+      gathered once when they come from a loader.
 
-    ``stats``, when given a dict, receives what the search cost (Jacobians computed, rounds).
+    Re-ranking of the short lists (``method='approx'``):
+
+    - ``rerank='sketch'``: no Jacobian is computed twice. The sketch pass also keeps a count
+      sketch of each of the d rows of every centred whitened Jacobian, of ``rerank_dim`` = m2
+      numbers (default: the largest that fits ``block_bytes`` for all N samples, at most p),
+      rescaled to the exact row norms, and the exact d×d products with the centre; each
+      short-listed pair is scored by the resulting estimate of K^C (exact self-normalization,
+      cross terms with a standard error of about ‖û − c‖‖û' − c'‖/√m2 per entry; exact when
+      m2 ≥ p). The returned scores are these estimates. Memory: N·d·(m2 + d) numbers.
+    - ``rerank='exact'``: exact scores, recomputing the candidates' Jacobians in rounds within
+      the ``block_bytes`` cache (above).
+    - ``rerank='auto'`` (default): 'sketch' when ``block_bytes`` holds m2 ≥ min(p, 1024) for
+      every sample, else 'exact'.
+
+    ``stats``, when given a dict, receives what the search cost (Jacobians computed, rounds,
+    the re-ranking used and m2).
     """
     problem = make_problem(model, output, params)
     exclude = (reference is None) if exclude_self is None else exclude_self
@@ -62,8 +83,11 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
                            rtol, stats)
     if method != "approx":
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
+    if rerank not in ("auto", "sketch", "exact"):
+        raise ValueError(f"rerank must be 'auto', 'sketch' or 'exact', got {rerank!r}")
     return _approx_topk(problem, queries, reference, k, kind, sketch_dim, shortlist or 4 * k, seed,
-                        exclude, chunk_size, block_bytes, rtol, centre, pilot_size, stats)
+                        exclude, chunk_size, block_bytes, rtol, centre, pilot_size, rerank,
+                        rerank_dim, stats)
 
 
 def _exact_topk(problem, queries: Data, reference: Data | None, k: int, kind: str, exclude: bool,
@@ -127,21 +151,36 @@ def _output_dim(problem, x: Tensor) -> int:
 def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: str,
                  sketch_dim: int, shortlist: int, seed: int, exclude: bool, chunk_size: int,
                  block_bytes: int, rtol: float | None, centre: bool, pilot_size: int,
+                 rerank_mode: str, rerank_dim: int | None,
                  stats: dict | None) -> tuple[Tensor, Tensor]:
     whiten = Whitener(problem, chunk_size, rtol)
     xq = as_tensor(queries)
     xr = xq if reference is None else as_tensor(reference)
     c = pilot_centre(whiten, xr, pilot_size, seed) if centre and pilot_size > 0 else None
     dtype = next(iter(problem.params.values())).dtype
-    row_bytes = _output_dim(problem, xq) * problem.num_params * torch.finfo(dtype).bits // 8
+    d_out, p = _output_dim(problem, xq), problem.num_params
+    elem = torch.finfo(dtype).bits // 8
+    row_bytes = d_out * p * elem
     capacity = max(chunk_size, block_bytes // row_bytes)
     nq = xq.shape[0]
+    nr = xr.shape[0]
+    if rerank_mode != "exact":
+        n_all = nq + (0 if reference is None else nr)
+        fits = min(p, block_bytes // (n_all * d_out * elem))
+        # Default: the largest m2 that fits, lowered to ⌈p / ⌈p / fits⌉⌉ so that the balanced
+        # count sketch has no padding (m2 = 32,768 for p = 33,409 would gather 2·p numbers a
+        # row for 2% more buckets than m2 = 16,705).
+        m2 = -(-p // -(-p // max(1, fits))) if rerank_dim is None else min(p, rerank_dim)
+        if rerank_mode == "auto":
+            rerank_mode = "sketch" if fits >= min(p, 1024) else "exact"
+        if rerank_mode == "sketch":
+            return _approx_sketch_topk(whiten, xq, xr, reference is None, c, k, kind, sketch_dim,
+                                       shortlist, seed, exclude, max(1, m2), capacity, stats)
     # When at least half the set fits in the cache, keep the sketch pass's last Jacobians as
     # the first re-ranking group instead of computing them again.
     keep = min(capacity, nq) if reference is None and 2 * capacity >= nq else 0
     sq = Sketches(whiten, xq, None, c, sketch_dim, seed, keep=keep)
     sr = sq if reference is None else Sketches(whiten, xr, sq.sketch, sq.centre, sketch_dim, seed)
-    nr = xr.shape[0]
     L = min(shortlist, nr - int(exclude))
     k = min(k, L)
     cand = shortlists(sq, sr, L, exclude)
@@ -165,7 +204,28 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
     exact, info = rerank(whiten, fetch, nv, u, v, kind, partition(z, capacity), preloaded)
     top = exact.view(nq, L).topk(k, dim=1)
     if stats is not None:
-        stats.update(info, shortlist=L, sketch_dim=sketch_dim, capacity=capacity)
+        stats.update(info, shortlist=L, sketch_dim=sketch_dim, capacity=capacity, rerank="exact")
+    return top.values, cand.gather(1, top.indices)
+
+
+def _approx_sketch_topk(whiten: Whitener, xq: Tensor, xr: Tensor, same: bool, c: Tensor | None,
+                        k: int, kind: str, sketch_dim: int, shortlist: int, seed: int, exclude: bool,
+                        m2: int, capacity: int, stats: dict | None) -> tuple[Tensor, Tensor]:
+    """One Jacobian pass per set: short lists and re-ranking both from what the pass keeps."""
+    p = whiten.problem.num_params
+    rows = CountSketch(p, m2, seed + 1)
+    sq = Sketches(whiten, xq, None, c, sketch_dim, seed, rows=rows)
+    sr = sq if same else Sketches(whiten, xr, sq.sketch, sq.centre, sketch_dim, seed, rows=rows)
+    nq, nr = xq.shape[0], xr.shape[0]
+    L = min(shortlist, nr - int(exclude))
+    k = min(k, L)
+    cand = shortlists(sq, sr, L, exclude)
+    u = torch.arange(nq).repeat_interleave(L)
+    est = sketch_rerank(sq, sr, u, cand.reshape(-1), kind, whiten.d)
+    top = est.view(nq, L).topk(k, dim=1)
+    if stats is not None:
+        stats.update(jacobians=whiten.loads, rounds=0, shortlist=L, sketch_dim=sketch_dim,
+                     capacity=capacity, rerank="sketch", rerank_dim=m2)
     return top.values, cand.gather(1, top.indices)
 
 

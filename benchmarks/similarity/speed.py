@@ -99,8 +99,10 @@ def trained_sine_mlp(f: int = 4, steps: int = 600) -> torch.nn.Module:
     return model.eval()
 
 
-TOPK_NOTE = ("Top-k: exact (blocked by query blocks) and approx (sketch + exact re-rank) within the "
-             "same block_bytes Jacobian budget, 1 thread, same run. Rows with exact_extrapolated=true ran "
+TOPK_NOTE = ("Top-k: exact (blocked by query blocks) and approx (one Jacobian pass: short-list sketch + "
+             "re-ranking from a second count sketch of each whitened Jacobian row, rerank='sketch', m2 = "
+             "rerank_dim chosen to fit block_bytes for all N samples) within the same block_bytes budget, "
+             "1 thread, same run. Rows with exact_extrapolated=true ran "
              "exact on exact_queries_measured random queries (one query block) against all N references "
              "and report exact_s = exact_measured_s * N / exact_queries_measured (linear in the number of "
              "queries); their recall is over those queries.")
@@ -171,7 +173,7 @@ def recall_at(exact: torch.Tensor, approx: torch.Tensor) -> float:
 
 
 def topk_rows(sizes: list[int], k: int = 10, block_bytes: int = 1 << 30) -> list[dict]:
-    """Exact (blocked) vs approximate (sketch + exact re-rank) top-k, same memory budget.
+    """Exact (blocked) vs approximate (sketch short lists + sketch re-rank) top-k, same memory budget.
 
     Where exact over all N queries would take too long on this machine, it is run on one
     query block (the queries that fit in ``block_bytes``: a random subset) against all N
@@ -216,7 +218,11 @@ def topk_rows(sizes: list[int], k: int = 10, block_bytes: int = 1 << 30) -> list
                        approx_peak_extra_mb=mem_a.extra_mb, exact_peak_extra_mb=mem_e.extra_mb,
                        n_by_p_mb=n * d * p * 4 / 2 ** 20,
                        approx_jacobians_per_sample=stats["jacobians"] / n, approx_rounds=stats["rounds"],
-                       cache_rows=stats["capacity"], model_note=s["note"])
+                       cache_rows=stats["capacity"], rerank=stats["rerank"],
+                       rerank_dim=stats.get("rerank_dim"),
+                       rerank_mb=(n * d * stats["rerank_dim"] * 4 / 2 ** 20
+                                  if stats["rerank"] == "sketch" else None),
+                       model_note=s["note"])
             print(row, flush=True)
             rows.append(row)
     return rows
@@ -239,7 +245,8 @@ def plot(density: list[dict], topk: list[dict]) -> None:
         rs = [r for r in topk if r["model"] == name]
         ns = [r["N"] for r in rs]
         line, = ax[2].plot(ns, [r["exact_s"] for r in rs], "o-", label=f"{name}: exact blocked (hollow: extrapolated)")
-        ax[2].plot(ns, [r["approx_s"] for r in rs], "s--", color=line.get_color(), label=f"{name}: sketch + exact re-rank")
+        ax[2].plot(ns, [r["approx_s"] for r in rs], "s--", color=line.get_color(),
+                   label=f"{name}: approx (one pass, sketch re-rank)")
         ext = [r for r in rs if r.get("exact_extrapolated")]
         ax[2].plot([r["N"] for r in ext], [r["exact_s"] for r in ext], "o", mfc="white", color=line.get_color())
         for r in rs:
