@@ -156,3 +156,27 @@ def test_chain_smoothing_config_round_trips_and_widens_context(tmp_path):
     assert Chain(smooth).context_px == Chain(TINY).context_px + 9 * (4 + 2 + 1)
     save_model(Chain(smooth), tmp_path / "m", gsd_m=0.3)
     assert load_model(tmp_path / "m")[0].config.smooth_sigma == 3.0
+
+
+def test_buildings_over_invalid_pixels_carry_no_evidence():
+    """A building drawn where the image is invalid (nodata, padding past the raster) must not
+    steer the field: it is left out, and the image is not blacked out (that drew a false edge)."""
+    from geoalign.rasterize import rasterize_map
+    from shapely.geometry import box
+
+    pred = load_predictor()
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 64, 64)).astype(np.float32)
+    valid = np.ones((64, 64), bool)
+    valid[:, 40:] = False
+    inside = [box(8, 8, 24, 20)]
+    outside = [box(44, 30, 60, 50)]
+    with_outside = rasterize_map(inside + outside, (64, 64))
+    only_inside = rasterize_map(inside, (64, 64))
+    a = pred.predict(image, valid, with_outside)
+    b = pred.predict(image, valid, only_inside)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a).max() > 0  # the building inside does produce a field
+    # same as an all-valid image with the map masked: the image itself is used as given
+    np.testing.assert_array_equal(a, pred.predict(image, np.ones_like(valid), only_inside))
+    assert not np.array_equal(a, pred.predict(np.where(valid, image, 0.0).astype(np.float32), valid, only_inside))
