@@ -24,6 +24,12 @@ from ._sketch import CountSketch
 from .jacobians import DEFAULT_CHUNK
 
 
+# Default cap on the re-ranking sketch: its cosine error 1/√m2 is then ≤ 0.6% of the centred
+# residual, while scoring a short-listed pair costs d²·m2 (at m2 = p = 232,514 the CNN's
+# N = 512 re-ranking took longer than its Jacobian pass).
+MAX_RERANK_DIM = 1 << 15
+
+
 def _merge_topk(best: tuple[Tensor, Tensor] | None, scores: Tensor, index: Tensor,
                 k: int) -> tuple[Tensor, Tensor]:
     if best is not None:
@@ -64,7 +70,8 @@ def topk_neighbours(model: nn.Module, queries: Data, reference: Data | None = No
     - ``rerank='sketch'``: no Jacobian is computed twice. The sketch pass also keeps a count
       sketch of each of the d rows of every centred whitened Jacobian, of ``rerank_dim`` = m2
       numbers (default: the largest that fits ``block_bytes`` for all N samples, at most p),
-      rescaled to the exact row norms, and the exact d×d products with the centre; each
+      rescaled to the exact row norms, and the exact d×d products with the centre (default
+      m2: at most 32,768, and at most what fits ``block_bytes``); each
       short-listed pair is scored by the resulting estimate of K^C (exact self-normalization,
       cross terms with a standard error of about ‖û − c‖‖û' − c'‖/√m2 per entry; exact when
       m2 ≥ p). The returned scores are these estimates. Memory: N·d·(m2 + d) numbers.
@@ -167,10 +174,11 @@ def _approx_topk(problem, queries: Data, reference: Data | None, k: int, kind: s
     if rerank_mode != "exact":
         n_all = nq + (0 if reference is None else nr)
         fits = min(p, block_bytes // (n_all * d_out * elem))
-        # Default: the largest m2 that fits, lowered to ⌈p / ⌈p / fits⌉⌉ so that the balanced
-        # count sketch has no padding (m2 = 32,768 for p = 33,409 would gather 2·p numbers a
-        # row for 2% more buckets than m2 = 16,705).
-        m2 = -(-p // -(-p // max(1, fits))) if rerank_dim is None else min(p, rerank_dim)
+        # Default: the largest m2 that fits, at most MAX_RERANK_DIM, lowered to ⌈p / ⌈p / m2⌉⌉
+        # so that the balanced count sketch has no padding (m2 = 32,768 for p = 33,409 would
+        # gather 2·p numbers a row for 2% more buckets than m2 = 16,705).
+        top = max(1, min(fits, MAX_RERANK_DIM))
+        m2 = -(-p // -(-p // top)) if rerank_dim is None else min(p, rerank_dim)
         if rerank_mode == "auto":
             rerank_mode = "sketch" if fits >= min(p, 1024) else "exact"
         if rerank_mode == "sketch":
