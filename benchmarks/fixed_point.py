@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +107,7 @@ def main() -> None:
     for name, cs in cases.items():
         result["per_scale_noise_at_alignment"][name] = per_scale_noise(chain, cs)
     for sm in args.smooth:
-        variant = Chain(replace(chain.config, smooth_sigma=sm))
-        variant.load_state_dict(chain.state_dict())
-        predictor = ChainPredictor(variant, config.get("gsd_m"))
+        predictor = ChainPredictor(chain.copy_with(smooth_sigma=sm), config.get("gsd_m"))
         result["drift"][f"smooth_sigma={sm:g}"] = {name: drift(predictor, cs, args.passes) for name, cs in cases.items()}
         print(f"smooth {sm:g}: " + "; ".join(f"{n} pass medians " + " ".join(
             f"{r['median_move_px']:.2f}" for r in rows) for n, rows in result["drift"][f"smooth_sigma={sm:g}"].items()),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +69,7 @@ def main() -> None:
     torch.manual_seed(0)
     chain = load_model(args.pretrained)[0].train() if args.pretrained else Chain(ChainConfig(scales=(2, 1, 0)))
     if args.smooth_sigma is not None:  # a parameter-free layer: same weights, other config
-        smoothed = Chain(replace(chain.config, smooth_sigma=args.smooth_sigma))
-        smoothed.load_state_dict(chain.state_dict())
-        chain = smoothed.train()
+        chain = chain.copy_with(smooth_sigma=args.smooth_sigma)
     dcfg = DatasetConfig(scales=chain.config.scales, patch_px=96, gsd_m=0.3, holdout_fraction=0.2,
                          stride_fraction=0.5, samples_per_patch=2)
     t0 = time.perf_counter()

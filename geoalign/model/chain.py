@@ -20,7 +20,7 @@ replicate, map: zeros), the output field is cropped back, so any H×W works.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn as nn
@@ -71,6 +71,13 @@ class Chain(nn.Module):
             self.nets = nn.ModuleDict({"shared": ScaleNet(config.net)})
         else:
             self.nets = nn.ModuleDict({str(s): ScaleNet(config.net) for s in config.scales})
+
+    def copy_with(self, **changes) -> "Chain":
+        """A new chain with the same weights and ``changes`` to its config (options that add no
+        parameters, e.g. ``smooth_sigma`` or ``scales`` of a shared net); training mode kept."""
+        other = Chain(replace(self.config, **changes))
+        other.load_state_dict(self.state_dict())
+        return other.train(self.training)
 
     def net(self, scale: int) -> ScaleNet:
         return self.nets["shared" if self.config.shared else str(scale)]

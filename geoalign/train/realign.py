@@ -111,9 +111,7 @@ def realign_rounds(
         if gsd_m is None:
             gsd_m = json.loads((ds_dir / "manifest.json").read_text())["gsd_m"]
         save_model(chain, rdir / "model", gsd_m=gsd_m)
-        predictor = ChainPredictor(Chain(chain.config), gsd_m)
-        predictor.chain.load_state_dict(chain.state_dict())
-        predictor.chain.eval()
+        predictor = ChainPredictor(chain.copy_with(), gsd_m)  # eval-mode copy; training goes on
         nxt, shifts, err_before, err_after = [], [], [], []
         for k, (orig, src) in enumerate(zip(sources, current)):
             aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m)

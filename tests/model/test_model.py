@@ -180,3 +180,16 @@ def test_buildings_over_invalid_pixels_carry_no_evidence():
     # same as an all-valid image with the map masked: the image itself is used as given
     np.testing.assert_array_equal(a, pred.predict(image, np.ones_like(valid), only_inside))
     assert not np.array_equal(a, pred.predict(np.where(valid, image, 0.0).astype(np.float32), valid, only_inside))
+
+
+def test_copy_with_keeps_weights_and_mode():
+    chain = Chain(TINY).train()
+    torch.nn.init.normal_(chain.net(0).head[-1].weight, std=0.1)  # a non-zero field
+    image, map_ = torch.rand(1, 3, 32, 32), (torch.rand(1, 3, 32, 32) > 0.8).float()
+    same = chain.copy_with()
+    assert same.training and same is not chain
+    with torch.no_grad():
+        assert torch.equal(same.eval()(image, map_), chain.eval()(image, map_))
+        smoothed = chain.copy_with(smooth_sigma=2.0)
+        assert smoothed.config.smooth_sigma == 2.0 and chain.config.smooth_sigma == 0.0
+        assert not torch.equal(smoothed(image, map_), chain(image, map_))
