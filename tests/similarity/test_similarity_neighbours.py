@@ -111,20 +111,26 @@ def test_approx_against_a_reference(mlp2, xs):
     np.testing.assert_allclose(ex_s.numpy(), scores.numpy(), rtol=1e-9)
 
 
-def test_topk_never_materializes_all_jacobians():
-    """Both methods hold at most the block_bytes cache: no tensor near N×p ever exists."""
+@pytest.fixture
+def memory_case():
+    """64 samples of an MLP with p = 353 (N·p = 64·p) and their exact top-5 neighbours."""
     torch.manual_seed(0)
-    model = SmallMLP(3, 16, 1).double().eval()  # p = 353
+    model = SmallMLP(3, 16, 1).double().eval()
     x = torch.randn(64, 3)
     p = sum(q.numel() for q in model.parameters())
-    exact_s, exact_i = sim.topk_neighbours(model, x, k=5, chunk_size=8)
+    _, exact_i = sim.topk_neighbours(model, x, k=5, chunk_size=8)
+    return model, x, p, exact_i
+
+
+def test_topk_never_materializes_all_jacobians(memory_case):
+    """Both methods hold at most the block_bytes cache: no tensor near N×p ever exists."""
+    model, x, p, exact_i = memory_case
     for method in ("exact", "approx"):
         with _LargestTensor() as seen:
             s, i = sim.topk_neighbours(model, x, k=5, method=method, sketch_dim=32, shortlist=20,
                                        chunk_size=8, block_bytes=16 * p * 8)
         assert seen.largest <= 16 * p, (method, seen.largest, len(x) * p)
-        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact_i.tolist(), i.tolist())])
-        assert recall >= (1.0 if method == "exact" else 0.9)
+        assert _recall(exact_i, i) >= (1.0 if method == "exact" else 0.9)
 
 
 def test_approx_reuses_the_sketch_pass_when_most_of_the_set_fits(mlp2, xs):
@@ -201,13 +207,9 @@ def test_sketch_rerank_recall_with_a_small_row_sketch(which):
     assert err.max().item() < 4 / m2 ** 0.5
 
 
-def test_sketch_rerank_memory_is_independent_of_n_times_p():
+def test_sketch_rerank_memory_is_independent_of_n_times_p(memory_case):
     """Sketch re-ranking holds N·d·m2 numbers, never a tensor near N×p (64·p here)."""
-    torch.manual_seed(0)
-    model = SmallMLP(3, 16, 1).double().eval()  # p = 353
-    x = torch.randn(64, 3)
-    p = sum(q.numel() for q in model.parameters())
-    exact_s, exact_i = sim.topk_neighbours(model, x, k=5, chunk_size=8)
+    model, x, p, exact_i = memory_case
     stats = {}
     with _LargestTensor() as seen:
         s, i = sim.topk_neighbours(model, x, k=5, method="approx", sketch_dim=32, shortlist=20, chunk_size=8,
