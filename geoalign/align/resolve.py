@@ -2,7 +2,9 @@
 
 Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`), ``learned`` (the
 model in ``model_dir``, default the shipped one) and ``local+learned`` (classical local offsets as
-the coarse stage, the learned chain for the fine residual).
+the coarse stage, the learned chain for the fine residual: only the scales listed in the model
+card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
+benchmark the coarse learned scales only add noise behind the classical stage).
 
 Default (no method, no model): the shipped model's card decides through its
 ``"align_pipeline"`` entry (``"learned"`` or ``"local+learned"``), set once the model beats the best
@@ -20,10 +22,15 @@ from geoalign.align.compose import ComposedPredictor
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 
 
-def _learned(model_dir: str | Path | None):
-    from geoalign.model.predictor import load_predictor
+def _learned(model_dir: str | Path | None, *, behind_classical: bool = False):
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
-    return load_predictor(model_dir)
+    scales = None
+    if behind_classical:
+        card = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
+        scales = card.get("combination", {}).get("learned_scales")
+    return load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
 
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
@@ -50,7 +57,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if method == "learned":
         return _learned(model_dir), "learned", ""
     if method == "local+learned":
-        learned = _learned(model_dir)
+        learned = _learned(model_dir, behind_classical=True)
         local = classical_predictor("local", search_px=search_px)
         local.gsd_m = learned.gsd_m  # run both on the model's grid
         combo = ComposedPredictor([local, learned], name="local+learned")

@@ -76,8 +76,17 @@ class Chain(nn.Module):
         """A new chain with the same weights and ``changes`` to its config (options that add no
         parameters, e.g. ``smooth_sigma`` or ``scales`` of a shared net); training mode kept."""
         other = Chain(replace(self.config, **changes))
-        other.load_state_dict(self.state_dict())
+        wanted = other.state_dict().keys()  # a subset of scales drops the unshared nets of the others
+        other.load_state_dict({k: v for k, v in self.state_dict().items() if k in wanted})
         return other.train(self.training)
+
+    def fine_stages(self, scales: tuple[int, ...]) -> "Chain":
+        """The same chain restricted to some of its scales (e.g. the fine ones behind a classical
+        coarse stage); raises ValueError for a scale it has no network for."""
+        missing = set(scales) - set(self.config.scales)
+        if missing and not self.config.shared:
+            raise ValueError(f"the chain has no network for scale(s) {sorted(missing)}")
+        return self.copy_with(scales=tuple(sorted(set(scales), reverse=True)))
 
     def net(self, scale: int) -> ScaleNet:
         return self.nets["shared" if self.config.shared else str(scale)]

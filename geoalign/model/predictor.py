@@ -68,9 +68,12 @@ class ChainPredictor:
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default"
 
 
-def load_predictor(model_dir: str | Path | None = None) -> ChainPredictor:
-    """Load a model folder (default: the shipped model). Raises ``CheckpointError`` if unusable."""
+def load_predictor(model_dir: str | Path | None = None, *, scales: tuple[int, ...] | None = None) -> ChainPredictor:
+    """Load a model folder (default: the shipped model), optionally only some of its scales.
+    Raises ``CheckpointError`` if unusable."""
     chain, config = load_model(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
+    if scales is not None:
+        chain = chain.fine_stages(tuple(scales))
     return ChainPredictor(chain, config.get("gsd_m"))
 
 

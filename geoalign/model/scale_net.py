@@ -78,10 +78,16 @@ def edge_map(map_: torch.Tensor) -> torch.Tensor:
     return (map_[:, :1] - F.avg_pool2d(map_[:, :1], 3, 1, 1, count_include_pad=False)).abs() * 4
 
 
-def edge_image(image: torch.Tensor) -> torch.Tensor:
-    """Luminance gradient magnitude, normalized by its mean over the patch (contrast-invariant)."""
+def mean_gradient(image: torch.Tensor) -> torch.Tensor:
+    """Mean luminance gradient magnitude over the patch, (N, 1, 1, 1): the scale of :func:`edge_image`."""
+    return image_gradients(image)[:, 2:3].mean(dim=(2, 3), keepdim=True)
+
+
+def edge_image(image: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """Luminance gradient magnitude, normalized by its mean over the patch (contrast-invariant);
+    ``mean`` (:func:`mean_gradient` of the whole patch) when ``image`` is a strip of it."""
     mag = image_gradients(image)[:, 2:3]
-    return mag / (mag.mean(dim=(2, 3), keepdim=True) + 1e-3)
+    return mag / ((mag.mean(dim=(2, 3), keepdim=True) if mean is None else mean) + 1e-3)
 
 
 def box_mean(x: torch.Tensor, half_px: int, dim: int) -> torch.Tensor:
@@ -156,12 +162,39 @@ class ScaleNet(nn.Module):
         return 4 + self.config.search_px + self.edge_window_px + 8
 
     def forward(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = image.shape[-2:]
+        if torch.is_grad_enabled() or max(h, w) <= self.inference_block_px + 2 * self.receptive_radius_px:
+            return self._forward(image, map_)
+        return self._forward_in_blocks(image, map_)
+
+    inference_block_px = 448  # block side without gradients: ~0.7 GB of cost volumes and features
+
+    def _forward_in_blocks(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same output, computed in square blocks overlapping by the receptive radius, so memory
+        is bounded by the block, not the tile (a 2300×2300 tile took 14.7 GB in one piece).
+        Every operation is local except the edge normalization, whose mean is taken once."""
+        h, w = image.shape[-2:]
+        halo, step = self.receptive_radius_px, self.inference_block_px
+        mean = mean_gradient(image)
+        field = image.new_empty((image.shape[0], 2, h, w))
+        logits = image.new_empty((image.shape[0], 1, h, w))
+        for r0 in range(0, h, step):
+            for c0 in range(0, w, step):
+                r1, c1 = min(h, r0 + step), min(w, c0 + step)
+                a, b, c, d = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+                f, g = self._forward(image[..., a:b, c:d], map_[..., a:b, c:d], mean)
+                field[..., r0:r1, c0:c1] = f[..., r0 - a:r1 - a, c0 - c:c1 - c]
+                logits[..., r0:r1, c0:c1] = g[..., r0 - a:r1 - a, c0 - c:c1 - c]
+        return field, logits
+
+    def _forward(self, image: torch.Tensor, map_: torch.Tensor,
+                 mean_grad: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         feats_img = self.image_encoder(torch.cat([image, image_gradients(image)], dim=1))
         feats_map = self.map_encoder(map_)
         fi = F.normalize(feats_img, dim=1)
         fm = F.normalize(feats_map, dim=1)
         corr = cost_volume(fm, fi, self.config.search_px)
-        edge_corr = cost_volume(edge_map(map_), edge_image(image), self.config.search_px)
+        edge_corr = cost_volume(edge_map(map_), edge_image(image, mean_grad), self.config.search_px)
         edge_soft = local_offset_estimate(edge_corr, self.offsets, self.edge_window_px,
                                           self.log_edge_temperature.exp()) / self.config.range_px
         prob = torch.softmax(corr * self.log_temperature.exp(), dim=1)

@@ -193,3 +193,55 @@ def test_copy_with_keeps_weights_and_mode():
         smoothed = chain.copy_with(smooth_sigma=2.0)
         assert smoothed.config.smooth_sigma == 2.0 and chain.config.smooth_sigma == 0.0
         assert not torch.equal(smoothed(image, map_), chain(image, map_))
+
+
+def test_fine_stages_runs_only_the_chosen_scales_with_the_same_weights():
+    torch.manual_seed(0)
+    chain = Chain(TINY).eval()
+    torch.nn.init.normal_(chain.net(0).head[-1].weight, std=0.1)
+    image, map_ = torch.rand(1, 3, 32, 32), (torch.rand(1, 3, 32, 32) > 0.8).float()
+    fine = chain.fine_stages((0, 1))
+    assert fine.config.scales == (1, 0) and chain.config.scales == (2, 1, 0)
+    assert fine.context_px < chain.context_px
+    with torch.no_grad():
+        # scales 1 and 0 of the shared net on the unmoved map: the chain started at scale 1
+        one = Chain(ChainConfig(scales=(1, 0), net=TINY.net)).eval()
+        one.load_state_dict(chain.state_dict())
+        assert torch.equal(fine(image, map_), one(image, map_))
+        assert not torch.equal(fine(image, map_), chain(image, map_))
+    unshared = Chain(ChainConfig(scales=(2, 1, 0), shared=False, net=TINY.net))
+    sub = unshared.fine_stages((0,))
+    assert set(sub.nets) == {"0"} and torch.equal(sub.net(0).head[0].weight, unshared.net(0).head[0].weight)
+    with pytest.raises(ValueError, match="no network for scale"):
+        unshared.fine_stages((3, 0))
+
+
+def test_combination_uses_the_cards_learned_scales(tmp_path):
+    from geoalign.align import resolve_predictor
+    from geoalign.model.card import update_card
+
+    save_model(Chain(TINY), tmp_path / "m", gsd_m=0.3)
+    combo, name, _ = resolve_predictor("local+learned", tmp_path / "m")
+    assert name == "local+learned" and combo.stages[1].chain.config.scales == (2, 1, 0)
+    update_card(tmp_path / "m", combination={"learned_scales": [0, 1]})
+    combo, _, _ = resolve_predictor("local+learned", tmp_path / "m")
+    assert combo.stages[1].chain.config.scales == (1, 0)
+    assert combo.context_px == combo.stages[0].context_px + combo.stages[1].chain.context_px
+    learned, _, _ = resolve_predictor("learned", tmp_path / "m")  # alone: every scale
+    assert learned.chain.config.scales == (2, 1, 0)
+
+
+def test_inference_in_blocks_equals_one_piece():
+    """Without gradients a big input runs in overlapping blocks (bounded memory): same output."""
+    torch.manual_seed(0)
+    net = ScaleNet(TINY.net).eval()
+    torch.nn.init.normal_(net.head[-1].weight, std=0.1)
+    image, map_ = torch.rand(1, 3, 150, 170), (torch.rand(1, 3, 150, 170) > 0.9).float()
+    with torch.no_grad():
+        whole = net._forward(image, map_)
+        net.inference_block_px = 40  # 4 × 5 blocks
+        blocks = net(image, map_)
+    torch.testing.assert_close(blocks[0], whole[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(blocks[1], whole[1], atol=1e-5, rtol=0)
+    field, _ = net(image, map_)  # with gradients: one piece, as in training
+    assert field.requires_grad
