@@ -219,7 +219,7 @@ def test_cli_align_and_bad_input(austin, misaligned, tmp_path):
     assert not (tmp_path / "q" / "aligned.gpkg").exists()
 
 
-def test_default_predictor_falls_back_to_classical_until_a_model_is_validated():
+def test_default_predictor_follows_the_card_else_falls_back_to_classical():
     from geoalign.align import resolve_predictor
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR
