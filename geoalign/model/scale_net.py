@@ -95,7 +95,12 @@ def mean_gradient(image: torch.Tensor) -> torch.Tensor:
 def edge_image(image: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
     """Luminance gradient magnitude, normalized by its mean over the patch (contrast-invariant);
     ``mean`` (:func:`mean_gradient` of the whole patch) when ``image`` is a strip of it."""
-    mag = image_gradients(image)[:, 2:3]
+    return normalized_magnitude(image_gradients(image), mean)
+
+
+def normalized_magnitude(gradients: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`edge_image` from already computed :func:`image_gradients`."""
+    mag = gradients[:, 2:3]
     return mag / ((mag.mean(dim=(2, 3), keepdim=True) if mean is None else mean) + 1e-3)
 
 
@@ -206,11 +211,12 @@ class ScaleNet(nn.Module):
 
     def _forward(self, image: torch.Tensor, map_: torch.Tensor,
                  mean_grad: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        feats_img = self.image_encoder(torch.cat([image, image_gradients(image)], dim=1))
+        grads = image_gradients(image)  # once: the encoder's input and the edge image
+        feats_img = self.image_encoder(torch.cat([image, grads], dim=1))
         feats_map = self.map_encoder(map_)
         fi, fm = unit_vectors(feats_img), unit_vectors(feats_map)
         corr = cost_volume(fm, fi, self.config.search_px)
-        edge_corr = cost_volume(edge_map(map_), edge_image(image, mean_grad), self.config.search_px)
+        edge_corr = cost_volume(edge_map(map_), normalized_magnitude(grads, mean_grad), self.config.search_px)
         edge_soft = local_offset_estimate(edge_corr, self.offsets, self.edge_window_px,
                                           self.log_edge_temperature.exp()) / self.config.range_px
         prob = torch.softmax(corr * self.log_temperature.exp(), dim=1)

@@ -21,6 +21,8 @@ import numpy as np
 import shapely
 
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
+from geoalign.dataset.build import MANIFEST
+from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.deform import correct_geometries
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import RasterReader
@@ -104,12 +106,12 @@ def realign_rounds(
             metrics.append(m)
             continue
         ds_dir = Path(first_dataset) if (r == 0 and first_dataset is not None) else rdir / "dataset"
-        if not (ds_dir / "manifest.json").exists():
+        if not (ds_dir / MANIFEST).exists():
             build_dataset(current, ds_dir, dataset_config, progress=progress)
         history = train_chain(chain, [TrainSet(ds_dir, 1.0, f"D{r}"), *extra_sets], rdir / "train", train_config,
                               val_root=val_root or ds_dir, resume=resume, progress=progress)
         if gsd_m is None:
-            gsd_m = json.loads((ds_dir / "manifest.json").read_text())["gsd_m"]
+            gsd_m = read_manifest(ds_dir)["gsd_m"]
         save_model(chain, rdir / "model", gsd_m=gsd_m)
         predictor = ChainPredictor(chain.copy_with(), gsd_m)  # eval-mode copy; training goes on
         nxt, shifts, err_before, err_after = [], [], [], []
