@@ -129,7 +129,8 @@ def make_strip(tmp: Path, region: Region, target_gsd_m: float = TARGET_GSD_M):
     return path, grid, px[keep], out_gsd, native_gsd
 
 
-def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None) -> dict:
+def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None,
+        learned_scales: tuple[int, ...] | None = None) -> dict:
     regions, origin = held_out_regions()
     if only:
         regions = [r for r in regions if r.name.startswith(tuple(only))]
@@ -138,11 +139,12 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                      "gsd_m": TARGET_GSD_M, "correlation_length_px": CORRELATION_LENGTH_PX, "seeds": seeds,
                      "amplitudes_px": amplitudes,
                      "metric": "per-vertex error (px at 0.3 m, vertex-wise) of the aligned buildings vs the truth",
-                     "methods": {}, "pools": {}, "skipped": {}}
+                     "methods": {}, "pools": {}, "skipped": {},
+                     "learned_scales": None if learned_scales is None else list(learned_scales)}
     predictors = {}
     for m in methods:
         try:
-            predictors[m] = resolve_predictor(m)[0]
+            predictors[m] = resolve_predictor(m, learned_scales=learned_scales)[0]
         except Exception as err:  # e.g. no model package yet
             results["skipped"][m] = str(err).splitlines()[0]
     with tempfile.TemporaryDirectory() as tdir:
@@ -258,11 +260,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned methods")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
+    ap.add_argument("--learned-scales", type=int, nargs="+", default=None,
+                    help="scales of local+learned's learned stage (default: the model card's)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    results = run(args.methods, args.amplitudes, args.seeds, args.regions)
+    results = run(args.methods, args.amplitudes, args.seeds, args.regions,
+                  None if args.learned_scales is None else tuple(args.learned_scales))
     results["table_markdown"] = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "accuracy.json")

@@ -3,21 +3,51 @@
 E.g. the classical local-offset search as a coarse stage, then a learned chain for the fine
 residual. Stage k's field ``psi`` lives on the grid the previous stages align to, so the total is
 ``compose_fields(phi, psi)`` (geoalign.deform): ``phi(q) + psi(q + phi(q))``.
+
+The warps run in torch (``grid_sample``, the chain's own warps, tested equal to the numpy ones of
+:mod:`geoalign.deform`): on a 1000² tile scipy's ``map_coordinates`` took 1.5 s of the 3.9 s.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from geoalign.deform import compose_fields, invert_field, warp_raster
+from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
+
+INVERSION_STEP_PX = 4  # the field is inverted on a grid this many times coarser (it is smooth)
 
 
-def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5) -> np.ndarray:
-    """The misaligned map raster moved to where ``field`` says it belongs (binary channels kept)."""
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+
+
+def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
+             step_px: int = INVERSION_STEP_PX) -> np.ndarray:
+    """The misaligned map raster moved to where ``field`` says it belongs (binary channels kept).
+
+    The inverse field is solved on a ``step_px`` times coarser grid and interpolated back: the
+    fields composed here (a classical stage's smoothly interpolated window offsets) vary over tens
+    of pixels, and the fixed-point iterations at full resolution took a quarter of the combined
+    pipeline's glue time on a 4000² raster."""
     if not np.any(field):
         return map_
-    psi = invert_field(field, iterations=iterations)
-    return (warp_raster(map_, psi, order=1) >= 0.5).astype(np.float32)
+    h, w = field.shape[-2:]
+    with torch.inference_mode():
+        f = _t(field)
+        if step_px > 1 and min(h, w) >= 4 * step_px:
+            coarse = resize_field(f, (-(-h // step_px), -(-w // step_px)))
+            psi = resize_field(invert_field_torch(coarse, iterations), (h, w))
+        else:
+            psi = invert_field_torch(f, iterations)
+        moved = warp_raster_torch(_t(map_), psi)
+    return (moved[0] >= 0.5).numpy().astype(np.float32)
+
+
+def compose_fields(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``first(q) + second(q + first(q))`` (:func:`geoalign.deform.compose_fields`, in torch)."""
+    with torch.inference_mode():
+        return compose_fields_torch(_t(first), _t(second))[0].numpy()
 
 
 class ComposedPredictor:

@@ -22,20 +22,22 @@ from geoalign.align.compose import ComposedPredictor
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 
 
-def _learned(model_dir: str | Path | None, *, behind_classical: bool = False):
+def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
+             scales: tuple[int, ...] | None = None):
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
-    scales = None
-    if behind_classical:
+    if behind_classical and scales is None:
         card = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
         scales = card.get("combination", {}).get("learned_scales")
     return load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
 
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
-                      search_px: int = 40):
-    """(predictor, method name, note for the summary line)."""
+                      search_px: int = 40, learned_scales: tuple[int, ...] | None = None):
+    """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
+    of the learned chain that run (default: all for ``learned``, the model card's for
+    ``local+learned``)."""
     if method is None and model_dir is not None:
         method = "learned"
     if method is None:
@@ -48,16 +50,17 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         except Exception:  # no model package or card: the classical fallback
             pipeline = None
         if pipeline in ("learned", "local+learned"):
-            predictor, name, _ = resolve_predictor(pipeline, None, search_px=search_px)
+            predictor, name, _ = resolve_predictor(pipeline, None, search_px=search_px,
+                                                   learned_scales=learned_scales)
             return predictor, name, "shipped default model"
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if method in METHODS:
         return classical_predictor(method, search_px=search_px), method, ""
     if method == "learned":
-        return _learned(model_dir), "learned", ""
+        return _learned(model_dir, scales=learned_scales), "learned", ""
     if method == "local+learned":
-        learned = _learned(model_dir, behind_classical=True)
+        learned = _learned(model_dir, behind_classical=True, scales=learned_scales)
         local = classical_predictor("local", search_px=search_px)
         local.gsd_m = learned.gsd_m  # run both on the model's grid
         combo = ComposedPredictor([local, learned], name="local+learned")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from geoalign.deform import compose_fields, invert_field, random_smooth_field, warp_raster
 from geoalign.errors import CheckpointError
@@ -229,6 +230,41 @@ def test_combination_uses_the_cards_learned_scales(tmp_path):
     assert combo.context_px == combo.stages[0].context_px + combo.stages[1].chain.context_px
     learned, _, _ = resolve_predictor("learned", tmp_path / "m")  # alone: every scale
     assert learned.chain.config.scales == (2, 1, 0)
+    combo, _, _ = resolve_predictor("local+learned", tmp_path / "m", learned_scales=(2,))  # the caller's
+    assert combo.stages[1].chain.config.scales == (2,)
+    learned, _, _ = resolve_predictor("learned", tmp_path / "m", learned_scales=(0, 1))
+    assert learned.chain.config.scales == (1, 0)
+
+
+def test_box_sums_and_window_offset_estimate_match_pooling():
+    """The cumulative-sum box filter equals avg_pool's mean (count_include_pad=False), and the
+    window offset estimate equals its plain definition (window means over their mean over offsets)."""
+    from geoalign.model.scale_net import box_mean, local_offset_estimate
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 9, 23, 31)
+    pooled = F.avg_pool2d(x, 7, 1, 3, count_include_pad=False)
+    torch.testing.assert_close(box_mean(box_mean(x, 3, -2), 3, -1), pooled, atol=1e-5, rtol=0)
+    offsets = torch.stack(torch.meshgrid(torch.arange(-1.0, 2), torch.arange(-1.0, 2), indexing="ij")[::-1]).reshape(2, 9)
+    temperature = torch.tensor(5.0)
+    prob = torch.softmax(pooled / (pooled.mean(1, keepdim=True) + 1e-3) * temperature, dim=1)
+    plain = torch.einsum("nkhw,ck->nchw", prob, offsets)
+    torch.testing.assert_close(local_offset_estimate(x, offsets, 3, temperature), plain, atol=1e-5, rtol=0)
+
+
+def test_inference_path_equals_training_path():
+    """Without gradients the cost volume is accumulated in place (faster); same output as the
+    out-of-place version autograd uses."""
+    torch.manual_seed(1)
+    net = ScaleNet(TINY.net).eval()
+    torch.nn.init.normal_(net.head[-1].weight, std=0.1)
+    image, map_ = torch.rand(1, 3, 60, 70), (torch.rand(1, 3, 60, 70) > 0.9).float()
+    field_train, logits_train = net(image, map_)
+    with torch.inference_mode():
+        field_infer, logits_infer = net(image, map_)
+    assert field_train.abs().max() > 0.05  # a field that could differ
+    torch.testing.assert_close(field_infer, field_train.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits_infer, logits_train.detach(), atol=1e-5, rtol=0)
 
 
 def test_inference_in_blocks_equals_one_piece():
