@@ -145,6 +145,19 @@ def local_offset_estimate(corr: torch.Tensor, offsets: torch.Tensor, half_window
     return torch.einsum("nkhw,ck->nchw", prob, offsets)
 
 
+def expected_offset(corr: torch.Tensor, temperature: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Soft-argmax ``sum_k softmax(T·corr)_k d_k`` of a cost volume of unit-vector correlations.
+
+    |corr| ≤ 1, so while T < 80 the exponentials cannot overflow float32 and the softmax's max
+    pass and division of every channel are skipped: one ``exp``, one sum and one small matrix
+    product (the division applies to the 2-channel result)."""
+    if float(temperature.detach()) >= 80.0:
+        prob = torch.softmax(corr * temperature, dim=1)
+        return torch.einsum("nkhw,ck->nchw", prob, offsets)
+    e = torch.exp(corr * temperature)
+    return torch.einsum("nkhw,ck->nchw", e, offsets) / e.sum(dim=1, keepdim=True)
+
+
 def cost_volume(f_map: torch.Tensor, f_img: torch.Tensor, search_px: int) -> torch.Tensor:
     """``corr[:, k](q) = <f_map(q), f_img(q + d_k)>`` for offsets d_k in [-R, R]², row-major (dy, dx).
 
@@ -157,11 +170,12 @@ def cost_volume(f_map: torch.Tensor, f_img: torch.Tensor, search_px: int) -> tor
     shifts = [(r + dy, r + dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
     if torch.is_grad_enabled():
         return torch.stack([(f_map * padded[:, :, a:a + h, b:b + w]).sum(1) for a, b in shifts], dim=1)
-    out = f_map.new_zeros((n, len(shifts), h, w))
+    out = f_map.new_empty((n, len(shifts), h, w))
     f_map, padded = f_map.contiguous(), padded.contiguous()
     for k, (a, b) in enumerate(shifts):
         acc = out[:, k]
-        for ch in range(c):
+        torch.mul(f_map[:, 0], padded[:, 0, a:a + h, b:b + w], out=acc)
+        for ch in range(1, c):
             acc.addcmul_(f_map[:, ch], padded[:, ch, a:a + h, b:b + w])
     return out
 
@@ -195,8 +209,12 @@ class ScaleNet(nn.Module):
 
     @property
     def receptive_radius_px(self) -> int:
-        """Pixels (of this scale) of context one output pixel depends on."""
-        return 4 + self.config.search_px + self.edge_window_px + 8
+        """Pixels (of this scale) of context one output pixel depends on: the head's 8 (3×3
+        convolutions dilated 1, 2, 4, 1) plus the longer of its two matching paths, the learned
+        features (Sobel 1 + encoder 4, at offsets up to R) and the edge window (Sobel 1, offsets
+        up to R, window half-width)."""
+        r = self.config.search_px
+        return 8 + max(1 + 4 + r, 1 + r + self.edge_window_px)
 
     def forward(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = image.shape[-2:]
@@ -252,8 +270,7 @@ class ScaleNet(nn.Module):
         edge_corr = cost_volume(edge_map(map_), normalized_magnitude(grads, mean_grad), self.config.search_px)
         edge_soft = local_offset_estimate(edge_corr, self.offsets, self.edge_window_px,
                                           self.log_edge_temperature.exp()) / self.config.range_px
-        prob = torch.softmax(corr * self.log_temperature.exp(), dim=1)
-        soft = torch.einsum("nkhw,ck->nchw", prob, self.offsets) / self.config.range_px
+        soft = expected_offset(corr, self.log_temperature.exp(), self.offsets) / self.config.range_px
         x = torch.cat([self._compress(corr, edge_corr), soft, edge_soft, fm], dim=1).contiguous(memory_format=cl)
         field = torch.tanh(self.head(x)) * self.config.range_px
         return field.contiguous(), self.segmentation(feats_img).contiguous()
