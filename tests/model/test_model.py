@@ -281,3 +281,16 @@ def test_inference_in_blocks_equals_one_piece():
     torch.testing.assert_close(blocks[1], whole[1], atol=1e-5, rtol=0)
     field, _ = net(image, map_)  # with gradients: one piece, as in training
     assert field.requires_grad
+
+
+@pytest.mark.parametrize("edges", ["zero", "replicate"])
+def test_banded_filter_equals_convolution(edges):
+    """filter_along (banded matrix products, chunked) = a plain 1-D convolution, along both axes."""
+    from geoalign.model.banded import filter_along
+
+    torch.manual_seed(2)
+    x, kernel = torch.rand(2, 3, 41, 57), torch.rand(9)
+    mode = "constant" if edges == "zero" else "replicate"
+    for dim, pad, view in ((-1, (4, 4, 0, 0), (1, 1, 1, 9)), (-2, (0, 0, 4, 4), (1, 1, 9, 1))):
+        plain = F.conv2d(F.pad(x.reshape(6, 1, 41, 57), pad, mode=mode), kernel.view(view)).reshape(x.shape)
+        torch.testing.assert_close(filter_along(x, kernel, dim, edges=edges, chunk=16), plain, atol=1e-5, rtol=0)
