@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from geoalign.model.banded import filter_along
+from geoalign.banded import filter_along
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def normalized_magnitude(gradients: torch.Tensor, mean: torch.Tensor | None = No
 
 def box_sum(x: torch.Tensor, half_px: int, dim: int) -> torch.Tensor:
     """Sum over [i - h, i + h] ∩ grid along ``dim`` (-2 or -1), as banded matrix products
-    (:mod:`geoalign.model.banded`: 2.5× faster along rows than a cumulative sum, and exact)."""
+    (:mod:`geoalign.banded`: 2.5× faster along rows than a cumulative sum, and exact)."""
     h = min(half_px, x.shape[dim] - 1)
     return filter_along(x, x.new_ones(2 * h + 1), dim, edges="zero")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from geoalign.model.banded import filter_along
+from geoalign.banded import filter_along
 
 
 def _sampling_grid(field_px: torch.Tensor) -> torch.Tensor:

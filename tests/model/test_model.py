@@ -286,7 +286,7 @@ def test_inference_in_blocks_equals_one_piece():
 @pytest.mark.parametrize("edges", ["zero", "replicate"])
 def test_banded_filter_equals_convolution(edges):
     """filter_along (banded matrix products, chunked) = a plain 1-D convolution, along both axes."""
-    from geoalign.model.banded import filter_along
+    from geoalign.banded import filter_along
 
     torch.manual_seed(2)
     x, kernel = torch.rand(2, 3, 41, 57), torch.rand(9)
@@ -294,3 +294,16 @@ def test_banded_filter_equals_convolution(edges):
     for dim, pad, view in ((-1, (4, 4, 0, 0), (1, 1, 1, 9)), (-2, (0, 0, 4, 4), (1, 1, 9, 1))):
         plain = F.conv2d(F.pad(x.reshape(6, 1, 41, 57), pad, mode=mode), kernel.view(view)).reshape(x.shape)
         torch.testing.assert_close(filter_along(x, kernel, dim, edges=edges, chunk=16), plain, atol=1e-5, rtol=0)
+
+
+def test_edge_tensor_matches_scipy_gaussian_gradients():
+    """The torch edge tensor (banded Gaussian with scipy's reflection, np.gradient's differences)
+    equals scipy.ndimage.gaussian_filter + np.gradient."""
+    from scipy import ndimage
+
+    from geoalign.baselines.features import _tensor
+
+    band = np.random.default_rng(3).random((23, 31), dtype=np.float32)
+    gy, gx = np.gradient(ndimage.gaussian_filter(band, 1.5, truncate=2.5))
+    expected = np.stack([gx * gx, gx * gy, gy * gy])
+    np.testing.assert_allclose(_tensor(band, 1.5), expected, atol=1e-6, rtol=1e-5)

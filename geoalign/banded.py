@@ -15,18 +15,22 @@ import torch
 def band_matrix(n: int, i0: int, i1: int, lo: int, hi: int, kernel: torch.Tensor, edges: str) -> torch.Tensor:
     """Rows i0..i1 of the n×n matrix filtering a signal of length n with ``kernel`` (odd length),
     restricted to the input columns lo..hi they touch. ``edges``: "zero" (taps past the ends are
-    dropped) or "replicate" (they read the end sample)."""
+    dropped), "replicate" (they read the end sample) or "reflect" (scipy.ndimage's: d c b a | a b
+    c d, the end sample repeated; needs a kernel shorter than 2n)."""
     r = (len(kernel) - 1) // 2
     rows = torch.arange(i0, i1, device=kernel.device)[:, None]
     cols = rows + torch.arange(-r, r + 1, device=kernel.device)[None, :]
     weights = kernel.expand(i1 - i0, -1)
     if edges == "replicate":
         cols = cols.clamp(0, n - 1)
+    elif edges == "reflect":
+        cols = torch.where(cols < 0, -cols - 1, cols)
+        cols = torch.where(cols >= n, 2 * n - 1 - cols, cols).clamp(0, n - 1)
     elif edges == "zero":
         weights = weights * ((cols >= 0) & (cols < n)).to(kernel.dtype)
         cols = cols.clamp(0, n - 1)
     else:
-        raise ValueError(f"edges must be 'zero' or 'replicate', got {edges!r}")
+        raise ValueError(f"edges must be 'zero', 'replicate' or 'reflect', got {edges!r}")
     band = kernel.new_zeros((i1 - i0, hi - lo))
     return band.scatter_add_(1, cols - lo, weights.contiguous())
 
