@@ -15,6 +15,10 @@ from cli.options import seed_option, show_progress
               help="Model folder to write (weights, config, model card).")
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(1),
               help="Iterative realignment rounds (train on D_r, realign D0 → D_{r+1}).")
+@click.option("--realign-with", type=click.Choice(["learned", "local+learned"]), default="learned",
+              show_default=True,
+              help="What realigns the maps between rounds: the round's chain alone (the paper's "
+                   "method) or align's default pipeline (classical local offsets, then the chain's scale 1).")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(1), help="Training steps per round.")
 @click.option("--pretrain-steps", default=500, show_default=True, type=click.IntRange(0),
               help="Steps on synthetic cities before the real data (0: none).")
@@ -28,7 +32,7 @@ from cli.options import seed_option, show_progress
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
 @seed_option
 @click.pass_context
-def train(ctx, dataset_dir, model_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+def train(ctx, dataset_dir, model_dir, rounds, realign_with, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
           batch_size, threads, work_dir, resume, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.run import train_model
@@ -36,7 +40,7 @@ def train(ctx, dataset_dir, model_dir, rounds, steps, pretrain_steps, synthetic_
     card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
                        pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                        synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
-                       resume=resume, progress=show_progress(ctx))
+                       resume=resume, progress=show_progress(ctx), realign_with=realign_with)
     for m in card["metrics"]["rounds"]:
         click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
     click.echo(f"model written to {model_dir}", err=True)

@@ -33,6 +33,16 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     return load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
 
 
+def behind_local(learned, *, search_px: int = 40) -> ComposedPredictor:
+    """The ``local+learned`` pipeline: the classical local-offset search, then ``learned`` (a
+    ChainPredictor) on its residual, both on the learned model's grid."""
+    local = classical_predictor("local", search_px=search_px)
+    local.gsd_m = learned.gsd_m
+    combo = ComposedPredictor([local, learned], name="local+learned")
+    combo.channels = getattr(learned, "channels", None)
+    return combo
+
+
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
                       search_px: int = 40, learned_scales: tuple[int, ...] | None = None):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
@@ -60,10 +70,6 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if method == "learned":
         return _learned(model_dir, scales=learned_scales), "learned", ""
     if method == "local+learned":
-        learned = _learned(model_dir, behind_classical=True, scales=learned_scales)
-        local = classical_predictor("local", search_px=search_px)
-        local.gsd_m = learned.gsd_m  # run both on the model's grid
-        combo = ComposedPredictor([local, learned], name="local+learned")
-        combo.channels = getattr(learned, "channels", None)
-        return combo, "local+learned", ""
+        return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales),
+                            search_px=search_px), "local+learned", ""
     raise ValueError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

@@ -34,6 +34,7 @@ parameters; :func:`flops_per_megapixel` ≈ 36 GFLOP (multiply-adds ×2) per meg
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
@@ -227,20 +228,39 @@ class ScaleNet(nn.Module):
     def _forward_in_blocks(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same output, computed in square blocks overlapping by the receptive radius, so memory
         is bounded by the block, not the tile (a 2300×2300 tile took 14.7 GB in one piece).
-        Every operation is local except the edge normalization, whose mean is taken once."""
+        Every operation is local except the edge normalization, whose mean is taken once.
+
+        With n > 1 torch threads, n blocks run at once, one thread each: most operations here
+        are short and memory-bound, and one block split over 2 threads ran only 1.3× faster than
+        on one."""
         h, w = image.shape[-2:]
         halo = self.receptive_radius_px
         mean = mean_gradient(image)
         field = image.new_empty((image.shape[0], 2, h, w))
         logits = image.new_empty((image.shape[0], 1, h, w))
         step_r, step_c = (-(-n // -(-n // self.inference_block_px)) for n in (h, w))  # even blocks
-        for r0 in range(0, h, step_r):
-            for c0 in range(0, w, step_c):
-                r1, c1 = min(h, r0 + step_r), min(w, c0 + step_c)
-                a, b, c, d = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+        blocks = [(r0, min(h, r0 + step_r), c0, min(w, c0 + step_c))
+                  for r0 in range(0, h, step_r) for c0 in range(0, w, step_c)]
+
+        def run(block: tuple[int, int, int, int]) -> None:
+            r0, r1, c0, c1 = block
+            a, b, c, d = max(0, r0 - halo), min(h, r1 + halo), max(0, c0 - halo), min(w, c1 + halo)
+            with torch.inference_mode():  # grad mode is per thread
                 f, g = self._forward(image[..., a:b, c:d], map_[..., a:b, c:d], mean)
                 field[..., r0:r1, c0:c1] = f[..., r0 - a:r1 - a, c0 - c:c1 - c]
                 logits[..., r0:r1, c0:c1] = g[..., r0 - a:r1 - a, c0 - c:c1 - c]
+
+        threads = torch.get_num_threads()
+        if threads < 2 or len(blocks) < 2:
+            for block in blocks:
+                run(block)
+            return field, logits
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+                list(pool.map(run, blocks))
+        finally:
+            torch.set_num_threads(threads)
         return field, logits
 
     def _compress(self, corr: torch.Tensor, edge_corr: torch.Tensor) -> torch.Tensor:

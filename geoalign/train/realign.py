@@ -4,7 +4,9 @@ The public round loop is :func:`realign_rounds`. A dataset here is a list of
 :class:`~geoalign.dataset.SourcePair` (image + buildings); each round rebuilds the pairs of its
 sources with the same :class:`~geoalign.dataset.DatasetConfig`, trains (continuing from the
 previous round's weights), then moves every footprint of the *original* D0 buildings with the
-round's model, writing ``round{r+1}/buildings/{k}.geojson``. Metrics per round: validation errors,
+round's model, writing ``round{r+1}/buildings/{k}.geojson``; ``realign_with="local+learned"``
+realigns with the product's default pipeline instead (the classical local-offset search, then
+the round's chain restricted to ``learned_scales`` on its residual). Metrics per round: validation errors,
 mean vertex shift, and, when true buildings are known (self-denoising), the median vertex error of
 D0 and of the realigned maps against the truth.
 """
@@ -30,14 +32,14 @@ from geoalign.io.vectors import read_buildings, write_vectors
 from geoalign.model.chain import Chain
 from geoalign.model.checkpoint import load_model, save_model
 from geoalign.model.predictor import ChainPredictor
-from geoalign.rasterize import rasterize_map
+from geoalign.rasterize import MAP_CHANNELS, rasterize_map
 from geoalign.train.trainer import TrainConfig, TrainSet, train_chain
 
 log = logging.getLogger(__name__)
 
 
-def align_source(predictor: ChainPredictor, image_path: Path, buildings_path: Path, gsd_m: float | None):
-    """Align one source's buildings with a predictor on the whole image (small rasters).
+def align_source(predictor, image_path: Path, buildings_path: Path, gsd_m: float | None):
+    """Align one source's buildings with a predictor (a FieldPredictor) on the whole image (small rasters).
 
     Returns (aligned GeoDataFrame in the input CRS, per-vertex shift in pixels at ``gsd_m``).
     """
@@ -52,7 +54,7 @@ def align_source(predictor: ChainPredictor, image_path: Path, buildings_path: Pa
         sx, sy = reader.width / shape[1], reader.height / shape[0]
         geoms_src = np.asarray(grid.to_pixels(gdf.geometry.values), dtype=object)
         geoms_px = shapely.transform(geoms_src, lambda xy: xy / np.array([sx, sy]))
-        map_ = rasterize_map(geoms_px, shape, channels=predictor.channels)
+        map_ = rasterize_map(geoms_px, shape, channels=getattr(predictor, "channels", None) or MAP_CHANNELS)
         field = predictor.predict(image, valid, map_)
         moved = correct_geometries(geoms_px, field)
         before, after = shapely.get_coordinates(geoms_px), shapely.get_coordinates(moved)
@@ -75,12 +77,25 @@ def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float 
     return np.linalg.norm(a - b, axis=1) / gsd
 
 
+REALIGN_WITH = ("learned", "local+learned")
+
+
+def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scales: tuple[int, ...]):
+    """The predictor a round realigns D0 with (an eval-mode copy of the chain: training goes on)."""
+    if realign_with == "learned":
+        return ChainPredictor(chain.copy_with(), gsd_m)
+    from geoalign.align.resolve import behind_local
+
+    return behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)).eval(), gsd_m))
+
+
 def realign_rounds(
     sources: Sequence[SourcePair], work_dir: str | Path, *, rounds: int = 3,
     dataset_config: DatasetConfig = DatasetConfig(), train_config: TrainConfig = TrainConfig(),
     chain: Chain | None = None, extra_sets: Sequence[TrainSet] = (), val_root: str | Path | None = None,
     truth: Sequence[Path | None] | None = None, resume: bool = False, progress: bool = True,
     on_round: Callable[[int, dict], None] | None = None, first_dataset: str | Path | None = None,
+    realign_with: str = "learned", learned_scales: tuple[int, ...] = (1,),
 ) -> tuple[Chain, list[dict]]:
     """Run ``rounds`` rounds; returns the last round's chain and one metrics dict per round.
 
@@ -89,6 +104,8 @@ def realign_rounds(
     Each round's model is saved in ``work_dir/round{r}/model``; ``resume`` skips finished rounds.
     ``first_dataset``: an already built D0 (its pairs are used as they are for round 0).
     """
+    if realign_with not in REALIGN_WITH:
+        raise ValueError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     chain = chain or Chain()
@@ -113,7 +130,7 @@ def realign_rounds(
         if gsd_m is None:
             gsd_m = read_manifest(ds_dir)["gsd_m"]
         save_model(chain, rdir / "model", gsd_m=gsd_m)
-        predictor = ChainPredictor(chain.copy_with(), gsd_m)  # eval-mode copy; training goes on
+        predictor = realigner(chain, gsd_m, realign_with, learned_scales)
         nxt, shifts, err_before, err_after = [], [], [], []
         for k, (orig, src) in enumerate(zip(sources, current)):
             aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m)
@@ -128,6 +145,7 @@ def realign_rounds(
         chain.train()
         all_shift = np.concatenate(shifts) if shifts else np.zeros(0)
         m = {"round": r, "train_steps": train_config.steps, "val": history[-1] if history else {},
+             "realign_with": realign_with if realign_with == "learned" else f"{realign_with} {list(learned_scales)}",
              "mean_shift_px": float(all_shift.mean()) if all_shift.size else 0.0,
              "next_sources": [s.to_json() for s in nxt]}
         if err_before:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from geoalign.dataset import DatasetConfig, SourcePair
+from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.model.card import write_card
 from geoalign.model.chain import Chain, ChainConfig
@@ -44,9 +45,10 @@ def train_model(
     dataset_dir: str | Path, model_dir: str | Path, *, work_dir: str | Path | None = None, rounds: int = 3,
     steps: int = 500, pretrain_steps: int = 500, synthetic_pairs: int = 3000, synthetic_weight: float = 0.3,
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
-    chain_config: ChainConfig = ChainConfig(),
+    chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
 ) -> dict:
-    """Train a chain on a built dataset; returns the model card."""
+    """Train a chain on a built dataset; returns the model card. ``realign_with``: what realigns
+    D0 between rounds (:func:`geoalign.train.realign.realign_rounds`)."""
     torch.set_num_threads(threads)
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -60,7 +62,7 @@ def train_model(
     pre_hist: list[dict] = []
     if pretrain_steps > 0:
         synth = work_dir / "synthetic"
-        if not (synth / "manifest.json").exists():
+        if not (synth / MANIFEST).exists():
             build_synthetic_dataset(synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px, seed=seed,
                                     progress=progress)
         pcfg = TrainConfig(**{**base.to_json(), "steps": pretrain_steps, "val_every": 100, "val_pairs": 64})
@@ -77,6 +79,7 @@ def train_model(
     chain, round_metrics = realign_rounds(
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
+        realign_with=realign_with,
     )
     save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
     net = chain.net(chain.config.scales[0])
@@ -89,7 +92,8 @@ def train_model(
         "training": {"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
                      "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
                      "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
-                     "steps_per_round": steps, "rounds": rounds, "seed": seed, "threads": threads,
+                     "steps_per_round": steps, "rounds": rounds, "realign_with": realign_with,
+                     "seed": seed, "threads": threads,
                      "wall_s_this_invocation": time.perf_counter() - start},
         "held_out": {"val_sources": [str(s.image) for s in sources if s.split == "val"],
                      "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},

@@ -83,6 +83,27 @@ def test_realignment_loop_runs_two_rounds_and_records_metrics(austin, tmp_path):
     assert (tmp_path / "w" / "round1" / "dataset" / "manifest.json").exists()  # D1 built from realigned maps
 
 
+def test_realignment_with_the_classical_stage_first_removes_a_label_offset(austin, tmp_path):
+    """realign_with="local+learned": D0 shifted by 2.4 m comes back within a fraction of that
+    (an untrained chain adds nothing; the classical local search does the work)."""
+    import geopandas as gpd
+
+    gdf = gpd.read_file(austin["buildings"])
+    noisy = tmp_path / "noisy.geojson"
+    gdf.set_geometry(gdf.geometry.translate(2.4, -1.8)).to_file(noisy, driver="GeoJSON")  # UTM metres: 3 m
+    sources = [SourcePair(austin["image"], noisy, "train")]
+    dcfg = DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=0.6, holdout_fraction=0.25)
+    torch.manual_seed(0)
+    _, metrics = realign_rounds(sources, tmp_path / "w", rounds=1, dataset_config=dcfg, train_config=_cfg(2),
+                                chain=Chain(TINY), truth=[austin["buildings"]], progress=False,
+                                realign_with="local+learned", learned_scales=(0,))
+    m = metrics[0]
+    assert m["realign_with"] == "local+learned [0]"
+    assert m["d0_median_error_px"] > 4.0 and m["realigned_median_error_px"] < 0.3 * m["d0_median_error_px"]
+    with pytest.raises(ValueError, match="realign_with"):
+        realign_rounds(sources, tmp_path / "x", rounds=1, realign_with="tvl1")
+
+
 def test_learning_on_synthetic_pairs_beats_predict_zero(tmp_path):
     """The scale network fits synthetic pairs: error at map edges falls below predict-zero."""
     from geoalign.dataset import PairDataset
