@@ -6,11 +6,13 @@ mirrored so the mosaic is not periodic), written as a tiled GeoTIFF in a tempora
 buildings mirrored and replicated the same way (57 × 16) and misaligned by a smooth field of max
 amplitude 8 px. ``geoalign align`` runs as a subprocess per method; its wall time (from the
 summary line: the work itself, and the whole command including Python start-up) and its peak RSS
-(``getrusage`` of the child) are recorded.
+(``getrusage`` of the child) are recorded. The methods take turns ``--repeats`` times (A B A B …,
+the shared machine's speed drifts by ±15 % over minutes) and the medians are reported, with each
+run's figures and the ratio of every method to the first one, pair by pair.
 
 Writes ``benchmarks/results/align_speed.json`` and ``align_speed.png``.
 
-    python -m benchmarks.align_speed [--tiles 4] [--methods default]
+    python -m benchmarks.align_speed [--tiles 4] [--methods default local] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def run_align(image: Path, vec: Path, out: Path, method: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=4, help="mosaic of N×N sample crops (4 → 4000×4000 px)")
-    ap.add_argument("--methods", nargs="+", default=["default"])
+    ap.add_argument("--methods", nargs="+", default=["default", "local"])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per method, in turns; medians reported")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     results: dict = {"cpu_cores": os.cpu_count(), "runs": {}}
@@ -113,13 +116,26 @@ def main() -> None:
         image, vec, side = make_mosaic(tmp, args.tiles)
         results.update(raster_px=[side, side], megapixels=side * side / 1e6,
                        mosaic_build_s=time.perf_counter() - t0)
-        for method in args.methods:
-            r = run_align(image, vec, tmp / f"out_{method}", method)
-            r["mp_per_s"] = results["megapixels"] / r["work_s"]
-            r["mp_per_s_command"] = results["megapixels"] / r["command_s"]
-            results["runs"][method] = r
-            print(f"{method}: {r['mp_per_s']:.2f} MP/s ({r['work_s']:.1f} s work, {r['command_s']:.1f} s "
-                  f"command), peak RSS {r['peak_rss_gb']:.2f} GB\n  {r['summary']}", flush=True)
+        runs: dict[str, list[dict]] = {m: [] for m in args.methods}
+        for k in range(args.repeats):
+            for method in args.methods:
+                r = run_align(image, vec, tmp / f"out_{method}", method)
+                r["mp_per_s"] = results["megapixels"] / r["work_s"]
+                r["mp_per_s_command"] = results["megapixels"] / r["command_s"]
+                runs[method].append(r)
+                print(f"run {k + 1}/{args.repeats} {method}: {r['mp_per_s']:.2f} MP/s ({r['work_s']:.1f} s work, "
+                      f"{r['command_s']:.1f} s command), peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+        first = args.methods[0]
+        for method, rs in runs.items():
+            med = {key: float(np.median([r[key] for r in rs]))
+                   for key in ("work_s", "command_s", "mp_per_s", "mp_per_s_command")}
+            med["peak_rss_gb"] = max(r["peak_rss_gb"] for r in rs)  # the worst run's
+            med["summary"] = rs[-1]["summary"]
+            med["runs"] = rs
+            med[f"work_ratio_to_{first}"] = float(np.median([r["work_s"] / f["work_s"] for r, f in zip(rs, runs[first])]))
+            results["runs"][method] = med
+            print(f"{method}: median {med['mp_per_s']:.2f} MP/s ({med['work_s']:.1f} s work), max peak RSS "
+                  f"{med['peak_rss_gb']:.2f} GB, work time / {first}'s {med[f'work_ratio_to_{first}']:.2f}", flush=True)
     results["floors"] = {"mp_per_s": 0.5, "peak_rss_gb": 3.0}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "align_speed.json")

@@ -39,7 +39,8 @@ def _gradient(x: torch.Tensor, dim: int) -> torch.Tensor:
     if n < 2:
         return torch.zeros_like(x)
     g = torch.empty_like(x)
-    g.narrow(dim, 1, n - 2).copy_((x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2)) * 0.5) if n > 2 else None
+    if n > 2:
+        torch.mul(x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2), 0.5, out=g.narrow(dim, 1, n - 2))
     g.narrow(dim, 0, 1).copy_(x.narrow(dim, 1, 1) - x.narrow(dim, 0, 1))
     g.narrow(dim, n - 1, 1).copy_(x.narrow(dim, n - 1, 1) - x.narrow(dim, n - 2, 1))
     return g
