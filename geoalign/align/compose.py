@@ -41,7 +41,7 @@ def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
         else:
             psi = invert_field_torch(f, iterations)
         moved = warp_raster_torch(_t(map_), psi)
-    return (moved[0] >= 0.5).numpy().astype(np.float32)
+    return (moved[0] >= 0.5).to(torch.float32).numpy()
 
 
 def compose_fields(first: np.ndarray, second: np.ndarray) -> np.ndarray:

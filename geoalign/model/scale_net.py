@@ -68,12 +68,16 @@ def _encoder(cin: int, f: int) -> nn.Sequential:
 
 
 def image_gradients(image: torch.Tensor) -> torch.Tensor:
-    """Fixed Sobel gradients (gx, gy, magnitude) of the luminance, scaled to about [-1, 1]."""
-    lum = image.mean(dim=1, keepdim=True)
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=image.dtype,
-                      device=image.device) / 4.0
-    k = torch.stack([kx, kx.t()]).unsqueeze(1)
-    g = F.conv2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), k)
+    """Fixed Sobel gradients (gx, gy, magnitude) of the luminance, scaled to about [-1, 1].
+
+    Separable, by shifted slices of the edge-replicated luminance (a 3×3 ``conv2d`` with one
+    input channel took 0.3 s on a 1230² tile): gx = [1 2 1]ᵀ/4 ⊗ [-1 0 1], gy the transpose."""
+    lum = F.pad(image.mean(dim=1, keepdim=True), (1, 1, 1, 1), mode="replicate")
+    smooth_rows = (lum[..., :-2, :] + 2.0 * lum[..., 1:-1, :] + lum[..., 2:, :]) * 0.25
+    smooth_cols = (lum[..., :, :-2] + 2.0 * lum[..., :, 1:-1] + lum[..., :, 2:]) * 0.25
+    gx = smooth_rows[..., :, 2:] - smooth_rows[..., :, :-2]
+    gy = smooth_cols[..., 2:, :] - smooth_cols[..., :-2, :]
+    g = torch.cat([gx, gy], dim=1)
     mag = torch.sqrt((g**2).sum(1, keepdim=True) + 1e-6)
     return torch.cat([g * 4.0, mag * 4.0], dim=1)
 

@@ -307,3 +307,22 @@ def test_edge_tensor_matches_scipy_gaussian_gradients():
     gy, gx = np.gradient(ndimage.gaussian_filter(band, 1.5, truncate=2.5))
     expected = np.stack([gx * gx, gx * gy, gy * gy])
     np.testing.assert_allclose(_tensor(band, 1.5), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_sobel_by_slices_and_cross_erosion_match_their_definitions():
+    """image_gradients equals the 3×3 Sobel convolution of the replicate-padded luminance;
+    erode_cross equals scipy's binary erosion (default cross, outside counted valid)."""
+    from scipy import ndimage
+
+    from geoalign.baselines.features import erode_cross
+    from geoalign.model.scale_net import image_gradients
+
+    torch.manual_seed(4)
+    image = torch.rand(2, 3, 17, 23)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4.0
+    g = F.conv2d(F.pad(image.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate"), torch.stack([kx, kx.t()])[:, None])
+    expected = torch.cat([g * 4.0, torch.sqrt((g**2).sum(1, keepdim=True) + 1e-6) * 4.0], dim=1)
+    torch.testing.assert_close(image_gradients(image), expected, atol=1e-6, rtol=0)
+    mask = np.random.default_rng(5).random((40, 53)) > 0.08
+    for k in (1, 3):
+        assert np.array_equal(erode_cross(mask, k), ndimage.binary_erosion(mask, iterations=k, border_value=1))
