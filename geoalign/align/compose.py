@@ -44,7 +44,7 @@ def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
     return (moved[0] >= 0.5).to(torch.float32).numpy()
 
 
-def compose_fields(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def _compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """``first(q) + second(q + first(q))`` (:func:`geoalign.deform.compose_fields`, in torch)."""
     with torch.inference_mode():
         return compose_fields_torch(_t(first), _t(second))[0].numpy()
@@ -69,5 +69,5 @@ class ComposedPredictor:
         for i, stage in enumerate(self.stages):
             moved = map_ if i == 0 else move_map(map_, total)
             field = np.asarray(stage.predict(image, valid, moved), np.float32)
-            total = field if i == 0 else compose_fields(total, field)
+            total = field if i == 0 else _compose(total, field)
         return total

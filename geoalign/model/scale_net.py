@@ -225,7 +225,7 @@ class ScaleNet(nn.Module):
             return self._forward(image, map_)
         return self._forward_in_blocks(image, map_)
 
-    # Block side without gradients: 256 px (300² with the halo) keeps the cost volumes in cache;
+    # Block side without gradients: 256 px (294² with the halo) keeps the cost volumes in cache;
     # a 2408² tile's scale-1 pass took 3.3-3.4 s with 256-px blocks, 5.0-5.2 s with 448, 5.8 with 640.
     inference_block_px = 256
 
