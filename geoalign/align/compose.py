@@ -15,7 +15,7 @@ import torch
 
 from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
 
-INVERSION_STEP_PX = 4  # the field is inverted on a grid this many times coarser (it is smooth)
+INVERSION_STEP_PX = 2  # the field is inverted on a grid this many times coarser (it is smooth)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -28,8 +28,9 @@ def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
 
     The inverse field is solved on a ``step_px`` times coarser grid and interpolated back: the
     fields composed here (a classical stage's smoothly interpolated window offsets) vary over tens
-    of pixels, and the fixed-point iterations at full resolution took a quarter of the combined
-    pipeline's glue time on a 4000² raster."""
+    of pixels. On a 12 px smooth field the moved map then differs from the exact warp on 0.6 % of
+    the fill pixels and no vertex pixel (full-resolution inversion in torch: 0.5 %; a 4× coarser
+    grid: 0.9 % and 2.4 % of the vertices)."""
     if not np.any(field):
         return map_
     h, w = field.shape[-2:]
