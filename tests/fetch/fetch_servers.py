@@ -294,3 +294,14 @@ def decode_png_ok(body: bytes) -> bool:
     except ValueError:
         return False
     return rgb.shape == (3, 256, 256)
+
+
+def source_on_grid(dst, source_tif, resampling) -> np.ndarray:
+    """The source GeoTIFF reprojected onto an open output's grid: what a download should match."""
+    from rasterio.warp import reproject
+
+    expected = np.zeros((dst.count, dst.height, dst.width), np.float32)
+    with rasterio.open(source_tif) as src:
+        reproject(src.read(), expected, src_transform=src.transform, src_crs=src.crs,
+                  dst_transform=dst.transform, dst_crs=dst.crs, resampling=resampling)
+    return expected

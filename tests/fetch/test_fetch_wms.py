@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject
 from rasterio.windows import Window
 
-from fetch_servers import KAMPALA_TIF, wms_app
+from fetch_servers import KAMPALA_TIF, source_on_grid, wms_app
 from geoalign.errors import DownloadError
 from geoalign.sources import SourceError
 from geoalign.sources.imagery import fetch_imagery
@@ -69,10 +68,7 @@ def test_geographic_crs_swaps_bbox_axes(wms, tmp_path):
         # 0.0008° of longitude near the equator ≈ 89 m ≈ 594 px of 0.15 m
         assert dst.width == pytest.approx(594, abs=2)
         data, mask = dst.read().astype(np.float32), dst.dataset_mask() > 0
-        expected = np.zeros_like(data)
-        with rasterio.open(KAMPALA_TIF) as src:
-            reproject(src.read(), expected, src_transform=src.transform, src_crs=src.crs,
-                      dst_transform=dst.transform, dst_crs=dst.crs, resampling=Resampling.nearest)
+        expected = source_on_grid(dst, KAMPALA_TIF, Resampling.nearest)
     assert mask.mean() > 0.98
     assert np.abs(data - expected)[:, mask].mean() < 1.0
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from geoalign.errors import DownloadError
@@ -18,7 +17,7 @@ from geoalign.sources import SourceError, http
 from geoalign.sources.imagery import fetch_imagery
 from geoalign.sources.xyz import ground_resolution_m, tile_source, zoom_for_resolution
 
-from fetch_servers import AUSTIN_TIF, KAMPALA_TIF, decode_png_ok, tile_app, tile_paths
+from fetch_servers import AUSTIN_TIF, KAMPALA_TIF, decode_png_ok, source_on_grid, tile_app, tile_paths
 
 # Kampala's mosaic is the zoom-21 tiles x 1238448..1238459, y 1046528..1046535, pixel for pixel.
 Z = 21
@@ -118,10 +117,7 @@ def test_resolution_picks_zoom_and_warps_to_crs(serve, tmp_path, austin_3857_z19
         assert dst.bounds.left <= 616850 and dst.bounds.top >= 3344650
         assert (dst.width, dst.height) == (400, 400)
         data, mask = dst.read().astype(np.float32), dst.dataset_mask() > 0
-        expected = np.zeros_like(data)
-        with rasterio.open(AUSTIN_TIF) as src:
-            reproject(src.read(), expected, src_transform=src.transform, src_crs=src.crs,
-                      dst_transform=dst.transform, dst_crs=dst.crs, resampling=Resampling.average)
+        expected = source_on_grid(dst, AUSTIN_TIF, Resampling.average)
     assert mask.mean() > 0.99
     diff = np.abs(data - expected)[:, mask]
     # two resamplings apart (UTM → 3857 bilinear → UTM average) but the same picture
