@@ -8,7 +8,7 @@ chips). Regions group into the **0.3 m pool** (sources natively ≤ 0.35 m: Aust
 and Zanzibar 7.5 cm; the issue's floors are stated on it) and the **SpaceNet 0.5 m pool** (Atlanta,
 Rio; their labels sit 1–6 px off the imagery, see ``label_offset``), reported apart.
 The Rio train chips' east strips are left out: each is a few dozen pixels wide and the learned
-chain pads every raster by its 600 px context, so they would cost an hour of CPU for few buildings.
+chain pads every raster by its 555 px context, so they would cost tens of CPU minutes for few buildings.
 
 The truth buildings (those wholly inside the region) are misaligned by random smooth fields (correlation
 length 128 px = 38 m) of maximum amplitude 8, 16 and 32 px, ``--seeds`` fields per amplitude; each
