@@ -23,7 +23,7 @@ from geoalign.align.resolve import ALL_METHODS
 @click.option("--learned-scales", default=None, metavar="S,S",
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
                    "them for --method learned; the model card's for local+learned: scale 1 only, "
-                   "'1,0' is ~4x slower and a few tenths of a pixel more accurate).")
+                   "'1,0' is ~3x slower and a few tenths of a pixel more accurate).")
 @click.option("--tile-px", type=int, default=2048, show_default=True, help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
