@@ -9,7 +9,7 @@ true buildings. Floor (issue 4): final median ≤ σ/2. Writes ``benchmarks/resu
 then the round's chain at ``--learned-scales``) instead of the chain alone (the paper's method);
 the classical stage alone on D0 is then measured too, so what the learned rounds add is visible.
 
-    python -m benchmarks.self_denoising [--sigma 4] [--rounds 3] [--steps 300] [--pretrained MODEL_DIR] [--scales 2 1 0]
+    python -m benchmarks.self_denoising [--sigma 4] [--rounds 3] [--steps 600] [--pretrained MODEL_DIR] [--scales 2 1 0]
         [--realign-with learned|local+learned] [--learned-scales 1]
 """
 
@@ -71,9 +71,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sigma", type=float, default=4.0, help="RMS label noise, pixels at 0.3 m")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=300, help="training steps per round")
+    ap.add_argument("--steps", type=int, default=600, help="training steps per round")
     ap.add_argument("--pretrained", type=Path, default=None, help="start from this model (e.g. the default)")
-    ap.add_argument("--work-dir", type=Path, default=ROOT / "runs/self_denoising")
+    ap.add_argument("--work-dir", type=Path, default=None,
+                    help="rounds (resumed when present) [default: runs/self_denoising_<steps>_<realign-with>]")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="self_denoising", help="results file name (without extension)")
     ap.add_argument("--smooth-sigma", type=float, default=None,
@@ -87,6 +88,8 @@ def main() -> None:
                     help="scales of the chain behind the classical stage (with --realign-with local+learned)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.work_dir is None:  # finished rounds are resumed: one folder per setting
+        args.work_dir = ROOT / "runs" / f"self_denoising_{args.steps}_{args.realign_with.replace('+', '_')}"
     args.work_dir.mkdir(parents=True, exist_ok=True)
     image, truth = AUSTIN / "austin1_crop_nw_rgb.tif", AUSTIN / "austin1_crop_nw_buildings.geojson"
     noisy = noisy_buildings(image, truth, args.work_dir / "noisy_d0.geojson", args.sigma, seed=1)
