@@ -6,19 +6,24 @@ residual. Stage k's field ``psi`` lives on the grid the previous stages align to
 
 The warps run in torch (``grid_sample``, the chain's own warps, tested equal to the numpy ones of
 :mod:`geoalign.deform`): on a 1000² tile scipy's ``map_coordinates`` took 1.5 s of the 3.9 s.
+torch is imported where it is used, so importing :mod:`geoalign.align` does not load it.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 INVERSION_STEP_PX = 2  # the field is inverted on a grid this many times coarser (it is smooth)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
 
 
@@ -33,6 +38,10 @@ def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
     grid: 0.9 % and 2.4 % of the vertices)."""
     if not np.any(field):
         return map_
+    import torch
+
+    from geoalign.model.warp import invert_field_torch, resize_field, warp_raster_torch
+
     h, w = field.shape[-2:]
     with torch.inference_mode():
         f = _t(field)
@@ -47,6 +56,10 @@ def move_map(map_: np.ndarray, field: np.ndarray, *, iterations: int = 5,
 
 def _compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """``first(q) + second(q + first(q))`` (:func:`geoalign.deform.compose_fields`, in torch)."""
+    import torch
+
+    from geoalign.model.warp import compose_fields_torch
+
     with torch.inference_mode():
         return compose_fields_torch(_t(first), _t(second))[0].numpy()
 

@@ -11,36 +11,38 @@ few high-contrast edges (white roofs, shadows) do not outweigh everything else.
 
 The full-resolution passes run in torch (banded-matrix Gaussian, both cores): the same values as
 ``scipy.ndimage.gaussian_filter`` + ``np.gradient`` to float32 rounding, 2-3× faster on a tile.
+torch is imported where it is used, so importing the baselines (and ``geoalign align --help``)
+does not load it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
-from geoalign.banded import filter_along
+if TYPE_CHECKING:
+    import torch
 
 TRUNCATE = 2.5  # Gaussian radius in sigmas (as scipy's ``truncate``)
 
 
-def _gaussian_kernel(sigma_px: float) -> torch.Tensor:
-    """scipy.ndimage's kernel: radius int(truncate·σ + 0.5), normalized."""
+def _gaussian_kernel(sigma_px: float) -> np.ndarray:
+    """scipy.ndimage's kernel: radius int(truncate·σ + 0.5), normalized (float32)."""
     r = int(TRUNCATE * float(sigma_px) + 0.5)
-    x = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / float(sigma_px)) ** 2)
-    return (k / k.sum()).to(torch.float32)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / float(sigma_px)) ** 2)
+    return (k / k.sum()).astype(np.float32)
 
 
 def _gradient(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``np.gradient`` along ``dim``: central differences, one-sided at the two ends."""
     n = x.shape[dim]
     if n < 2:
-        return torch.zeros_like(x)
-    g = torch.empty_like(x)
+        return x.new_zeros(x.shape)
+    g = x.new_empty(x.shape)
     if n > 2:
-        torch.mul(x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2), 0.5, out=g.narrow(dim, 1, n - 2))
+        g.narrow(dim, 1, n - 2).copy_((x.narrow(dim, 2, n - 2) - x.narrow(dim, 0, n - 2)).mul_(0.5))
     g.narrow(dim, 0, 1).copy_(x.narrow(dim, 1, 1) - x.narrow(dim, 0, 1))
     g.narrow(dim, n - 1, 1).copy_(x.narrow(dim, n - 1, 1) - x.narrow(dim, n - 2, 1))
     return g
@@ -48,8 +50,12 @@ def _gradient(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 def _tensor_torch(band: np.ndarray, sigma_px: float) -> torch.Tensor:
     """Gaussian-gradient outer products of one band → (3, H, W) float32 tensor: Jxx, Jxy, Jyy."""
+    import torch
+
+    from geoalign.banded import filter_along
+
     x = torch.from_numpy(np.ascontiguousarray(band, dtype=np.float32))
-    k = _gaussian_kernel(sigma_px)
+    k = torch.from_numpy(_gaussian_kernel(sigma_px))
     if min(x.shape) > len(k) // 2:  # reflection needs the kernel radius inside the band
         smooth = filter_along(filter_along(x, k, -1, edges="reflect"), k, -2, edges="reflect")
     else:
@@ -64,6 +70,8 @@ def _tensor_torch(band: np.ndarray, sigma_px: float) -> torch.Tensor:
 
 def _tensor(band: np.ndarray, sigma_px: float) -> np.ndarray:
     """:func:`_tensor_torch` as a numpy array."""
+    import torch
+
     with torch.inference_mode():
         return _tensor_torch(band, sigma_px).numpy()
 
@@ -77,6 +85,8 @@ def image_edge_tensor(
     Works on the grey level (channel mean): colour edges add little for roofs and cost 3×.
     The local energy is measured on a 4× block-averaged copy (cheap on big tiles).
     """
+    import torch
+
     grey = image.mean(axis=0, dtype=np.float32) if image.ndim == 3 else image.astype(np.float32)
     with torch.inference_mode():
         t = _tensor_torch(grey, sigma_px)
@@ -134,6 +144,9 @@ def downsample_mean(array: np.ndarray, factor: int) -> np.ndarray:
     if ph or pw:
         pad = [(0, 0)] * (array.ndim - 2) + [(0, ph), (0, pw)]
         array = np.pad(array, pad, mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     lead = x.shape[:-2]
     with torch.inference_mode():

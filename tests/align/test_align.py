@@ -250,3 +250,13 @@ def test_default_predictor_follows_the_card_else_falls_back_to_classical():
         assert isinstance(predictor, LocalOffsetPredictor)
     with pytest.raises(ValueError, match="unknown method"):
         resolve_predictor("magic")
+
+
+def test_importing_the_align_package_does_not_load_torch():
+    """`geoalign align --help` stays quick: torch loads only when a predictor runs."""
+    import subprocess
+    import sys
+
+    code = "import sys, geoalign.align, geoalign.baselines; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
