@@ -206,8 +206,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                                       "n_buildings": sum(results["regions"][r]["n_buildings"] for r in names),
                                       "methods": pooled(names)}
     results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the floors' pool
-    for m in seconds:
-        results.setdefault("seconds", {})[m] = seconds[m]
+    results["seconds"] = dict(seconds)
     results["tau_px"] = TAU_PX.tolist()
     return results
 
@@ -261,7 +260,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned methods")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
     ap.add_argument("--learned-scales", type=int, nargs="+", default=None,
-                    help="scales of local+learned's learned stage (default: the model card's)")
+                    help="scales of the learned chain, for learned and local+learned "
+                         "(default: all, and the model card's behind local)")
     args = ap.parse_args()
     import torch
 

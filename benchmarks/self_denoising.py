@@ -30,7 +30,7 @@ from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings, write_vectors
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import load_model
-from geoalign.train.realign import realign_rounds
+from geoalign.train.realign import REALIGN_WITH, realign_rounds
 from geoalign.train.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=None,
                     help="run only these scales of the pretrained chain (e.g. 2 1 0: its range still "
                          "covers σ = 4 px noise, without the coarsest scale's ~1 px prediction noise)")
-    ap.add_argument("--realign-with", choices=["learned", "local+learned"], default="learned")
+    ap.add_argument("--realign-with", choices=REALIGN_WITH, default="learned")
     ap.add_argument("--learned-scales", type=int, nargs="+", default=[1],
                     help="scales of the chain behind the classical stage (with --realign-with local+learned)")
     args = ap.parse_args()

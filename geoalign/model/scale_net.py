@@ -125,13 +125,6 @@ def box_count(n: int, half_px: int, like: torch.Tensor) -> torch.Tensor:
     return ((i + h + 1).clamp(max=n) - (i - h).clamp(min=0)).to(like.dtype)
 
 
-def box_mean(x: torch.Tensor, half_px: int, dim: int) -> torch.Tensor:
-    """Mean over [i - h, i + h] ∩ grid along ``dim`` (= avg_pool with count_include_pad=False)."""
-    shape = [1] * x.dim()
-    shape[dim] = x.shape[dim]
-    return box_sum(x, half_px, dim) / box_count(x.shape[dim], half_px, x).view(shape)
-
-
 def local_offset_estimate(corr: torch.Tensor, offsets: torch.Tensor, half_window_px: int,
                           temperature: torch.Tensor) -> torch.Tensor:
     """Soft-argmax offset of a cost volume summed over a (2h+1)² window: a local constant-offset

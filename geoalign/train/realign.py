@@ -86,7 +86,7 @@ def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scal
         return ChainPredictor(chain.copy_with(), gsd_m)
     from geoalign.align.resolve import behind_local
 
-    return behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)).eval(), gsd_m))
+    return behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)), gsd_m))
 
 
 def realign_rounds(

@@ -237,14 +237,15 @@ def test_combination_uses_the_cards_learned_scales(tmp_path):
 
 
 def test_box_sums_and_window_offset_estimate_match_pooling():
-    """The cumulative-sum box filter equals avg_pool's mean (count_include_pad=False), and the
+    """Box sums over their cell counts equal avg_pool's mean (count_include_pad=False), and the
     window offset estimate equals its plain definition (window means over their mean over offsets)."""
-    from geoalign.model.scale_net import box_mean, local_offset_estimate
+    from geoalign.model.scale_net import box_count, box_sum, local_offset_estimate
 
     torch.manual_seed(0)
     x = torch.rand(2, 9, 23, 31)
     pooled = F.avg_pool2d(x, 7, 1, 3, count_include_pad=False)
-    torch.testing.assert_close(box_mean(box_mean(x, 3, -2), 3, -1), pooled, atol=1e-5, rtol=0)
+    count = box_count(23, 3, x)[:, None] * box_count(31, 3, x)[None, :]
+    torch.testing.assert_close(box_sum(box_sum(x, 3, -2), 3, -1) / count, pooled, atol=1e-5, rtol=0)
     offsets = torch.stack(torch.meshgrid(torch.arange(-1.0, 2), torch.arange(-1.0, 2), indexing="ij")[::-1]).reshape(2, 9)
     temperature = torch.tensor(5.0)
     prob = torch.softmax(pooled / (pooled.mean(1, keepdim=True) + 1e-3) * temperature, dim=1)
