@@ -41,11 +41,12 @@ def filter_along(x: torch.Tensor, kernel: torch.Tensor, dim: int, *, edges: str 
     if dim not in (-2, -1):
         raise ValueError("filter_along works on the last two dimensions (dim -2 or -1)")
     n, r = x.shape[dim], (len(kernel) - 1) // 2
+    kernel = kernel.to(x.dtype)
     parts = []
     for i0 in range(0, n, chunk):
         i1 = min(n, i0 + chunk)
         lo, hi = max(0, i0 - r), min(n, i1 + r)
-        band = band_matrix(n, i0, i1, lo, hi, kernel.to(x.dtype), edges)
+        band = band_matrix(n, i0, i1, lo, hi, kernel, edges)
         if dim == -2:
             parts.append(torch.matmul(band, x[..., lo:hi, :]))
         else:
