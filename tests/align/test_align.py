@@ -197,6 +197,28 @@ def test_composed_predictors_add_constant_fields(austin_px):
     assert np.allclose(f[0], 1.5) and np.allclose(f[1], 4.0)
 
 
+class _ZeroStage:
+    """A later stage that asks for context and moves nothing."""
+
+    gsd_m = None
+    context_px = 74
+
+    def predict(self, image, valid, map_):
+        return np.zeros((2, *image.shape[1:]), np.float32)
+
+
+def test_a_composed_stage_sees_the_tiles_it_would_see_alone(austin, austin_px):
+    """The local-offset search lays its windows from the tile's corner: the context a later stage
+    adds around the tile must not change its answer (it did: 32 px held-out strips, 6 seeds)."""
+    _, _, _, geoms = austin_px
+    mis, _ = smooth_misalignment(geoms, (1000, 1000), 16.0, seed=4)
+    with RasterReader(austin["image"]) as reader:
+        alone = _run_tiled(reader, mis, LocalOffsetPredictor(), 512)
+        first = _run_tiled(reader, mis, ComposedPredictor([LocalOffsetPredictor(), _ZeroStage()]), 512)
+    assert np.abs(alone).max() > 4.0  # the search did move things
+    assert np.abs(first - alone).max() < 1e-4
+
+
 def test_moving_the_map_with_a_coarse_inverse_matches_the_exact_warp(austin_px):
     """move_map inverts the field on a 2× coarser grid: on a smooth field the moved map equals the
     exact backward warp of geoalign.deform except on a few edge pixels."""
