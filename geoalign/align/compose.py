@@ -75,31 +75,36 @@ class ComposedPredictor:
         if len(gsds) > 1:
             raise ValueError(f"stages work at different GSDs {sorted(gsds)}; wrap them per GSD")
         self.gsd_m = gsds.pop() if gsds else None
-        contexts = [int(getattr(s, "context_px", 0) or 0) for s in self.stages]
-        self.context_px = int(sum(contexts))
-        # What the stages after stage i add to the tile: stage i runs on the tile less that.
-        self._later_context = [int(sum(contexts[i + 1:])) for i in range(len(contexts))]
+        self._contexts = [int(getattr(s, "context_px", 0) or 0) for s in self.stages]
+        self.context_px = int(sum(self._contexts))
         self.name = name or "+".join(getattr(s, "name", type(s).__name__) for s in self.stages)
 
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         total = np.zeros((2, *image.shape[-2:]), np.float32)
         for i, stage in enumerate(self.stages):
             moved = map_ if i == 0 else move_map(map_, total)
-            field = _within_own_context(stage, image, valid, moved, self._later_context[i])
+            field = _within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
             total = field if i == 0 else _compose(total, field)
         return total
 
 
 def _within_own_context(stage, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
                         margin: int) -> np.ndarray:
-    """``stage``'s field on the tile, computed on the tile less ``margin`` px per side (the context
-    the later stages add), the ring outside extended by its nearest values.
+    """``stage``'s field on the tile less ``margin`` px per side, the ring outside extended by its
+    nearest values.
 
-    So a stage sees the window it would see running alone on the same tiling: the local-offset
-    search lays its window lattice from the tile's corner, and with the learned stage's 74 px
-    added around it the lattice moved and its answer changed (held-out strips, 32 px, 6 seeds:
-    local alone 3.44 px against 4.07 for local+learned, whose local stage alone gave other
-    offsets). The ring only feeds the later stages' context, never the tile's output."""
+    The tile holds the footprint plus every stage's context; each stage runs on the footprint
+    plus its own context (the margin is the others' share), the window it gets when it runs
+    alone:
+
+    * the local-offset search lays its window lattice from the tile's corner. With the learned
+      stage's 74 px added around it the lattice moved and its answer changed: held-out strips,
+      32 px, 6 seeds, local alone 3.44 px against 4.07 for local+learned, whose first stage
+      gave other offsets. Now the first stage equals local alone (tested).
+    * the learned stage, last, only needs its own 74 px around the footprint: computing it on
+      the first stage's 72 px as well cost 1/5 of its time for pixels the tile never uses.
+
+    The ring feeds the next stage's context only (its outer 2 px at most: contexts 72 and 74)."""
     h, w = image.shape[-2:]
     m = int(margin)
     if m <= 0 or h <= 2 * m or w <= 2 * m:

@@ -93,7 +93,7 @@ def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list
         for j in range(nc):
             c0, c1 = span(j, nc, grid.width)
             wc = _ramp(c0, c1, j, S, b, j == nc - 1)
-            ctx = int(context_px) + b
+            ctx = int(context_px)  # the footprint already holds the blend ramps
             row.append(Tile(i, j, (r0, r1, c0, c1), (r0 - ctx, r1 + ctx, c0 - ctx, c1 + ctx), wr, wc))
         rows.append(row)
     return rows
