@@ -203,7 +203,11 @@ class _ZeroStage:
     gsd_m = None
     context_px = 74
 
+    def __init__(self):
+        self.shapes = []
+
     def predict(self, image, valid, map_):
+        self.shapes.append(image.shape[1:])
         return np.zeros((2, *image.shape[1:]), np.float32)
 
 
@@ -214,9 +218,13 @@ def test_a_composed_stage_sees_the_tiles_it_would_see_alone(austin, austin_px):
     mis, _ = smooth_misalignment(geoms, (1000, 1000), 16.0, seed=4)
     with RasterReader(austin["image"]) as reader:
         alone = _run_tiled(reader, mis, LocalOffsetPredictor(), 512)
-        first = _run_tiled(reader, mis, ComposedPredictor([LocalOffsetPredictor(), _ZeroStage()]), 512)
+        local, later = LocalOffsetPredictor(), _ZeroStage()
+        first = _run_tiled(reader, mis, ComposedPredictor([local, later]), 512)
     assert np.abs(alone).max() > 4.0  # the search did move things
     assert np.abs(first - alone).max() < 1e-4
+    # The later stage gets the footprint plus its own context, not the first stage's too:
+    # 512-px cores, 32-px blend on the inner side of the first tile → 544 + 2 × 74.
+    assert later.shapes[0] == (544 + 2 * 74, 544 + 2 * 74)
 
 
 def test_moving_the_map_with_a_coarse_inverse_matches_the_exact_warp(austin_px):
