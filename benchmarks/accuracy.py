@@ -132,8 +132,8 @@ def make_strip(tmp: Path, region: Region, target_gsd_m: float = TARGET_GSD_M):
 def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None,
         learned_scales: tuple[int, ...] | None = None) -> dict:
     regions, origin = held_out_regions()
-    if only:
-        regions = [r for r in regions if r.name.startswith(tuple(only))]
+    # k, a region's place in the full list, seeds its fields: --regions picks, the fields stay.
+    indexed = [(k, r) for k, r in enumerate(regions) if not only or r.name.startswith(tuple(only))]
     results: dict = {"region": f"held-out regions from the {origin}, resampled to {TARGET_GSD_M} m; "
                                f"pools: {POOL_03} (native ≤ 0.35 m) and {POOL_SPACENET}",
                      "gsd_m": TARGET_GSD_M, "correlation_length_px": CORRELATION_LENGTH_PX, "seeds": seeds,
@@ -152,7 +152,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
         seconds: dict = {m: 0.0 for m in predictors}
         results["regions"] = {}
         per_region: dict = {}
-        for k, region in enumerate(regions):
+        for k, region in indexed:
             image, grid, truth, gsd, native = make_strip(tmp, region)
             if len(truth) == 0:
                 results["skipped"][region.name] = "no building in the held-out region"
