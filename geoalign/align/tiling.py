@@ -166,7 +166,7 @@ def predict_tiled(
             map_ = source.map_for(tile.inp)
             if np.any(map_[0]):
                 image, valid = source.image_for(tile.inp)
-                predictor.accumulate(image, valid, map_, margin_px=context + blend)
+                predictor.accumulate(image, valid, map_, margin_px=context)  # the footprint's evidence
         predictor.finish()
     pending: np.ndarray | None = None  # accumulated rows not yet final
     pending_off = 0

@@ -15,7 +15,7 @@ from geoalign.baselines import LocalOffsetPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors
 
-from .conftest import median_error, smooth_misalignment
+from .conftest import median_error, smooth_misalignment, translate_geoms
 
 AMPLITUDE_PX = 8.0
 
@@ -151,6 +151,23 @@ def test_tiled_blended_equals_untiled_no_seams(austin):
         whole = _run_tiled(reader, geoms, _SmoothContentPredictor(), 1024)
         tiled = _run_tiled(reader, geoms, _SmoothContentPredictor(), 200)
     assert np.abs(tiled - whole).max() < 1e-3
+
+
+def test_global_shift_through_the_tiler_counts_buildings_at_the_raster_border(austin, austin_px):
+    """The raster-wide pass counts each tile's footprint, which reaches the raster's edge: buildings
+    within the blend width of the border are evidence too (the session-5 tiling change had
+    dropped them, and the whole global baseline moved)."""
+    from geoalign.baselines import GlobalShiftPredictor
+
+    _, _, _, geoms = austin_px
+    x0, y0, x1, y1 = np.array([g.bounds for g in geoms]).T
+    near = (np.minimum(x1, y1) < 56) | (np.maximum(x0, y0) > 944)  # wholly within 56 px of an edge
+    border = np.asarray(geoms, dtype=object)[near]
+    assert 5 <= len(border) < len(geoms)
+    mis = translate_geoms(border, -6.0, 4.0)
+    with RasterReader(austin["image"]) as reader:
+        field = _run_tiled(reader, mis, GlobalShiftPredictor(), 512)
+    assert np.hypot(*(field[:, 500, 500] - (6.0, -4.0))) < 1.5  # the labels sit ~0.7 px off the roofs
 
 
 def test_tiles_without_buildings_get_zero_field(austin, austin_px, tmp_path):
