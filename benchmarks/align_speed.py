@@ -83,7 +83,7 @@ def make_mosaic(tmp: Path, n: int) -> tuple[Path, Path, int]:
 
 
 def run_align(image: Path, vec: Path, out: Path, method: str) -> dict:
-    cmd = [str(Path(sys.executable).parent / "geoalign"), "align", str(image), str(vec), "-o", str(out), "--no-progress"]
+    cmd = [str(Path(sys.executable).parent / "geoalign"), "align", str(image), str(vec), "-o", str(out)]
     if method != "default":
         cmd += ["--method", method]
     code = ("import resource, subprocess, sys, time; t=time.perf_counter(); "
@@ -92,7 +92,7 @@ def run_align(image: Path, vec: Path, out: Path, method: str) -> dict:
             "sys.stderr.write(p.stderr); print(p.returncode, w, r)")
     # A fresh Python per run so the child's peak RSS is that run's alone.
     proc = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "GEOALIGN_NO_PROGRESS": "1"})
+                          env={**os.environ, "GEOALIGN_PROGRESS": "off"})
     rc, wall, maxrss_kb = proc.stdout.split()
     if int(rc) != 0:
         raise RuntimeError(f"align failed: {proc.stderr[-2000:]}")

@@ -26,9 +26,7 @@ from geoalign.align.resolve import ALL_METHODS
                    "'1,0' is ~3x slower and a few tenths of a pixel more accurate).")
 @click.option("--tile-px", type=int, default=2048, show_default=True, help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer,
-          no_progress) -> None:
+def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
     scales = None
     if learned_scales:
@@ -42,5 +40,5 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
     except ValueError as err:  # e.g. a scale the model has no network for
         raise click.BadParameter(str(err), param_hint="--learned-scales") from None
     result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
-                          tile_px=tile_px, layer=layer, show_progress=not no_progress)
+                          tile_px=tile_px, layer=layer)
     click.echo(result.summary(), err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import seed_option, show_progress
+from cli.options import seed_option
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.preview import write_preview
 
@@ -54,8 +54,7 @@ def dataset() -> None:
                    "(written to OUTPUT.preregistered/), removing each source's systematic label offset.")
 @seed_option
 @click.option("--preview/--no-preview", default=False, help="Also write DATASET/preview.png.")
-@click.pass_context
-def build(ctx, sources, val_sources, output, scales, patch_px, stride_fraction, samples_per_patch,
+def build(sources, val_sources, output, scales, patch_px, stride_fraction, samples_per_patch,
           gsd_m, max_disp_px, holdout_fraction, preregister, seed, preview) -> None:
     """Cut (image, misaligned map, field) pairs at every scale into a dataset folder."""
     pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
@@ -64,14 +63,14 @@ def build(ctx, sources, val_sources, output, scales, patch_px, stride_fraction, 
         from geoalign.dataset.preregister import preregister_sources
 
         prereg_dir = Path(output).with_name(Path(output).name + ".preregistered")
-        pairs = preregister_sources(pairs, prereg_dir, method=preregister, progress=show_progress(ctx))
+        pairs = preregister_sources(pairs, prereg_dir, method=preregister)
         click.echo(f"pre-registered buildings ({preregister}): {prereg_dir}", err=True)
     config = DatasetConfig(
         scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,
         samples_per_patch=samples_per_patch, gsd_m=gsd_m, max_disp_px=max_disp_px,
         holdout_fraction=holdout_fraction, seed=seed,
     )
-    summary = build_dataset(pairs, output, config, progress=show_progress(ctx))
+    summary = build_dataset(pairs, output, config)
     if preview:
         png = write_preview(output)
         click.echo(f"preview: {png}", err=True)

@@ -5,8 +5,6 @@ Options only; the work is done by :mod:`geoalign.sources`.
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from cli.options import bbox_crs_option, bbox_option, output_option
@@ -16,13 +14,6 @@ source_help_imagery = (
     "wms:<GetMap base URL> (with --layer), or file:<raster path>."
 )
 source_help_buildings = "osm (Overpass API), osm-xml:<OSM XML file>, or file:<vector file or URL>."
-
-
-def _progress(ctx: click.Context) -> bool:
-    """Progress bars on stderr unless -q was given or $GEOALIGN_NO_PROGRESS is set."""
-    if os.environ.get("GEOALIGN_NO_PROGRESS"):
-        return False
-    return (ctx.find_root().obj or {}).get("verbosity", 0) >= 0
 
 
 @click.group("fetch")
@@ -42,8 +33,7 @@ def fetch() -> None:
 @click.option("--layer", default=None, help="WMS layer name (wms: sources).")
 @click.option("--crs", "dst_crs", default=None,
               help="CRS of the output (default: EPSG:3857 for xyz:/wms:, the raster's for file:).")
-@click.pass_context
-def imagery(ctx: click.Context, bbox, bbox_crs: str, source: str, output: str, zoom: int | None,
+def imagery(bbox, bbox_crs: str, source: str, output: str, zoom: int | None,
             resolution_m: float | None, layer: str | None, dst_crs: str | None) -> None:
     """Write the imagery of --bbox as a tiled, compressed GeoTIFF with a validity mask.
 
@@ -59,8 +49,7 @@ def imagery(ctx: click.Context, bbox, bbox_crs: str, source: str, output: str, z
     from geoalign.sources.imagery import fetch_imagery
 
     result = fetch_imagery(source, tuple(bbox), output, bbox_crs=bbox_crs, zoom=zoom,
-                           resolution_m=resolution_m, layer=layer, dst_crs=dst_crs,
-                           progress=_progress(ctx))
+                           resolution_m=resolution_m, layer=layer, dst_crs=dst_crs)
     click.echo(result.summary(), err=True)
 
 

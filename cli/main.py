@@ -13,6 +13,8 @@ import click
 from geoalign import __version__
 from geoalign.errors import GeoalignError
 from geoalign.messages import configure_messages
+from geoalign.progress import configure_progress, emit_event
+from geoalign.settings import PROGRESS_MODES
 
 ENTRY_POINT_GROUP = "geoalign.commands"
 
@@ -35,6 +37,7 @@ class GeoalignGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeoalignError as err:
+            emit_event("error", text=str(err))
             raise click.ClickException(str(err)) from None
 
 
@@ -58,10 +61,16 @@ def _load(ep) -> click.Command:
 @click.group(cls=GeoalignGroup)
 @click.version_option(__version__, prog_name="geoalign")
 @click.option("-v", "--verbose", count=True, help="More messages (repeat for debug).")
-@click.option("-q", "--quiet", count=True, help="Fewer messages (errors only with -q).")
+@click.option("-q", "--quiet", count=True, help="Errors only, no progress bars.")
+@click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default=None,
+              help="Progress on stderr: bar, json (one JSON line per event, for programs) or off "
+                   "[default: $GEOALIGN_PROGRESS, else bar; off with -q].")
 @click.pass_context
-def main(ctx: click.Context, verbose: int, quiet: int) -> None:
+def main(ctx: click.Context, verbose: int, quiet: int, progress_mode: str | None) -> None:
     """geoalign: align building maps to aerial and satellite imagery."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
+    if quiet and progress_mode != "json":
+        progress_mode = "off"
+    configure_progress(progress_mode)
     configure_messages(verbose - quiet)

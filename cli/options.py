@@ -23,8 +23,3 @@ output_option = click.option(
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
-
-def show_progress(ctx: click.Context) -> bool:
-    """Progress bars unless -q was given (they go to stderr, never mixed with data)."""
-    root = ctx.find_root()
-    return (root.obj or {}).get("verbosity", 0) >= 0

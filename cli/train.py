@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.options import seed_option, show_progress
+from cli.options import seed_option
 
 
 @click.command("train")
@@ -31,8 +31,7 @@ from cli.options import seed_option, show_progress
               help="Checkpoints and round outputs [default: runs/<MODEL_DIR name>].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
 @seed_option
-@click.pass_context
-def train(ctx, dataset_dir, model_dir, rounds, realign_with, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+def train(dataset_dir, model_dir, rounds, realign_with, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
           batch_size, threads, work_dir, resume, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.run import train_model
@@ -40,7 +39,7 @@ def train(ctx, dataset_dir, model_dir, rounds, realign_with, steps, pretrain_ste
     card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
                        pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                        synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
-                       resume=resume, progress=show_progress(ctx), realign_with=realign_with)
+                       resume=resume, realign_with=realign_with)
     for m in card["metrics"]["rounds"]:
         click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
     click.echo(f"model written to {model_dir}", err=True)

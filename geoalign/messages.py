@@ -7,6 +7,14 @@ import sys
 import warnings
 
 
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        return json.dumps({"event": "message", "level": record.levelname.lower(),
+                           "text": record.getMessage()}, ensure_ascii=False)
+
+
 def configure_messages(verbosity: int = 0) -> None:
     """Log level from verbosity (0: warnings, 1: info, 2: debug, -1: errors only).
 
@@ -16,5 +24,10 @@ def configure_messages(verbosity: int = 0) -> None:
     level = max(logging.DEBUG, logging.WARNING - 10 * verbosity)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s: %(message)s")
     logging.getLogger("geoalign").setLevel(level)
+    from geoalign.progress import progress_mode
+
+    if progress_mode() == "json":  # one JSON line per message, like the progress events
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonFormatter())
     logging.captureWarnings(True)
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}"

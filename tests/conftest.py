@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("GEOALIGN_NO_PROGRESS", "1")
+os.environ.setdefault("GEOALIGN_PROGRESS", "off")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"

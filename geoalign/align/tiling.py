@@ -15,8 +15,6 @@ so memory holds one strip of ``S + 2b`` rows, whatever the raster's height.
 from __future__ import annotations
 
 import math
-import os
-import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -24,9 +22,9 @@ import numpy as np
 import shapely
 from affine import Affine
 from rasterio.windows import Window
-from tqdm import tqdm
 
 from geoalign.io.raster import RasterReader
+from geoalign.progress import progress
 from geoalign.rasterize import MAP_CHANNELS, rasterize_map, translate_geoms
 
 
@@ -137,13 +135,6 @@ class TileSource:
         return image, valid
 
 
-def progress(iterable, *, total: int, desc: str, enabled: bool = True):
-    """tqdm on stderr, off when GEOALIGN_NO_PROGRESS is set (tests) or when asked."""
-    disable = (not enabled) or bool(os.environ.get("GEOALIGN_NO_PROGRESS"))
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable, unit="tile",
-                leave=False, dynamic_ncols=True)
-
-
 def predict_tiled(
     source: TileSource, predictor, *, tile_px: int = 1024, blend_px: int = 64,
     sink: Callable[[int, np.ndarray], None], show_progress: bool = True,
@@ -162,7 +153,8 @@ def predict_tiled(
     stats = {"tiles": n_tiles, "tiles_with_buildings": 0}
     if hasattr(predictor, "accumulate") and hasattr(predictor, "finish"):
         predictor.reset()
-        for tile in progress((t for r in rows for t in r), total=n_tiles, desc="global pass", enabled=show_progress):
+        for tile in progress((t for r in rows for t in r), total=n_tiles, desc="global pass", unit="tile",
+                             enabled=show_progress):
             map_ = source.map_for(tile.inp)
             if np.any(map_[0]):
                 image, valid = source.image_for(tile.inp)
@@ -170,7 +162,7 @@ def predict_tiled(
         predictor.finish()
     pending: np.ndarray | None = None  # accumulated rows not yet final
     pending_off = 0
-    bar = progress(range(n_tiles), total=n_tiles, desc="align", enabled=show_progress)
+    bar = progress(total=n_tiles, desc="align", unit="tile", enabled=show_progress)
     for i, row in enumerate(rows):
         r0 = row[0].foot[0]
         r1 = row[0].foot[1]

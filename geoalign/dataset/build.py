@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from geoalign import __version__
 from geoalign.dataset.config import DatasetConfig, SourcePair
@@ -26,6 +25,7 @@ from geoalign.grid import PixelGrid, check_overlap, reproject_to
 from geoalign.io.atomic import atomic_dir
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings
+from geoalign.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progre
             ):
                 jobs.append((src_idx, scale, pw))
     writers: dict[tuple[int, str], ShardWriter] = {}
-    bar = tqdm(jobs, desc="pairs", unit="patch", disable=not progress, leave=False)
+    bar = progress_bar(jobs, desc="pairs", unit="patch", enabled=progress)
     for src_idx, scale, pw in bar:
         reader, index, _ = loaded[src_idx]
         if len(index.in_window(pw.window, 0.0)) == 0:

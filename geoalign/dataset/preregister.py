@@ -22,10 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from tqdm.auto import tqdm
 
 from geoalign.dataset.config import SourcePair
 from geoalign.io.atomic import atomic_path
+from geoalign.progress import progress as progress_bar
 
 PREREGISTER_METHODS = ("global", "local")
 REPORT = "preregister.json"
@@ -42,7 +42,7 @@ def preregister_sources(sources: Sequence[SourcePair], out_dir: str | Path, *, m
     out_dir.mkdir(parents=True, exist_ok=True)
     predictor, name, _ = resolve_predictor(method)
     report, result = [], []
-    for k, src in enumerate(tqdm(sources, desc=f"pre-registering ({method})", disable=not progress)):
+    for k, src in enumerate(progress_bar(sources, desc=f"pre-registering ({method})", unit="source", enabled=progress)):
         target = out_dir / f"{k}_{Path(src.image).stem}.gpkg"
         with tempfile.TemporaryDirectory(dir=out_dir) as tdir:
             res = align_raster(src.image, src.buildings, tdir, predictor, method=name, show_progress=False)

@@ -24,12 +24,12 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
-from tqdm import tqdm
 
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid
 from geoalign.io.atomic import atomic_path
 from geoalign.io.raster import geotiff_profile
+from geoalign.progress import progress as progress_bar
 
 #: Size of the square blocks the outputs are written (and copied) in, in pixels.
 BLOCK_PX = 256
@@ -193,8 +193,8 @@ def write_from_dataset(
         shrink = abs(grid.transform.a) > abs(src.transform.a) * 1.0001 if same_crs else True
         resampling = Resampling.average if shrink else Resampling.bilinear
     profile = output_profile(grid, count=src.count, dtype=src.dtypes[0], nodata=src.nodata)
-    bar = tqdm(total=math.ceil(grid.width / BLOCK_PX) * math.ceil(grid.height / BLOCK_PX),
-               desc=desc, unit="block", disable=not progress, leave=False)
+    bar = progress_bar(total=math.ceil(grid.width / BLOCK_PX) * math.ceil(grid.height / BLOCK_PX),
+                       desc=desc, unit="block", enabled=progress)
     with atomic_path(out_path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(tmp, "w", **profile) as dst:
             if aligned:

@@ -7,16 +7,9 @@ Functions read these values when called, never at import time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def _default_cache_folder() -> Path:
-    """``$GEOALIGN_CACHE_DIR``, else ``$XDG_CACHE_HOME/geoalign``, else ``~/.cache/geoalign``."""
-    if os.environ.get("GEOALIGN_CACHE_DIR"):
-        return Path(os.environ["GEOALIGN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "geoalign"
+from geoalign.settings import cache_folder as _default_cache_folder
 
 
 #: Folder of the on-disk HTTP cache (tiles, GetMap chunks, Overpass answers, cadaster files).

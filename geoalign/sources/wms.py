@@ -21,11 +21,11 @@ import numpy as np
 import rasterio
 from pyproj import CRS
 from rasterio.windows import Window, bounds as window_bounds
-from tqdm import tqdm
 
 from geoalign.errors import DownloadError
 from geoalign.grid import transform_bbox
 from geoalign.io.atomic import atomic_path
+from geoalign.progress import progress as progress_bar
 from geoalign.sources import SourceError, http, settings
 from geoalign.sources.output import (
     BLOCK_PX,
@@ -118,7 +118,7 @@ def fetch_wms(
                            resolution_m=resolution_m if resolution_m is not None
                            else ground_resolution_m(zoom, lat_deg),
                            zoom=zoom if resolution_m is None else None, n_requests=len(chunks))
-    bar = tqdm(total=len(chunks), desc="GetMap", unit="chunk", disable=not progress)
+    bar = progress_bar(total=len(chunks), desc="GetMap", unit="chunk", enabled=progress)
     try:
         with atomic_path(out_path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             with rasterio.open(tmp, "w", **output_profile(grid)) as dst:

@@ -32,10 +32,10 @@ from affine import Affine
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-from tqdm import tqdm
 
 from geoalign.errors import DownloadError
 from geoalign.grid import PixelGrid, transform_bbox
+from geoalign.progress import progress as progress_bar
 from geoalign.sources import SourceError, http, settings
 from geoalign.sources.output import (
     EARTH_RADIUS_M,
@@ -218,7 +218,7 @@ def _download_mosaic(src: TileSource, tiles: list[mercantile.Tile], origin_tile:
 
     profile = output_profile(grid)
     profile.update(tiled=True, blockxsize=tile_px, blockysize=tile_px, zlevel=1)
-    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
+    bar = progress_bar(total=len(tiles), desc="tiles", unit="tile", enabled=progress)
     try:
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
             for tile, fetched in http.map_parallel(fetch, tiles):

@@ -32,7 +32,7 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
     import json
     from pathlib import Path
 
-    from tqdm.auto import tqdm
+    from geoalign.progress import progress as progress_bar
 
     from geoalign import __version__
     from geoalign.dataset.build import FORMAT_VERSION, MANIFEST
@@ -45,7 +45,7 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
         counts, shards = {}, {}
         for split, n in (("train", n_train), ("val", n_val)):
             writer = ShardWriter(tmp, 0, split, config.shard_size)
-            for i in tqdm(range(n), desc=f"synthetic {split}", disable=not progress, leave=False):
+            for i in progress_bar(range(n), desc=f"synthetic {split}", unit="pair", enabled=progress):
                 rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
                 pair = synthetic_pair(rng, patch_px=patch_px, max_disp_px=max_disp_px)
                 writer.add(pair, [-1, 0, 0, patch_px, patch_px, pair.amplitude_px])

@@ -25,13 +25,13 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from geoalign.dataset import PairDataset
 from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.errors import CheckpointError
 from geoalign.io.atomic import atomic_path
 from geoalign.model.chain import Chain, ChainConfig
+from geoalign.progress import progress as progress_bar
 from geoalign.train.augment import augment_batch
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,7 @@ def train_chain(
     if step == 0 and not history:
         log_entry({"step": 0, "time_s": 0.0, **validate()})
     chain.train()
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=step, desc="train", unit="step", enabled=progress)
     t_start = time.perf_counter() - elapsed
     run_start = time.perf_counter()
     ema = None
@@ -229,8 +228,8 @@ def train_chain(
         ema = ratio if ema is None else 0.98 * ema + 0.02 * ratio
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", vs_zero=f"{ema:.2f}")
-        if not progress and step % 25 == 0:
-            print(f"step {step} loss {loss.item():.4f} field/zero(ema) {ema:.3f}", flush=True)
+        if step % 25 == 0:
+            log.debug("step %d loss %.4f field/zero(ema) %.3f", step, loss.item(), ema)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
         if step % config.val_every == 0 or step == config.steps:

@@ -267,7 +267,7 @@ def test_cli_align_and_bad_input(austin, misaligned, tmp_path):
 
     runner = CliRunner()
     r = runner.invoke(main, ["align", str(austin["image"]), str(misaligned["native"]), "-o",
-                             str(tmp_path / "o"), "--method", "global", "--no-progress"])
+                             str(tmp_path / "o"), "--method", "global"])
     assert r.exit_code == 0, r.output
     assert "aligned" in r.output and "global" in r.output
     assert (tmp_path / "o" / "aligned.gpkg").exists()

@@ -77,7 +77,7 @@ def test_real_command_helsinki_warns_and_writes(tmp_path):
     """The installed ``geoalign`` command in a subprocess: the clipped Helsinki extract gives a
     warning on stderr, not a traceback, and the complete buildings."""
     out = tmp_path / "helsinki.geojson"
-    env = {**os.environ, "GEOALIGN_CACHE_DIR": str(tmp_path / "cache"), "GEOALIGN_NO_PROGRESS": "1"}
+    env = {**os.environ, "GEOALIGN_CACHE_DIR": str(tmp_path / "cache"), "GEOALIGN_PROGRESS": "off"}
     proc = subprocess.run(
         [str(GEOALIGN), "fetch", "buildings", "--bbox", "24.935", "60.164", "24.953", "60.179",
          "--source", f"osm-xml:{HELSINKI_OSM}", "-o", str(out)],
