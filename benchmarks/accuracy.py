@@ -46,7 +46,7 @@ from geoalign.evaluate import TAU_PX, accuracy_curve, vertex_errors
 from geoalign.grid import PixelGrid, pixel_size_m, reproject_to
 from geoalign.io.raster import geotiff_profile
 from geoalign.io.vectors import read_buildings, read_vectors, write_vectors
-from geoalign.report import write_json
+from geoalign.io.writers import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK_SOURCES = {  # without a model card: the bundled samples' east strips

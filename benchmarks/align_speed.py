@@ -38,7 +38,7 @@ from geoalign.deform import deform_geometries, random_smooth_field
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import geotiff_profile
 from geoalign.io.vectors import read_buildings, write_vectors
-from geoalign.report import write_json
+from geoalign.io.writers import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "sample_data/austin_inria/austin1_crop_nw_rgb.tif"

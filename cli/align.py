@@ -14,8 +14,8 @@ from geoalign.align.resolve import ALL_METHODS
 @click.option("-o", "--out-dir", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: aligned.geojson, aligned.gpkg, displacement.tif, overlay.png.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="Learned model folder (default: the shipped model, or the best classical "
-                   "method while none is validated).")
+              help="Learned model folder (default: the shipped one); without --method, the "
+                   "pipeline its model card names runs.")
 @click.option("--method", type=click.Choice(ALL_METHODS), default=None,
               help="Predictor: classical global|local|tvl1, learned, or local+learned.")
 @click.option("--search-px", type=int, default=40, show_default=True,

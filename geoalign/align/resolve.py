@@ -6,10 +6,11 @@ the coarse stage, the learned chain for the fine residual: only the scales liste
 card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
 benchmark the coarse learned scales only add noise behind the classical stage).
 
-Default (no method, no model): the shipped model's card decides through its
-``"align_pipeline"`` entry (``"learned"`` or ``"local+learned"``), set once the model beats the best
-classical method on the held-out benchmark; until then ``align`` falls back to the best classical
-method and says so in its summary line.
+Default (no method): the model card (of ``model_dir``, else of the shipped model) decides through
+its ``"align_pipeline"`` entry (``"learned"`` or ``"local+learned"``), so ``--model DIR`` with the
+shipped folder runs exactly the default. A model folder whose card names no pipeline runs its chain
+alone; without a model folder and without a pipeline, ``align`` runs the best classical method and
+says so in its summary line.
 """
 
 from __future__ import annotations
@@ -48,21 +49,17 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: all for ``learned``, the model card's for
     ``local+learned``)."""
-    if method is None and model_dir is not None:
-        method = "learned"
     if method is None:
-        pipeline = None
-        try:
-            from geoalign.model.card import read_card
-            from geoalign.model.predictor import DEFAULT_MODEL_DIR
+        from geoalign.model.card import read_card
+        from geoalign.model.predictor import DEFAULT_MODEL_DIR
 
-            pipeline = read_card(DEFAULT_MODEL_DIR).get("align_pipeline")
-        except Exception:  # no model package or card: the classical fallback
-            pipeline = None
+        pipeline = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("align_pipeline")
+        if pipeline not in ("learned", "local+learned") and model_dir is not None:
+            pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
-            predictor, name, _ = resolve_predictor(pipeline, None, search_px=search_px,
+            predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
                                                    learned_scales=learned_scales)
-            return predictor, name, "shipped default model"
+            return predictor, name, "shipped default model" if model_dir is None else f"model card of {model_dir}"
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if method in METHODS:

@@ -1,13 +1,17 @@
 """``geoalign align``: predict the field over a raster, move every vertex by it, write the outputs.
 
-Outputs in OUTDIR (each written atomically):
+Outputs in OUTDIR, written as one set (:mod:`geoalign.io.output_set`: ``run.json``, written
+last, lists them with their SHA-256; other files in OUTDIR are never touched):
 
-* ``displacement.tif`` — 2 bands float32, dx and dy in the image CRS's units, on the image grid
-  (tiled, compressed), written strip by strip while tiles are predicted;
-* ``aligned.geojson`` and ``aligned.gpkg`` — every input feature in input order with all its
-  attributes, in the input CRS; each vertex moved by the field sampled bilinearly at its position
-  (vertex count and order unchanged); ``shift_m`` = mean vertex move in metres; features that do
-  not touch the raster are kept unchanged with ``outside_image = True``;
+* ``displacement.tif`` — 2 bands float32 on the image grid (tiled, compressed), written strip by
+  strip while tiles are predicted: band 1 the move along the CRS's x axis (east), band 2 along its
+  y axis (north), both in the CRS's units (metres for a projected CRS);
+* ``aligned.geojson`` and ``aligned.gpkg`` (layer ``aligned``) — every input feature in input order
+  with all its attributes, in the input CRS; each vertex moved by the field sampled bilinearly at
+  its position (vertex count and order unchanged); ``shift_m`` = mean vertex move in metres;
+  features that do not touch the raster are kept unchanged with ``outside_image = True``; those
+  that cross its edge have ``partly_outside = True`` (their vertices past the edge take the field
+  at the edge);
 * ``overlay.png`` — the image (decimated to ≤ ``overlay_max_px``) with input outlines in red and
   aligned ones in green.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
@@ -33,9 +38,10 @@ from geoalign.deform import sample_field
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.atomic import atomic_path
+from geoalign.io.output_set import output_set
 from geoalign.io.raster import RasterReader, geotiff_profile
 from geoalign.io.vectors import clean_buildings, read_vectors, write_vectors
-from geoalign.report import draw_overlay
+from geoalign.io.writers import draw_overlay
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +106,7 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
                               window=Window(0, row_off, grid.width, strip.shape[1]))
                 stats = predict_tiled(source, predictor, tile_px=tile_px, blend_px=blend_px,
                                       sink=sink, show_progress=show_progress)
+                _describe_bands(dst, reader.crs)
             return stats
         # Other GSD: write the working-grid field, then resample it block by block.
         wt = work_transform(reader.transform, grid.scale)
@@ -121,7 +128,16 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
                               dst_transform=rasterio.windows.transform(win, reader.transform),
                               dst_crs=reader.crs, resampling=Resampling.bilinear)
                     dst.write(out, window=win)
+                _describe_bands(dst, reader.crs)
         return stats
+
+
+def _describe_bands(dst, crs) -> None:
+    """Band names and units, so GIS tools show what the numbers are."""
+    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
+    for band, axis in ((1, "dx, east"), (2, "dy, north")):
+        dst.set_band_description(band, f"{axis} ({unit})")
+        dst.update_tags(band, units=unit)
 
 
 def sample_displacement(path: Path, points_px: np.ndarray) -> np.ndarray:
@@ -156,6 +172,8 @@ def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, 
     outside = present.copy()
     outside[present] = ~shapely.intersects(geoms[present], footprint)
     moving = present & ~outside
+    partly = np.zeros(len(geoms), bool)
+    partly[moving] = ~shapely.within(geoms[moving], footprint)
     has_z = bool(np.any(shapely.has_z(geoms[moving]))) if moving.any() else False
     coords, index = shapely.get_coordinates(geoms[moving], include_z=has_z, return_index=True)
     inv = ~grid.transform
@@ -174,7 +192,7 @@ def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, 
         shift[moving] = sums / np.maximum(counts, 1)
     new = geoms.copy()
     new[moving] = moved
-    return new, moving, shift, outside
+    return new, moving, shift, outside, partly
 
 
 def align_raster(
@@ -185,12 +203,12 @@ def align_raster(
     """Align the buildings to the image with ``predictor`` (a FieldPredictor); see module docstring."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     gdf = read_vectors(buildings_path, layer=layer)
     if len(gdf) == 0:
         raise EmptyInputError(f"{buildings_path}: contains no features.")
     cleaned = clean_buildings(gdf, source=str(buildings_path))  # for the map raster only
-    with RasterReader(image_path) as reader:
+    names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
+    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align") as stage:
         grid = PixelGrid.of(reader)
         gsd_m = reader.gsd_m
         work = WorkGrid.for_predictor(reader, getattr(predictor, "gsd_m", None))
@@ -199,11 +217,17 @@ def align_raster(
             map_geoms = shapely.transform(map_geoms, lambda xy: xy / work.scale)
         source = TileSource(reader, work, map_geoms, tuple(getattr(predictor, "channels", ()) or ()) or
                             ("fill", "edges", "vertices"))
-        field_path = out_dir / "displacement.tif"
+        field_path = stage / "displacement.tif"
         stats = write_displacement(reader, source, predictor, field_path, tile_px=tile_px,
                                    blend_px=blend_px, show_progress=show_progress)
         gdf_img = reproject_to(gdf, grid.crs)
-        new_geoms, moving, shift, outside = move_features(gdf_img, grid, field_path, gsd_m)
+        new_geoms, moving, shift, outside, partly = move_features(gdf_img, grid, field_path, gsd_m)
+        if not moving.any():
+            warnings.warn(f"none of the {len(gdf)} features of {buildings_path} lies on {image_path}: "
+                          "nothing was moved (check that both cover the same area).", UserWarning)
+        elif stats["tiles_with_valid_pixels"] == 0:
+            warnings.warn(f"{image_path} has no valid pixel under the buildings (nodata everywhere): "
+                          "nothing was moved.", UserWarning)
 
         # Back to the input CRS; unmoved features keep their exact input geometry.
         out = gdf.copy()
@@ -215,9 +239,9 @@ def align_raster(
         out = out.set_geometry(gpd.GeoSeries(geoms_out, index=gdf.index, crs=gdf.crs))
         out["shift_m"] = shift
         out["outside_image"] = outside
-        paths = {"displacement": field_path}
-        paths["geojson"] = write_vectors(out, out_dir / "aligned.geojson")
-        paths["gpkg"] = write_vectors(out, out_dir / "aligned.gpkg")
+        out["partly_outside"] = partly
+        write_vectors(out, stage / "aligned.geojson")
+        write_vectors(out, stage / "aligned.gpkg")
 
         factor = max(1.0, max(reader.width, reader.height) / overlay_max_px)
         shape = (max(1, int(round(reader.height / factor))), max(1, int(round(reader.width / factor))))
@@ -226,8 +250,9 @@ def align_raster(
         scale = lambda geoms: shapely.transform(grid.to_pixels(geoms), lambda xy: xy * np.array([sx, sy]))  # noqa: E731
         before = scale(np.asarray(gdf_img.geometry.values, dtype=object)[moving])
         after = scale(new_geoms[moving])
-        paths["overlay"] = draw_overlay(image, [(before, (255, 0, 0)), (after, (0, 255, 0))],
-                                        out_dir / "overlay.png")
+        draw_overlay(image, [(before, (255, 0, 0)), (after, (0, 255, 0))], stage / "overlay.png")
+    paths = {"displacement": out_dir / names[0], "geojson": out_dir / names[1], "gpkg": out_dir / names[2],
+             "overlay": out_dir / names[3]}
     seconds = time.perf_counter() - t0
     shifts = shift[moving]
     return AlignResult(

@@ -150,7 +150,7 @@ def predict_tiled(
     blend = min(int(blend_px), max(1, tile_px // 4))
     rows = layout(grid, tile_px, blend, context)
     n_tiles = sum(len(r) for r in rows)
-    stats = {"tiles": n_tiles, "tiles_with_buildings": 0}
+    stats = {"tiles": n_tiles, "tiles_with_buildings": 0, "tiles_with_valid_pixels": 0}
     if hasattr(predictor, "accumulate") and hasattr(predictor, "finish"):
         predictor.reset()
         for tile in progress((t for r in rows for t in r), total=n_tiles, desc="global pass", unit="tile",
@@ -174,6 +174,7 @@ def predict_tiled(
             if np.any(map_[0]):
                 stats["tiles_with_buildings"] += 1
                 image, valid = source.image_for(tile.inp)
+                stats["tiles_with_valid_pixels"] += int(bool(valid.any()))
                 field = np.asarray(predictor.predict(image, valid, map_), np.float32)
                 fr0, fr1, fc0, fc1 = tile.foot
                 ctx_r, ctx_c = fr0 - tile.inp[0], fc0 - tile.inp[2]

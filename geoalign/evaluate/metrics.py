@@ -25,7 +25,7 @@ from geoalign.errors import EmptyInputError, InputFileError
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors
-from geoalign.report import plot_accuracy_curves, write_json
+from geoalign.io.writers import plot_accuracy_curves, write_json
 
 TAU_PX = np.arange(0.0, 32.0 + 1e-9, 0.5)
 THRESHOLDS_PX = (1.0, 2.0, 4.0, 8.0, 16.0)

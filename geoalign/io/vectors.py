@@ -108,5 +108,5 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
             f"{path}: unknown vector format; use one of {', '.join(sorted(DRIVERS))}."
         )
     with atomic_path(path) as tmp:
-        gdf.to_file(tmp, driver=driver, **({"layer": path.stem} if driver == "GPKG" else {}))
+        gdf.to_file(tmp, driver=driver, layer=path.stem)  # not the temporary file's name
     return path

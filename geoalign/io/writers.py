@@ -1,4 +1,4 @@
-"""One way to write each kind of output: JSON, an outline overlay PNG, an accuracy-curve PNG."""
+"""One way to write each kind of output: JSON, an outline overlay PNG, an accuracy-curve PNG (atomically)."""
 
 from __future__ import annotations
 

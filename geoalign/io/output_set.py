@@ -1,0 +1,118 @@
+"""A run's output files as one unit: all of them from the same run, or the previous set untouched.
+
+Files are written into a staging folder inside the output folder, then moved into place one by
+one; ``run.json`` (the list of files with their SHA-256 and size) is removed before the first
+move and written last, so a set is complete exactly when ``run.json`` is present and matches
+(:func:`verify_output_set`). A lock file makes a second run into the same folder fail at once
+instead of interleaving its files with the first one's. Files the run does not name are never
+touched; staging folders left by a killed run are removed by the next run into that folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from geoalign import __version__
+from geoalign.errors import GeoalignError
+
+RUN_MANIFEST = "run.json"
+LOCK = ".geoalign.lock"
+STAGING_PREFIX = ".geoalign-staging."
+
+
+class OutputBusyError(GeoalignError):
+    """Another geoalign run is writing into the same output folder."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    fd = os.open(out_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise OutputBusyError(f"{out_dir}: another geoalign run is writing into this folder; "
+                                      "wait for it or choose another -o.") from None
+            raise
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") -> Iterator[Path]:
+    """Yield a staging folder; on success move the files ``names`` (relative paths, written there
+    by the caller) into ``out_dir`` and write ``run.json`` last.
+
+    On failure nothing in ``out_dir`` changes, and a folder this call created is removed again.
+    """
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(out_dir):
+            for stale in out_dir.glob(STAGING_PREFIX + "*"):
+                shutil.rmtree(stale, ignore_errors=True)  # a killed run's
+            stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+            try:
+                yield stage
+                missing = [n for n in names if not (stage / n).is_file()]
+                if missing:
+                    raise RuntimeError(f"outputs not written: {missing}")
+                entries = {n: {"sha256": _sha256(stage / n), "bytes": (stage / n).stat().st_size}
+                           for n in names}
+                with contextlib.suppress(FileNotFoundError):
+                    (out_dir / RUN_MANIFEST).unlink()  # the old set stops being complete here
+                for n in names:
+                    (out_dir / n).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(stage / n, out_dir / n)
+                manifest = {"geoalign_version": __version__, "command": command,
+                            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "files": entries}
+                tmp = stage / RUN_MANIFEST
+                tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+                os.replace(tmp, out_dir / RUN_MANIFEST)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                (out_dir / LOCK).unlink()
+                out_dir.rmdir()  # only if empty: never removes anything else
+        raise
+
+
+def verify_output_set(out_dir: str | Path) -> list[str]:
+    """Problems with the set in ``out_dir`` (empty: complete and consistent)."""
+    out_dir = Path(out_dir)
+    path = out_dir / RUN_MANIFEST
+    if not path.exists():
+        return [f"{path} is missing: the set is incomplete"]
+    files = json.loads(path.read_text()).get("files", {})
+    problems = []
+    for name, entry in files.items():
+        f = out_dir / name
+        if not f.is_file():
+            problems.append(f"{name} is missing")
+        elif f.stat().st_size != entry["bytes"] or _sha256(f) != entry["sha256"]:
+            problems.append(f"{name} is not the file of this run")
+    return problems
