@@ -34,11 +34,21 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     return load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
 
 
+def working_gsd_m() -> float | None:
+    """The shipped model's GSD: every method, classical or learned, works on that grid, so they
+    all search the same ground distance on the same problem (a 7.5 cm raster is resampled to it,
+    and ``--search-px`` means the same metres whatever the imagery)."""
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    gsd = read_card(DEFAULT_MODEL_DIR).get("gsd_m")
+    return float(gsd) if gsd else None
+
+
 def behind_local(learned, *, search_px: int = 40) -> ComposedPredictor:
     """The ``local+learned`` pipeline: the classical local-offset search, then ``learned`` (a
     ChainPredictor) on its residual, both on the learned model's grid."""
-    local = classical_predictor("local", search_px=search_px)
-    local.gsd_m = learned.gsd_m
+    local = classical_predictor("local", search_px=search_px, gsd_m=learned.gsd_m)
     combo = ComposedPredictor([local, learned], name="local+learned")
     combo.channels = getattr(learned, "channels", None)
     return combo
@@ -63,7 +73,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if method in METHODS:
-        return classical_predictor(method, search_px=search_px), method, ""
+        return classical_predictor(method, search_px=search_px, gsd_m=working_gsd_m()), method, ""
     if method == "learned":
         return _learned(model_dir, scales=learned_scales), "learned", ""
     if method == "local+learned":

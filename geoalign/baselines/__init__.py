@@ -18,15 +18,19 @@ METHODS = ("global", "local", "tvl1")
 BEST_CLASSICAL = "local"
 
 
-def classical_predictor(method: str, *, search_px: int = 40):
-    """A fresh classical predictor by name (``global``, ``local`` or ``tvl1``)."""
+def classical_predictor(method: str, *, search_px: int = 40, gsd_m: float | None = None):
+    """A fresh classical predictor by name (``global``, ``local`` or ``tvl1``) working at ``gsd_m``
+    (``None``: the image's own grid; ``search_px`` is in pixels of that grid)."""
     if method == "global":
-        return GlobalShiftPredictor(search_px=search_px)
-    if method == "local":
-        return LocalOffsetPredictor(search_px=search_px)
-    if method == "tvl1":
-        return TVL1Predictor()
-    raise ValueError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
+        predictor = GlobalShiftPredictor(search_px=search_px)
+    elif method == "local":
+        predictor = LocalOffsetPredictor(search_px=search_px)
+    elif method == "tvl1":
+        predictor = TVL1Predictor()
+    else:
+        raise ValueError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
+    predictor.gsd_m = gsd_m
+    return predictor
 
 
 __all__ = ["GlobalShiftPredictor", "LocalOffsetPredictor", "Level", "TVL1Predictor", "METHODS",

@@ -115,7 +115,14 @@ class LocalOffsetPredictor:
         last = stages[-1]
         total = sum(s.at(last.cy, last.cx) for s in stages)
         ys, xs = np.arange(H) + 0.5, np.arange(W) + 0.5
-        return _GridField(last.cy, last.cx, total).at(ys, xs).astype(np.float32)
+        field = _GridField(last.cy, last.cx, total).at(ys, xs)
+        # The levels' ranges add up past --search-px; an offset beyond what was asked for is
+        # not evidence the search can stand behind, so the field is bounded by it.
+        magnitude = np.hypot(field[0], field[1])
+        too_far = magnitude > self.search_px
+        if too_far.any():
+            field[:, too_far] *= self.search_px / magnitude[too_far]
+        return field.astype(np.float32)
 
     # --- one level ---------------------------------------------------------------------------
     def _level(self, img_full: np.ndarray, map_full: np.ndarray, level: Level,
