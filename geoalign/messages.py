@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -30,4 +31,8 @@ def configure_messages(verbosity: int = 0) -> None:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(_JsonFormatter())
     logging.captureWarnings(True)
+    if verbosity < 2:
+        # GDAL's own handler prints driver errors straight to stderr ("_tiffWriteProc: No space
+        # left on device."); the error reaches the user as geoalign's one line instead.
+        os.environ.setdefault("CPL_LOG", os.devnull)
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}"

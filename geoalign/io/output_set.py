@@ -34,6 +34,10 @@ class OutputBusyError(GeoalignError):
     """Another geoalign run is writing into the same output folder."""
 
 
+class NoSpaceError(GeoalignError):
+    """The output folder's device is full."""
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -91,6 +95,12 @@ def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") 
                 tmp = stage / RUN_MANIFEST
                 tmp.write_text(json.dumps(manifest, indent=2) + "\n")
                 os.replace(tmp, out_dir / RUN_MANIFEST)
+            except OSError as err:  # measured before the staged files are removed
+                free = shutil.disk_usage(stage).free
+                if getattr(err, "errno", None) == errno.ENOSPC or free < 4 * 1024 * 1024:
+                    raise NoSpaceError(f"{out_dir}: no space left on the device ({free // 1024} KiB "
+                                       "free); free some space or choose another -o.") from None
+                raise
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
     except BaseException:
