@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,7 +173,14 @@ def fetch_xyz(
     result = ImageryResult(path=out_path, source=f"xyz:{src.name}", crs="", width=0, height=0,
                            resolution_m=0.0, zoom=zoom, n_requests=n_tiles)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".geoalign-tiles-", dir=out_path.parent) as tmp_dir:
+    # The tile mosaic is staged in geoalign's cache folder, never beside the user's files: a killed
+    # fetch leaves nothing in the output folder (the cache drops stale mosaics after a day).
+    scratch = Path(settings.cache_folder) / "mosaics"
+    scratch.mkdir(parents=True, exist_ok=True)
+    for stale in scratch.glob(".geoalign-tiles-*"):
+        if time.time() - stale.stat().st_mtime > 86400:
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=".geoalign-tiles-", dir=scratch) as tmp_dir:
         mosaic_path = Path(tmp_dir) / "mosaic.tif"
         mosaic_grid = PixelGrid(
             Affine(px_m, 0.0, tx0 * tile_px * px_m - WEB_MERCATOR_HALF_M,
