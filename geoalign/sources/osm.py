@@ -108,12 +108,19 @@ def osmnx_configured() -> Iterator:
     import osmnx as ox
 
     names = ("cache_folder", "use_cache", "requests_timeout", "http_user_agent", "overpass_url",
-             "log_console")
+             "log_console", "requests_kwargs")
     saved = {name: getattr(ox.settings, name) for name in names}
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "osmnx")
     ox.settings.use_cache = settings.use_cache
     # also Overpass's own [timeout:N] of the query, which must be an integer of seconds
-    ox.settings.requests_timeout = int(math.ceil(max(settings.timeout_s, OVERPASS_TIMEOUT_S)))
+    timeout_s = max(settings.timeout_s, OVERPASS_TIMEOUT_S)
+    left = http.remaining_s()
+    if left is not None:  # the fetch's deadline bounds the wait too
+        timeout_s = max(1.0, min(timeout_s, left))
+    ox.settings.requests_timeout = int(math.ceil(timeout_s))
+    # answers read through geoalign's size cap and deadline
+    ox.settings.requests_kwargs = {**saved["requests_kwargs"],
+                                   "hooks": {"response": [http.bounded_body_hook]}}
     ox.settings.http_user_agent = settings.user_agent
     ox.settings.log_console = False
     if settings.overpass_url:
