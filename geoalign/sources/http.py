@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from geoalign.errors import DownloadError
 from geoalign.io.atomic import atomic_path
@@ -132,7 +133,7 @@ def read_body(response: requests.Response) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"its answer is {int(declared) / 2**20:.0f} MiB")
     chunks, n_bytes = [], 0
-    for chunk in response.iter_content(chunk_size=1 << 16):
+    for chunk in _arriving(response):
         n_bytes += len(chunk)
         if n_bytes > limit:
             raise TooLarge(f"its answer exceeds {limit / 2**20:.0f} MiB")
@@ -141,6 +142,25 @@ def read_body(response: requests.Response) -> bytes:
             raise DeadlineExceeded()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _arriving(response: requests.Response, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+    """The body as it arrives: each read returns what is there (``iter_content`` waits for a
+    whole chunk, so a server dripping a byte at a time would hold it past any deadline)."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(chunk_size=chunk_bytes)
+        return
+    try:
+        while True:
+            chunk = raw.read1(chunk_bytes, decode_content=True)
+            if not chunk:
+                return
+            yield chunk
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as err:
+        raise requests.exceptions.ChunkedEncodingError(err) from None
+    except urllib3.exceptions.ReadTimeoutError as err:
+        raise requests.exceptions.ConnectionError(err) from None
 
 
 def bounded_body_hook(response: requests.Response, *args, **kwargs) -> requests.Response:
