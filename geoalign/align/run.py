@@ -39,7 +39,7 @@ from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.atomic import atomic_path
 from geoalign.io.output_set import output_set
-from geoalign.io.raster import RasterReader, geotiff_profile
+from geoalign.io.raster import RasterReader, describe_displacement_bands, geotiff_profile
 from geoalign.io.vectors import clean_buildings, read_vectors, write_vectors
 from geoalign.io.writers import draw_overlay
 
@@ -62,6 +62,7 @@ class AlignResult:
     median_shift_m: float
     tiles: int
     tiles_with_buildings: int
+    n_no_polygon: int = 0
     note: str = ""
     paths: dict = dc_field(default_factory=dict)
 
@@ -72,7 +73,8 @@ class AlignResult:
     def summary(self) -> str:
         mps = self.megapixels / self.seconds if self.seconds > 0 else float("inf")
         note = f" ({self.note})" if self.note else ""
-        return (f"aligned {self.n_features} features ({self.n_outside} outside the image) with "
+        kept = (f", {self.n_no_polygon} with no polygon kept unchanged" if self.n_no_polygon else "")
+        return (f"aligned {self.n_features} features ({self.n_outside} outside the image{kept}) with "
                 f"{self.method}{note} on {self.width}×{self.height} px in {self.seconds:.1f} s "
                 f"({mps:.2f} MP/s); median shift {self.median_shift_m:.2f} m → {self.out_dir}")
 
@@ -106,7 +108,7 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
                               window=Window(0, row_off, grid.width, strip.shape[1]))
                 stats = predict_tiled(source, predictor, tile_px=tile_px, blend_px=blend_px,
                                       sink=sink, show_progress=show_progress)
-                _describe_bands(dst, reader.crs)
+                describe_displacement_bands(dst, reader.crs)
             return stats
         # Other GSD: write the working-grid field, then resample it block by block.
         wt = work_transform(reader.transform, grid.scale)
@@ -128,16 +130,8 @@ def write_displacement(reader: RasterReader, source: TileSource, predictor, path
                               dst_transform=rasterio.windows.transform(win, reader.transform),
                               dst_crs=reader.crs, resampling=Resampling.bilinear)
                     dst.write(out, window=win)
-                _describe_bands(dst, reader.crs)
+                describe_displacement_bands(dst, reader.crs)
         return stats
-
-
-def _describe_bands(dst, crs) -> None:
-    """Band names and units, so GIS tools show what the numbers are."""
-    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
-    for band, axis in ((1, "dx, east"), (2, "dy, north")):
-        dst.set_band_description(band, f"{axis} ({unit})")
-        dst.update_tags(band, units=unit)
 
 
 def sample_displacement(path: Path, points_px: np.ndarray) -> np.ndarray:
@@ -206,7 +200,12 @@ def align_raster(
     gdf = read_vectors(buildings_path, layer=layer)
     if len(gdf) == 0:
         raise EmptyInputError(f"{buildings_path}: contains no features.")
-    cleaned = clean_buildings(gdf, source=str(buildings_path))  # for the map raster only
+    cleaned = clean_buildings(gdf, source=str(buildings_path), non_areal="kept unchanged")
+    # repaired geometries replace invalid ones; features with no polygon stay as they are
+    geoms_in = np.asarray(gdf.geometry.values, dtype=object).copy()
+    geoms_in[gdf.index.get_indexer(cleaned.index)] = np.asarray(cleaned.geometry.values, dtype=object)
+    gdf = gdf.set_geometry(gpd.GeoSeries(geoms_in, index=gdf.index, crs=gdf.crs))
+    n_no_polygon = len(gdf) - len(cleaned)
     names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
     with RasterReader(image_path) as reader, output_set(out_dir, names, command="align") as stage:
         grid = PixelGrid.of(reader)
@@ -257,7 +256,7 @@ def align_raster(
     shifts = shift[moving]
     return AlignResult(
         out_dir=out_dir, method=method or getattr(predictor, "name", type(predictor).__name__),
-        n_features=len(gdf), n_outside=int(outside.sum()), width=grid.width, height=grid.height,
+        n_features=len(gdf), n_outside=int(outside.sum()), n_no_polygon=n_no_polygon, width=grid.width, height=grid.height,
         seconds=seconds, median_shift_m=float(np.median(shifts)) if len(shifts) else 0.0,
         tiles=stats["tiles"], tiles_with_buildings=stats["tiles_with_buildings"], note=note, paths=paths,
     )

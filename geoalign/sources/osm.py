@@ -27,6 +27,7 @@ import math
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -174,6 +175,7 @@ def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:
     ways are all present and complete; plus the nodes and member ways those need."""
     try:
         with _open_xml(path) as fh:
+            refuse_entities(path)
             root = ET.parse(fh).getroot()
     except (ET.ParseError, OSError, EOFError) as err:
         raise InputFileError(f"{path}: not a readable OSM XML file ({_first_line(err)}).") from None
@@ -223,6 +225,36 @@ def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:
              check.n_building_ways - len(check.skipped_ways),
              check.n_building_relations - len(check.skipped_relations))
     return check
+
+
+class _PrologEnd(Exception):
+    """The root element starts: the DTD, if any, is behind."""
+
+
+def refuse_entities(path: Path) -> None:
+    """Refuse an XML file whose DTD declares entities: OSM files declare none, and a file that
+    does is an entity-expansion bomb ("billion laughs") or reaches for other files (external
+    entities). Only the prolog is read (the DTD precedes the root element)."""
+    parser = xml.parsers.expat.ParserCreate()
+
+    def refuse(name, *args) -> None:
+        raise InputFileError(f"{path}: declares the XML entity {name!r}; OSM files declare none, "
+                             "so it is refused (entity expansion, external files).")
+
+    def root_starts(*args) -> None:
+        raise _PrologEnd()
+
+    parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = root_starts
+    with _open_xml(path) as fh:
+        try:
+            while chunk := fh.read(1 << 16):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+        except _PrologEnd:
+            return
+        except xml.parsers.expat.ExpatError:
+            return  # reported by the real parse, with its line and column
 
 
 def _tags(element: ET.Element) -> dict[str, str]:
