@@ -208,7 +208,8 @@ def align_raster(
         raise EmptyInputError(f"{buildings_path}: contains no features.")
     cleaned = clean_buildings(gdf, source=str(buildings_path))  # for the map raster only
     names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
-    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align") as stage:
+    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align",
+                                                               inputs=[image_path, buildings_path]) as stage:
         grid = PixelGrid.of(reader)
         gsd_m = reader.gsd_m
         work = WorkGrid.for_predictor(reader, getattr(predictor, "gsd_m", None))

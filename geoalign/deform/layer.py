@@ -34,8 +34,10 @@ def misalign_file(image, buildings, output, *, max_amplitude_px: float, correlat
     from geoalign.io.raster import RasterReader, geotiff_profile
     from geoalign.io.vectors import read_buildings, write_vectors
     from geoalign.io.atomic import atomic_path
+    from geoalign.io.guard import refuse_output_over_input
     import rasterio
 
+    refuse_output_over_input([output, field_path], [image, buildings])
     with RasterReader(image) as reader:
         grid = PixelGrid.of(reader)
         profile = geotiff_profile(width=grid.width, height=grid.height, count=2, dtype="float32",
