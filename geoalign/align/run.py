@@ -207,7 +207,8 @@ def align_raster(
     gdf = gdf.set_geometry(gpd.GeoSeries(geoms_in, index=gdf.index, crs=gdf.crs))
     n_no_polygon = len(gdf) - len(cleaned)
     names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
-    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align") as stage:
+    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align",
+                                                               inputs=[image_path, buildings_path]) as stage:
         grid = PixelGrid.of(reader)
         gsd_m = reader.gsd_m
         work = WorkGrid.for_predictor(reader, getattr(predictor, "gsd_m", None))

@@ -23,6 +23,7 @@ from geoalign.dataset.shards import ShardWriter
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, check_overlap, reproject_to
 from geoalign.io.atomic import atomic_dir
+from geoalign.io.guard import check_replaceable_dir
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings
 from geoalign.progress import progress as progress_bar
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+PREVIEW = "preview.png"
+
+
+def is_dataset_entry(name: str) -> bool:
+    """Whether ``name`` is one a dataset folder holds at its top level (build and preview write
+    only these), so that replacing a dataset never deletes anything else."""
+    return name in (MANIFEST, PREVIEW) or (name.startswith("scale") and name[5:].isdigit())
 
 
 @dataclass
@@ -78,11 +86,13 @@ def build_dataset(
     if not sources:
         raise EmptyInputError("no sources given: pass at least one image and its buildings.")
     out_dir = Path(out_dir)
+    inputs = [p for s in sources for p in (s.image, s.buildings)]
+    check_replaceable_dir(out_dir, marker=MANIFEST, ours=is_dataset_entry, inputs=inputs)
     start = time.perf_counter()
     loaded = [load_source(s) for s in sources]
     try:
         gsd_m = config.gsd_m or loaded[0][2]["gsd_m"]
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, marker=MANIFEST, ours=is_dataset_entry, inputs=inputs) as tmp:
             counts, shards = _write_pairs(loaded, tmp, config, gsd_m, progress)
             if sum(sum(c.values()) for c in counts.values()) == 0:
                 raise EmptyInputError(

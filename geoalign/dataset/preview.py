@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from geoalign.dataset.torch_dataset import PairDataset, read_manifest  # noqa: E402
+from geoalign.dataset.build import PREVIEW  # noqa: E402
 from geoalign.io.atomic import atomic_path  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def write_preview(root: str | Path, out_png: str | Path | None = None, *, per_sc
     root = Path(root)
     manifest = read_manifest(root)
     scales = [int(s) for s in manifest["config"]["scales"]]
-    out_png = Path(out_png) if out_png else root / "preview.png"
+    out_png = Path(out_png) if out_png else root / PREVIEW
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(scales), per_scale, figsize=(2.2 * per_scale, 2.4 * len(scales)),
                              squeeze=False)

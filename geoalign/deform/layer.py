@@ -37,8 +37,10 @@ def misalign_file(image, buildings, output, *, max_amplitude_px: float, correlat
                                     displacement_px_to_crs, geotiff_profile)
     from geoalign.io.vectors import read_buildings, write_vectors
     from geoalign.io.atomic import atomic_path
+    from geoalign.io.guard import refuse_output_over_input
     import rasterio
 
+    refuse_output_over_input([output, field_path], [image, buildings])
     with RasterReader(image) as reader:
         grid = PixelGrid.of(reader)
         crs, transform = reader.crs, reader.transform

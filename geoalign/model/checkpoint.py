@@ -36,6 +36,27 @@ def save_model(chain: Chain, model_dir: str | Path, *, gsd_m: float | None, extr
     return model_dir
 
 
+def check_model_dir_writable(model_dir: str | Path, *, inputs=()) -> None:
+    """Refuse a model folder whose weights, config or card geoalign did not write (or that is an
+    input): training replaces those three files."""
+    from geoalign.io.guard import OutputNotOursError, refuse_folder_over_input
+    from geoalign.model.card import CARD
+
+    model_dir = Path(model_dir)
+    names = (WEIGHTS, CONFIG, CARD)
+    refuse_folder_over_input(model_dir, names, inputs)
+    present = [n for n in names if (model_dir / n).exists()]
+    if not present:
+        return
+    try:
+        ours = json.loads((model_dir / CONFIG).read_text()).get("kind") == "geoalign-chain"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise OutputNotOursError(f"{model_dir / present[0]} exists and was not written by geoalign; "
+                                 "choose a new or empty model folder.")
+
+
 def read_config(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG

@@ -16,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from geoalign.grid import reproject_to, transform_bbox
+from geoalign.io.guard import refuse_output_over_input
 from geoalign.io.vectors import DRIVERS, write_vectors
 from geoalign.sources import SourceError
 from geoalign.sources.output import crs_label
@@ -75,6 +76,9 @@ def fetch_buildings(
     out_path = Path(out_path)
     if out_path.suffix.lower() not in DRIVERS:  # fail before downloading anything
         raise SourceError(f"{out_path}: write buildings as one of {', '.join(sorted(DRIVERS))}.")
+    kind, _, target = source.partition(":")
+    if kind in ("file", "osm-xml"):
+        refuse_output_over_input([out_path], [target])
     with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
         gdf = load_buildings(source, bbox, bbox_crs=bbox_crs, dst_crs=dst_crs)
     write_vectors(gdf, out_path)

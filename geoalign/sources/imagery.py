@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from geoalign.io.guard import refuse_output_over_input
 from geoalign.sources import SourceError
 from geoalign.sources.output import ImageryResult
 
@@ -52,6 +53,8 @@ def _fetch_imagery(source, bbox, out_path, *, bbox_crs, zoom, resolution_m, laye
             f"--source {source!r} is not understood; use xyz:<provider or URL template>, "
             "wms:<GetMap URL> (with --layer) or file:<raster path>."
         )
+    if kind == "file":
+        refuse_output_over_input([out_path], [target])
     common = dict(bbox_crs=bbox_crs, zoom=zoom, resolution_m=resolution_m, dst_crs=dst_crs,
                   progress=progress)
     if kind == "xyz":

@@ -35,13 +35,13 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
     from geoalign.progress import progress as progress_bar
 
     from geoalign import __version__
-    from geoalign.dataset.build import FORMAT_VERSION, MANIFEST
+    from geoalign.dataset.build import FORMAT_VERSION, MANIFEST, is_dataset_entry
     from geoalign.dataset.config import DatasetConfig
     from geoalign.dataset.shards import ShardWriter
     from geoalign.io.atomic import atomic_dir
 
     config = DatasetConfig(scales=(0,), patch_px=patch_px, max_disp_px=max_disp_px, seed=seed)
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), marker=MANIFEST, ours=is_dataset_entry) as tmp:
         counts, shards = {}, {}
         for split, n in (("train", n_train), ("val", n_val)):
             writer = ShardWriter(tmp, 0, split, config.shard_size)

@@ -24,7 +24,7 @@ from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.model.card import write_card
 from geoalign.model.chain import Chain, ChainConfig
-from geoalign.model.checkpoint import save_model
+from geoalign.model.checkpoint import check_model_dir_writable, save_model
 from geoalign.model.scale_net import count_parameters, flops_per_megapixel
 from geoalign.synthetic import build_synthetic_dataset
 from geoalign.train.realign import realign_rounds
@@ -51,6 +51,7 @@ def train_model(
     D0 between rounds (:func:`geoalign.train.realign.realign_rounds`)."""
     torch.set_num_threads(threads)
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
+    check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
     work_dir.mkdir(parents=True, exist_ok=True)
     sources, dcfg = dataset_sources(dataset_dir)
