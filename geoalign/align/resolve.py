@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
-from geoalign.align.compose import ComposedPredictor
+from geoalign.inference.compose import ComposedPredictor
 
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 

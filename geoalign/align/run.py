@@ -33,7 +33,7 @@ from pyproj import CRS
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
-from geoalign.align.tiling import TileSource, WorkGrid, iter_blocks, predict_tiled, work_transform
+from geoalign.inference.tiling import TileSource, WorkGrid, iter_blocks, predict_tiled, work_transform
 from geoalign.deform import sample_field
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, reproject_to
