@@ -63,7 +63,7 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
         from geoalign.dataset.preregister import preregister_sources
 
         prereg_dir = Path(output).with_name(Path(output).name + ".preregistered")
-        pairs = preregister_sources(pairs, prereg_dir, method=preregister)
+        pairs = preregister_sources(pairs, prereg_dir, method=preregister, gsd_m=gsd_m)
         click.echo(f"pre-registered buildings ({preregister}): {prereg_dir}", err=True)
     config = DatasetConfig(
         scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,

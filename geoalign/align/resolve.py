@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
-from geoalign.inference.compose import ComposedPredictor
+from geoalign.inference.compose import behind_local
 
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 
@@ -43,15 +43,6 @@ def working_gsd_m() -> float | None:
 
     gsd = read_card(DEFAULT_MODEL_DIR).get("gsd_m")
     return float(gsd) if gsd else None
-
-
-def behind_local(learned, *, search_px: int = 40) -> ComposedPredictor:
-    """The ``local+learned`` pipeline: the classical local-offset search, then ``learned`` (a
-    ChainPredictor) on its residual, both on the learned model's grid."""
-    local = classical_predictor("local", search_px=search_px, gsd_m=learned.gsd_m)
-    combo = ComposedPredictor([local, learned], name="local+learned")
-    combo.channels = getattr(learned, "channels", None)
-    return combo
 
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,

@@ -10,19 +10,26 @@ map is rasterized there from the real buildings.
 
 Rows are streamed: after each row of tiles, the rows no later tile touches are handed to a sink,
 so memory holds one strip of ``S + 2b`` rows, whatever the raster's height.
+
+One tile's field is a pure function of the inputs, the predictor and the tile
+(:func:`predict_tile`), so tiles can be computed in any order or in parallel; only a
+:class:`~geoalign.inference.protocol.RasterWidePredictor` needs :func:`raster_wide_pass` over all
+tiles first. :func:`predict_tiled` calls ``on_tile(TileField)`` once per tile, in row-major order,
+with what the predictor saw and returned there (see :class:`TileField`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import shapely
 from affine import Affine
 from rasterio.windows import Window
 
+from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, StagedPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.progress import progress
 from geoalign.rasterize import MAP_CHANNELS, rasterize_map, translate_geoms
@@ -30,20 +37,22 @@ from geoalign.rasterize import MAP_CHANNELS, rasterize_map, translate_geoms
 
 @dataclass(frozen=True)
 class WorkGrid:
-    """The grid a predictor works on: the image grid with pixels ``scale`` times larger."""
+    """The grid a predictor works on: the image grid with pixels ``px_ratio`` times larger."""
 
     width: int
     height: int
-    scale: float  # working pixel size / image pixel size
+    px_ratio: float  # working pixel size / image pixel size (1.0: the image's own grid)
 
     @classmethod
     def for_predictor(cls, reader: RasterReader, gsd_m: float | None, *, tolerance: float = 0.02) -> "WorkGrid":
-        scale = 1.0
+        """The grid at ``gsd_m`` over ``reader``'s extent; within ``tolerance`` of the image's GSD
+        (or ``gsd_m`` None) the image grid itself."""
+        ratio = 1.0
         if gsd_m:
-            scale = float(gsd_m) / reader.gsd_m
-            if abs(scale - 1.0) < tolerance:
-                scale = 1.0
-        return cls(max(1, math.ceil(reader.width / scale)), max(1, math.ceil(reader.height / scale)), scale)
+            ratio = float(gsd_m) / reader.gsd_m
+            if abs(ratio - 1.0) < tolerance:
+                ratio = 1.0
+        return cls(max(1, math.ceil(reader.width / ratio)), max(1, math.ceil(reader.height / ratio)), ratio)
 
 
 def _ramp(lo: int, hi: int, k: int, S: int, b: int, last: bool) -> np.ndarray:
@@ -65,12 +74,20 @@ def _ramp(lo: int, hi: int, k: int, S: int, b: int, last: bool) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Tile:
+    """One tile's place in the layout (working-grid pixels, row-major index ``row``, ``col``)."""
+
     row: int
     col: int
     foot: tuple[int, int, int, int]  # footprint r0, r1, c0, c1 (working px, clipped to the grid)
     inp: tuple[int, int, int, int]  # input window r0, r1, c0, c1 (may extend past the grid)
-    weight_rows: np.ndarray
-    weight_cols: np.ndarray
+    weight_rows: np.ndarray  # blend weights along the footprint's rows (fr1 - fr0,)
+    weight_cols: np.ndarray  # and columns (fc1 - fc0,)
+
+    def footprint_in_input(self) -> tuple[slice, slice]:
+        """Where the footprint lies inside the input window (row and column slices)."""
+        fr0, fr1, fc0, fc1 = self.foot
+        r, c = fr0 - self.inp[0], fc0 - self.inp[2]
+        return slice(r, r + fr1 - fr0), slice(c, c + fc1 - fc0)
 
 
 def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list[list[Tile]]:
@@ -97,14 +114,20 @@ def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list
     return rows
 
 
-class TileSource:
-    """Reads a tile's image (reflect-padded) and rasterizes its map on the working grid."""
+class TileInputs:
+    """What a tile's predictor reads: the image window (reflect-padded past the raster) and the
+    map rasterized from the buildings (``geoms_work_px``: pixel coordinates of the working grid)."""
 
     def __init__(self, reader: RasterReader, grid: WorkGrid, geoms_work_px: np.ndarray,
                  channels: tuple[str, ...] = MAP_CHANNELS) -> None:
         self.reader, self.grid, self.channels = reader, grid, tuple(channels)
         self.geoms = np.asarray(geoms_work_px, dtype=object)
         self.tree = shapely.STRtree(self.geoms)
+        self.transform = work_transform(reader.transform, grid.px_ratio)  # working grid → CRS
+
+    def transform_for(self, inp: tuple[int, int, int, int]) -> Affine:
+        """Geotransform of a window ``(r0, r1, c0, c1)`` of the working grid."""
+        return self.transform * Affine.translation(inp[2], inp[0])
 
     def map_for(self, inp: tuple[int, int, int, int]) -> np.ndarray:
         r0, r1, c0, c1 = inp
@@ -116,12 +139,12 @@ class TileSource:
 
     def image_for(self, inp: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         r0, r1, c0, c1 = inp
-        g, s = self.grid, self.grid.scale
+        g, s = self.grid, self.grid.px_ratio
         ir0, ir1, ic0, ic1 = max(0, r0), min(g.height, r1), max(0, c0), min(g.width, c1)
         h, w = ir1 - ir0, ic1 - ic0
         if s == 1.0:
             win = Window(ic0, ir0, w, h)
-        else:  # working pixels map to image pixels by the scale (clipped to the raster)
+        else:  # working pixels map to image pixels by the ratio (clipped to the raster)
             x0, y0 = ic0 * s, ir0 * s
             win = Window(x0, y0, min(self.reader.width, ic1 * s) - x0, min(self.reader.height, ir1 * s) - y0)
         image, valid = self.reader.read(win, out_shape=(h, w))
@@ -135,31 +158,93 @@ class TileSource:
         return image, valid
 
 
+@dataclass(frozen=True)
+class TileField:
+    """One tile as the tiler saw it: the argument of ``predict_tiled``'s ``on_tile`` hook.
+
+    All arrays are on the working grid (:class:`WorkGrid`, pixels of the predictor's GSD); fields
+    are in working pixels (dx east, dy south), not yet blended with the neighbours.
+    """
+
+    tile: Tile  # footprint and input windows (working px) and blend weights
+    transform: Affine  # geotransform of the input window: (col, row) of the window → CRS
+    map_: np.ndarray  # (C, h, w) float32 map raster of the input window (``TileInputs.channels``)
+    image: np.ndarray | None  # (3, h, w) float32 [0, 1]; None where no building lies (not read)
+    valid: np.ndarray | None  # (h, w) bool; None where no building lies
+    field: np.ndarray  # (2, fh, fw) float32: the predictor's field on the footprint (zero: no building)
+    stage_fields: tuple[np.ndarray, ...] = ()  # each stage's own footprint field (StagedPredictor)
+
+    @property
+    def has_buildings(self) -> bool:
+        return self.image is not None
+
+    @property
+    def footprint_transform(self) -> Affine:
+        """Geotransform of the footprint (the window ``field`` covers)."""
+        r, c = self.tile.foot[0] - self.tile.inp[0], self.tile.foot[2] - self.tile.inp[2]
+        return self.transform * Affine.translation(c, r)
+
+
+def predict_tile(inputs: TileInputs, predictor: FieldPredictor, tile: Tile, *,
+                 with_stages: bool = False) -> TileField:
+    """One tile's footprint field: read its inputs, run ``predictor`` on the input window, crop.
+
+    Pure in the tile: the same (inputs, predictor, tile) give the same field whatever other tiles
+    run, before or in parallel (a :class:`RasterWidePredictor` needs :func:`raster_wide_pass`
+    first). A window with no building gets a zero field without reading the image.
+    ``with_stages``: also each stage's field, where ``predictor`` is a :class:`StagedPredictor`.
+    """
+    fr0, fr1, fc0, fc1 = tile.foot
+    map_ = inputs.map_for(tile.inp)
+    transform = inputs.transform_for(tile.inp)
+    if not np.any(map_[0]):
+        zero = np.zeros((2, fr1 - fr0, fc1 - fc0), np.float32)
+        return TileField(tile, transform, map_, None, None, zero)
+    image, valid = inputs.image_for(tile.inp)
+    rows, cols = tile.footprint_in_input()
+    if with_stages and isinstance(predictor, StagedPredictor):
+        field, own = predictor.predict_stages(image, valid, map_)
+        stages = tuple(np.asarray(f, np.float32)[:, rows, cols] for f in own)
+    else:
+        field, stages = predictor.predict(image, valid, map_), ()
+    return TileField(tile, transform, map_, image, valid, np.asarray(field, np.float32)[:, rows, cols], stages)
+
+
+def raster_wide_pass(inputs: TileInputs, predictor: RasterWidePredictor, tiles: Iterable[Tile], *,
+                     n_tiles: int | None = None, show_progress: bool = True) -> None:
+    """Feed every tile's evidence to a raster-wide predictor (its footprint only: the margin is
+    its context) and fix its estimate."""
+    context = int(predictor.context_px)
+    predictor.reset()
+    for tile in progress(tiles, total=n_tiles, desc="global pass", unit="tile", enabled=show_progress):
+        map_ = inputs.map_for(tile.inp)
+        if np.any(map_[0]):
+            image, valid = inputs.image_for(tile.inp)
+            predictor.accumulate(image, valid, map_, margin_px=context)
+    predictor.finish()
+
+
 def predict_tiled(
-    source: TileSource, predictor, *, tile_px: int = 1024, blend_px: int = 64,
+    inputs: TileInputs, predictor: FieldPredictor, *, tile_px: int = 1024, blend_px: int = 64,
     sink: Callable[[int, np.ndarray], None], show_progress: bool = True,
+    on_tile: Callable[[TileField], None] | None = None,
 ) -> dict:
     """Run ``predictor`` tile by tile; hand finished row strips ``(row_off, (2, h, W))`` to ``sink``.
 
-    Tiles whose input window holds no building get a zero field without reading the image.
-    Raster-wide predictors (with ``accumulate``/``finish``, e.g. the global shift) first get a pass
-    over all tiles. Returns counts for the summary.
+    ``on_tile``, when given, is called once per tile (row-major, tiles without buildings too) with
+    its :class:`TileField`: windows, geotransform, image, validity, map and unweighted footprint
+    field, plus each stage's field for a :class:`StagedPredictor` (computed anyway: no extra cost).
+    A :class:`RasterWidePredictor` (the global shift) first gets a pass over all tiles.
+    Returns counts for the summary.
     """
-    grid = source.grid
-    context = int(getattr(predictor, "context_px", 0) or 0)
+    grid = inputs.grid
     blend = min(int(blend_px), max(1, tile_px // 4))
-    rows = layout(grid, tile_px, blend, context)
+    rows = layout(grid, tile_px, blend, int(predictor.context_px))
     n_tiles = sum(len(r) for r in rows)
     stats = {"tiles": n_tiles, "tiles_with_buildings": 0, "tiles_with_valid_pixels": 0}
-    if hasattr(predictor, "accumulate") and hasattr(predictor, "finish"):
-        predictor.reset()
-        for tile in progress((t for r in rows for t in r), total=n_tiles, desc="global pass", unit="tile",
-                             enabled=show_progress):
-            map_ = source.map_for(tile.inp)
-            if np.any(map_[0]):
-                image, valid = source.image_for(tile.inp)
-                predictor.accumulate(image, valid, map_, margin_px=context)  # the footprint's evidence
-        predictor.finish()
+    if isinstance(predictor, RasterWidePredictor):
+        raster_wide_pass(inputs, predictor, (t for r in rows for t in r), n_tiles=n_tiles,
+                         show_progress=show_progress)
     pending: np.ndarray | None = None  # accumulated rows not yet final
     pending_off = 0
     bar = progress(total=n_tiles, desc="align", unit="tile", enabled=show_progress)
@@ -170,16 +255,14 @@ def predict_tiled(
         if pending is not None:
             acc[:, pending_off - r0: pending_off - r0 + pending.shape[1]] += pending
         for tile in row:
-            map_ = source.map_for(tile.inp)
-            if np.any(map_[0]):
+            result = predict_tile(inputs, predictor, tile, with_stages=on_tile is not None)
+            if result.has_buildings:
                 stats["tiles_with_buildings"] += 1
-                image, valid = source.image_for(tile.inp)
-                stats["tiles_with_valid_pixels"] += int(bool(valid.any()))
-                field = np.asarray(predictor.predict(image, valid, map_), np.float32)
-                fr0, fr1, fc0, fc1 = tile.foot
-                ctx_r, ctx_c = fr0 - tile.inp[0], fc0 - tile.inp[2]
-                crop = field[:, ctx_r:ctx_r + fr1 - fr0, ctx_c:ctx_c + fc1 - fc0]
-                acc[:, :, fc0:fc1] += crop * tile.weight_rows[None, :, None] * tile.weight_cols[None, None, :]
+                stats["tiles_with_valid_pixels"] += int(bool(result.valid.any()))
+                fc0, fc1 = tile.foot[2:]
+                acc[:, :, fc0:fc1] += result.field * tile.weight_rows[None, :, None] * tile.weight_cols[None, None, :]
+            if on_tile is not None:
+                on_tile(result)
             bar.update(1)
         if i < len(rows) - 1:
             done = rows[i + 1][0].foot[0]  # the next row's footprint starts here
@@ -191,13 +274,6 @@ def predict_tiled(
     return stats
 
 
-def iter_blocks(height: int, width: int, block_px: int) -> Iterator[Window]:
-    """Windows of at most ``block_px`` square covering a raster, row-major."""
-    for r in range(0, height, block_px):
-        for c in range(0, width, block_px):
-            yield Window(c, r, min(block_px, width - c), min(block_px, height - r))
-
-
-def work_transform(image_transform: Affine, scale: float) -> Affine:
-    """Geotransform of the working grid."""
-    return image_transform * Affine.scale(scale)
+def work_transform(image_transform: Affine, px_ratio: float) -> Affine:
+    """Geotransform of the working grid whose pixels are ``px_ratio`` image pixels."""
+    return image_transform * Affine.scale(px_ratio)

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geoalign.inference.protocol import FieldPredictor
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import load_model
 
-__all__ = ["ChainPredictor", "FieldPredictor", "load_predictor", "untrained_predictor", "DEFAULT_MODEL_DIR"]
+__all__ = ["ChainPredictor", "load_predictor", "untrained_predictor", "DEFAULT_MODEL_DIR"]
 
 
 class ChainPredictor:
-    """A :class:`Chain` behind the :class:`FieldPredictor` protocol (no gradients, float32)."""
+    """A :class:`Chain` behind the :class:`~geoalign.inference.protocol.FieldPredictor` protocol
+    (no gradients, float32)."""
+
+    name = "learned"
 
     def __init__(self, chain: Chain, gsd_m: float | None, *, threads: int | None = None) -> None:
         self.chain = chain.eval()

@@ -13,7 +13,8 @@ from geoalign.deform import compose_fields, invert_field, random_smooth_field, w
 from geoalign.errors import CheckpointError
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import WEIGHTS, CONFIG, load_model, save_model
-from geoalign.model.predictor import FieldPredictor, load_predictor
+from geoalign.inference.protocol import FieldPredictor
+from geoalign.model.predictor import load_predictor
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, count_parameters
 from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
 
