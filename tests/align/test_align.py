@@ -315,3 +315,51 @@ def test_importing_the_align_package_does_not_load_torch():
     code = "import sys, geoalign.align, geoalign.baselines; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_per_tile_hook_sees_every_tile_and_its_field_makes_the_blend(austin, austin_px):
+    """``on_tile`` gets each tile once with its windows, geotransform, inputs and footprint field;
+    blending those fields with the tiles' weights gives what the sink got, and ``predict_tile``
+    alone gives the same tile."""
+    from geoalign.inference import predict_tile
+
+    _, _, grid_px, geoms = austin_px
+    seen = []
+    with RasterReader(austin["image"]) as reader:
+        grid = WorkGrid.for_predictor(reader, None)
+        inputs = TileInputs(reader, grid, geoms)
+        out = np.zeros((2, grid.height, grid.width), np.float32)
+
+        def sink(r0, strip):
+            out[:, r0:r0 + strip.shape[1]] = strip
+
+        stats = predict_tiled(inputs, _SmoothContentPredictor(), tile_px=300, blend_px=32, sink=sink,
+                              show_progress=False, on_tile=seen.append)
+        again = predict_tile(inputs, _SmoothContentPredictor(), seen[5].tile)
+    assert len(seen) == stats["tiles"] == 16
+    assert sum(t.has_buildings for t in seen) == stats["tiles_with_buildings"]
+    blended = np.zeros_like(out)
+    for t in seen:
+        fr0, fr1, fc0, fc1 = t.tile.foot
+        assert t.field.shape == (2, fr1 - fr0, fc1 - fc0)
+        assert t.map_.shape[1:] == (t.tile.inp[1] - t.tile.inp[0], t.tile.inp[3] - t.tile.inp[2])
+        # the footprint's geotransform puts its corner where the image grid does
+        assert t.footprint_transform * (0, 0) == pytest.approx(grid_px.transform * (fc0, fr0))
+        assert t.transform * (0, 0) == pytest.approx(grid_px.transform * (t.tile.inp[2], t.tile.inp[0]))
+        blended[:, fr0:fr1, fc0:fc1] += t.field * t.tile.weight_rows[None, :, None] * t.tile.weight_cols[None, None, :]
+    assert np.abs(blended - out).max() < 1e-5 and np.abs(out).max() > 1.0
+    np.testing.assert_array_equal(again.field, seen[5].field)
+
+
+def test_the_per_tile_hook_gets_each_stages_field_of_a_pipeline(austin, austin_px):
+    _, _, _, geoms = austin_px
+    seen = []
+    combo = ComposedPredictor([_ConstantPredictor(2.0, 1.0), _ConstantPredictor(-0.5, 3.0)])
+    with RasterReader(austin["image"]) as reader:
+        grid = WorkGrid.for_predictor(reader, None)
+        predict_tiled(TileInputs(reader, grid, geoms), combo, tile_px=512, sink=lambda r0, s: None,
+                      show_progress=False, on_tile=seen.append)
+    t = next(t for t in seen if t.has_buildings)
+    first, second = t.stage_fields
+    assert np.allclose(first, [[[2.0]], [[1.0]]]) and np.allclose(second, [[[-0.5]], [[3.0]]])
+    assert np.allclose(t.field, [[[1.5]], [[4.0]]])

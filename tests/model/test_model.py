@@ -1,4 +1,4 @@
-"""Scale net, chain, torch warps vs numpy warps, checkpoints, predictor protocol."""
+"""Scale net, chain, checkpoints, the chain as a predictor (the torch warps: ``test_warp.py``)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geoalign.deform import compose_fields, invert_field, random_smooth_field, warp_raster
+from geoalign.deform import random_smooth_field
 from geoalign.errors import CheckpointError
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import WEIGHTS, CONFIG, load_model, save_model
 from geoalign.inference.protocol import FieldPredictor
 from geoalign.model.predictor import load_predictor
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, count_parameters
-from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
 
 TINY = ChainConfig(scales=(2, 1, 0), net=ScaleNetConfig(features=4, hidden=4, range_px=2.0))
 
@@ -28,27 +27,6 @@ def _field(shape, amp=3.0, seed=0):
 
 def _t(a):
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
-
-
-def test_torch_warp_matches_numpy():
-    rng = np.random.default_rng(1)
-    raster = rng.random((3, 40, 50)).astype(np.float32)
-    phi = _field((40, 50))
-    ref = warp_raster(raster, phi)
-    got = warp_raster_torch(_t(raster), _t(phi))[0].numpy()
-    assert np.abs(got - ref)[:, 4:-4, 4:-4].max() < 1e-4
-
-
-def test_torch_invert_and_compose_match_numpy():
-    a, b = _field((48, 48), seed=2), _field((48, 48), amp=2.0, seed=3)
-    inner = (slice(None), slice(5, -5), slice(5, -5))
-    assert np.abs(invert_field_torch(_t(a), 20)[0].numpy() - invert_field(a))[inner].max() < 1e-3
-    assert np.abs(compose_fields_torch(_t(a), _t(b))[0].numpy() - compose_fields(a, b))[inner].max() < 1e-3
-
-
-def test_resize_field_scales_units():
-    f = torch.ones(1, 2, 8, 8)
-    assert torch.allclose(resize_field(f, (32, 32)), torch.full((1, 2, 32, 32), 4.0))
 
 
 @pytest.mark.parametrize("shape", [(17, 23), (64, 64), (5, 9)])
