@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
+from geoalign.errors import OptionError
 from geoalign.inference.compose import behind_local
 
 ALL_METHODS = (*METHODS, "learned", "local+learned")
@@ -70,4 +71,4 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if method == "local+learned":
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales),
                             search_px=search_px), "local+learned", ""
-    raise ValueError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")
+    raise OptionError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

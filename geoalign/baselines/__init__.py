@@ -12,6 +12,7 @@ from __future__ import annotations
 from geoalign.baselines.global_shift import GlobalShiftPredictor
 from geoalign.baselines.local_offset import Level, LocalOffsetPredictor
 from geoalign.baselines.tvl1 import TVL1Predictor
+from geoalign.errors import OptionError
 
 METHODS = ("global", "local", "tvl1")
 #: The classical method ``align`` falls back to while no learned default model ships.
@@ -27,7 +28,7 @@ def classical_predictor(method: str, *, search_px: int = 40, gsd_m: float | None
         return LocalOffsetPredictor(gsd_m=gsd_m, search_px=search_px)
     if method == "tvl1":
         return TVL1Predictor(gsd_m=gsd_m)
-    raise ValueError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
+    raise OptionError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
 
 
 __all__ = ["GlobalShiftPredictor", "LocalOffsetPredictor", "Level", "TVL1Predictor", "METHODS",

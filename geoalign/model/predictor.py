@@ -9,6 +9,7 @@ import torch
 
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import load_model
+from geoalign.model.threads import torch_threads
 
 __all__ = ["ChainPredictor", "load_predictor", "untrained_predictor", "DEFAULT_MODEL_DIR"]
 
@@ -41,14 +42,8 @@ class ChainPredictor:
         if h == 0 or w == 0 or not np.any(map_):
             return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
         img = np.ascontiguousarray(image, dtype=np.float32)
-        old = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None])
-        finally:
-            torch.set_num_threads(old)
+        with torch_threads(self.threads), torch.inference_mode():
+            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None])
         return field[0].numpy().astype(np.float32, copy=False)
 
 

@@ -42,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from geoalign.banded import filter_along
+from geoalign.model.threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -252,12 +253,8 @@ class ScaleNet(nn.Module):
             for block in blocks:
                 run(block)
             return field, logits
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
-                list(pool.map(run, blocks))
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+            list(pool.map(run, blocks))
         return field, logits
 
     def _compress(self, corr: torch.Tensor, edge_corr: torch.Tensor) -> torch.Tensor:

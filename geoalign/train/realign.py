@@ -1,4 +1,5 @@
-"""Iterative dataset realignment (papers.md §2): train on D_r, align the ORIGINAL maps of D0 → D_{r+1}.
+"""Iterative dataset realignment (Girard, Charpiat, Tarabalka, IGARSS 2019): train on D_r, align
+the ORIGINAL maps of D0 → D_{r+1}.
 
 The public round loop is :func:`realign_rounds`. A dataset here is a list of
 :class:`~geoalign.dataset.SourcePair` (image + buildings); each round rebuilds the pairs of its
@@ -26,6 +27,7 @@ import shapely
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
+from geoalign.errors import InputFileError, OptionError
 from geoalign.grid import reproject_to
 from geoalign.inference.compose import behind_local
 from geoalign.inference.layer import align_layer
@@ -66,7 +68,8 @@ def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float 
     a = shapely.get_coordinates(reproject_to(read_buildings(a_path), crs).geometry.values)
     b = shapely.get_coordinates(reproject_to(read_buildings(b_path), crs).geometry.values)
     if len(a) != len(b):
-        raise ValueError(f"{a_path} and {b_path} do not have the same vertices")
+        raise InputFileError(f"{a_path} and {b_path} do not have the same vertices: compare a layer with "
+                             "its own aligned or misaligned copy.")
     gsd = gsd_m or src_gsd
     return np.linalg.norm(a - b, axis=1) / gsd
 
@@ -97,7 +100,7 @@ def realign_rounds(
     ``first_dataset``: an already built D0 (its pairs are used as they are for round 0).
     """
     if realign_with not in REALIGN_WITH:
-        raise ValueError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
+        raise OptionError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     chain = chain or Chain()

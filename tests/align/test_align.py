@@ -13,6 +13,7 @@ from scipy import ndimage
 from geoalign.align import align_raster
 from geoalign.inference import ComposedPredictor, TileInputs, WorkGrid, predict_tiled
 from geoalign.baselines import LocalOffsetPredictor
+from geoalign.errors import OptionError
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors
 from geoalign.rasterize import MAP_CHANNELS
@@ -303,7 +304,7 @@ def test_default_predictor_follows_the_card_else_falls_back_to_classical():
     else:
         assert name == "local" and "classical fallback" in note
         assert isinstance(predictor, LocalOffsetPredictor)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(OptionError, match="unknown method"):
         resolve_predictor("magic")
 
 

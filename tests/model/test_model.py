@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from geoalign.deform import random_smooth_field
-from geoalign.errors import CheckpointError
+from geoalign.errors import CheckpointError, OptionError
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import WEIGHTS, CONFIG, load_model, save_model
 from geoalign.inference.protocol import FieldPredictor
@@ -128,14 +128,16 @@ def test_edge_weighted_smoothing_keeps_constants_and_averages_noise():
 
 
 def test_chain_smoothing_config_round_trips_and_widens_context(tmp_path):
-    smooth = ChainConfig(scales=TINY.scales, net=TINY.net, smooth_sigma=3.0)
+    smooth = ChainConfig(scales=TINY.scales, net=TINY.net, smooth_sigma_px=3.0)
     assert ChainConfig.from_json(smooth.to_json()) == smooth
-    old = TINY.to_json()
-    old.pop("smooth_sigma")  # configs written before the option load as "no smoothing"
-    assert ChainConfig.from_json(old).smooth_sigma == 0.0
+    plain = TINY.to_json()
+    plain.pop("smooth_sigma_px")  # a config without the entry loads as "no smoothing"
+    assert ChainConfig.from_json(plain).smooth_sigma_px == 0.0
+    shipped_key = {**plain, "smooth_sigma": 3.0}  # the shipped model's config.json names it so
+    assert ChainConfig.from_json(shipped_key).smooth_sigma_px == 3.0
     assert Chain(smooth).context_px == Chain(TINY).context_px + 9 * (4 + 2 + 1)
     save_model(Chain(smooth), tmp_path / "m", gsd_m=0.3)
-    assert load_model(tmp_path / "m")[0].config.smooth_sigma == 3.0
+    assert load_model(tmp_path / "m")[0].config.smooth_sigma_px == 3.0
 
 
 def test_buildings_over_invalid_pixels_carry_no_evidence():
@@ -170,8 +172,8 @@ def test_copy_with_keeps_weights_and_mode():
     assert same.training and same is not chain
     with torch.no_grad():
         assert torch.equal(same.eval()(image, map_), chain.eval()(image, map_))
-        smoothed = chain.copy_with(smooth_sigma=2.0)
-        assert smoothed.config.smooth_sigma == 2.0 and chain.config.smooth_sigma == 0.0
+        smoothed = chain.copy_with(smooth_sigma_px=2.0)
+        assert smoothed.config.smooth_sigma_px == 2.0 and chain.config.smooth_sigma_px == 0.0
         assert not torch.equal(smoothed(image, map_), chain(image, map_))
 
 
@@ -192,18 +194,18 @@ def test_fine_stages_runs_only_the_chosen_scales_with_the_same_weights():
     unshared = Chain(ChainConfig(scales=(2, 1, 0), shared=False, net=TINY.net))
     sub = unshared.fine_stages((0,))
     assert set(sub.nets) == {"0"} and torch.equal(sub.net(0).head[0].weight, unshared.net(0).head[0].weight)
-    with pytest.raises(ValueError, match="no network for scale"):
+    with pytest.raises(OptionError, match="no network for scale"):
         unshared.fine_stages((3, 0))
 
 
 def test_combination_uses_the_cards_learned_scales(tmp_path):
     from geoalign.align import resolve_predictor
-    from geoalign.model.card import update_card
+    from geoalign.model.card import read_card, write_card
 
     save_model(Chain(TINY), tmp_path / "m", gsd_m=0.3)
     combo, name, _ = resolve_predictor("local+learned", tmp_path / "m")
     assert name == "local+learned" and combo.stages[1].chain.config.scales == (2, 1, 0)
-    update_card(tmp_path / "m", combination={"learned_scales": [0, 1]})
+    write_card(tmp_path / "m", {**read_card(tmp_path / "m"), "combination": {"learned_scales": [0, 1]}})
     combo, _, _ = resolve_predictor("local+learned", tmp_path / "m")
     assert combo.stages[1].chain.config.scales == (1, 0)
     assert combo.context_px == combo.stages[0].context_px + combo.stages[1].chain.context_px
