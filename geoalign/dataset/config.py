@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from geoalign.rasterize import MAP_CHANNELS
+
 
 @dataclass(frozen=True)
 class SourcePair:
@@ -42,7 +44,7 @@ class DatasetConfig:
     min_building_fraction: float = 0.01
     shard_size: int = 256
     seed: int = 0
-    channels: tuple[str, ...] = field(default=("fill", "edges", "vertices"))
+    channels: tuple[str, ...] = field(default=MAP_CHANNELS)
 
     def to_json(self) -> dict:
         d = asdict(self)

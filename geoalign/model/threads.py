@@ -11,8 +11,8 @@ import torch
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count is ``n`` inside the block and what it was after it
-    (``None`` or 0: unchanged)."""
+    """torch's intra-op thread count: ``n`` inside the block, the caller's own after it
+    (``None`` or 0: the caller's own throughout)."""
     old = torch.get_num_threads()
     if n:
         torch.set_num_threads(int(n))

@@ -46,7 +46,7 @@ def test_packages_import_only_what_comes_before_them_on_the_datas_path():
 
 
 def test_the_import_check_sees_imports_inside_functions(tmp_path, monkeypatch):
-    """The check above would catch a lazy import (how ``dataset`` used to reach ``align``)."""
+    """The check above sees an import inside a function, not only at the top of a module."""
     pkg = tmp_path / "geoalign" / "dataset"
     pkg.mkdir(parents=True)
     (pkg / "x.py").write_text("def f():\n    from geoalign.align import align_raster\n")

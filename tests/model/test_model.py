@@ -142,7 +142,8 @@ def test_chain_smoothing_config_round_trips_and_widens_context(tmp_path):
 
 def test_buildings_over_invalid_pixels_carry_no_evidence():
     """A building drawn where the image is invalid (nodata, padding past the raster) must not
-    steer the field: it is left out, and the image is not blacked out (that drew a false edge)."""
+    steer the field: it is left out, and the image is not blacked out (that would draw a false
+    edge)."""
     from geoalign.rasterize import rasterize_map
     from shapely.geometry import box
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
+from geoalign.dataset import DatasetConfig, SourcePair
 from geoalign.deform import random_smooth_field, warp_raster
 from geoalign.errors import OptionError
 from geoalign.model.chain import Chain, ChainConfig
