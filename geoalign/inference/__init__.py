@@ -8,9 +8,9 @@ from geoalign.inference.compose import ComposedPredictor, behind_local, move_map
 from geoalign.inference.layer import FieldRaster, align_layer, sample_displacement
 from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, StagedPredictor
 from geoalign.inference.tiling import (
-    Tile, TileField, TileInputs, WorkGrid, predict_tile, predict_tiled, raster_wide_pass,
+    Tile, TileField, TileInputs, WorkGrid, plan_tiles, predict_tile, predict_tiled, raster_wide_pass,
 )
 
 __all__ = ["align_layer", "FieldRaster", "sample_displacement", "ComposedPredictor", "behind_local", "move_map",
            "FieldPredictor", "RasterWidePredictor", "StagedPredictor", "Tile", "TileField", "TileInputs",
-           "WorkGrid", "predict_tile", "predict_tiled", "raster_wide_pass"]
+           "WorkGrid", "plan_tiles", "predict_tile", "predict_tiled", "raster_wide_pass"]

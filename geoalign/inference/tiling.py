@@ -12,9 +12,9 @@ Rows are streamed: after each row of tiles, the rows no later tile touches are h
 so memory holds one strip of ``S + 2b`` rows, whatever the raster's height.
 
 One tile's field is a pure function of the inputs, the predictor and the tile
-(:func:`predict_tile`), so tiles can be computed in any order or in parallel; only a
-:class:`~geoalign.inference.protocol.RasterWidePredictor` needs :func:`raster_wide_pass` over all
-tiles first. :func:`predict_tiled` calls ``on_tile(TileField)`` once per tile, in row-major order,
+(:func:`predict_tile`; the tiles are :func:`plan_tiles`), so tiles can be computed in any order or
+in parallel; only a :class:`~geoalign.inference.protocol.RasterWidePredictor` needs
+:func:`raster_wide_pass` over all tiles first. :func:`predict_tiled` calls ``on_tile(TileField)`` once per tile, in row-major order,
 with what the predictor saw and returned there (see :class:`TileField`).
 """
 
@@ -112,6 +112,13 @@ def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list
             row.append(Tile(i, j, (r0, r1, c0, c1), (r0 - ctx, r1 + ctx, c0 - ctx, c1 + ctx), wr, wc))
         rows.append(row)
     return rows
+
+
+def plan_tiles(grid: WorkGrid, predictor: FieldPredictor, *, tile_px: int, blend_px: int) -> list[list[Tile]]:
+    """The tiles :func:`predict_tiled` runs, by rows: cores of ``tile_px``, blend ramps of
+    ``blend_px`` (at most a quarter of the core), inputs widened by the predictor's context."""
+    blend = min(int(blend_px), max(1, int(tile_px) // 4))
+    return layout(grid, int(tile_px), blend, int(predictor.context_px))
 
 
 class TileInputs:
@@ -238,8 +245,7 @@ def predict_tiled(
     Returns counts for the summary.
     """
     grid = inputs.grid
-    blend = min(int(blend_px), max(1, tile_px // 4))
-    rows = layout(grid, tile_px, blend, int(predictor.context_px))
+    rows = plan_tiles(grid, predictor, tile_px=tile_px, blend_px=blend_px)
     n_tiles = sum(len(r) for r in rows)
     stats = {"tiles": n_tiles, "tiles_with_buildings": 0, "tiles_with_valid_pixels": 0}
     if isinstance(predictor, RasterWidePredictor):

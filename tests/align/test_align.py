@@ -364,3 +364,16 @@ def test_the_per_tile_hook_gets_each_stages_field_of_a_pipeline(austin, austin_p
     first, second = t.stage_fields
     assert np.allclose(first, [[[2.0]], [[1.0]]]) and np.allclose(second, [[[-0.5]], [[3.0]]])
     assert np.allclose(t.field, [[[1.5]], [[4.0]]])
+
+
+def test_predictors_declare_the_protocols_they_follow():
+    """The tiler picks the raster-wide pass and per-stage fields by protocol, not by probing."""
+    from geoalign.baselines import GlobalShiftPredictor, TVL1Predictor
+    from geoalign.inference import FieldPredictor, RasterWidePredictor, StagedPredictor
+
+    local, global_, tvl1 = LocalOffsetPredictor(), GlobalShiftPredictor(), TVL1Predictor()
+    combo = ComposedPredictor([local, _ZeroStage()])
+    assert all(isinstance(p, FieldPredictor) for p in (local, global_, tvl1, combo))
+    assert isinstance(global_, RasterWidePredictor) and not isinstance(local, RasterWidePredictor)
+    assert isinstance(combo, StagedPredictor) and not isinstance(local, StagedPredictor)
+    assert combo.name == "local+zero" and combo.channels == MAP_CHANNELS and combo.context_px == local.context_px + 74
