@@ -14,8 +14,9 @@ so memory holds one strip of ``S + 2b`` rows, whatever the raster's height.
 One tile's field is a pure function of the inputs, the predictor and the tile
 (:func:`predict_tile`; the tiles are :func:`plan_tiles`), so tiles can be computed in any order or
 in parallel; only a :class:`~geoalign.inference.protocol.RasterWidePredictor` needs
-:func:`raster_wide_pass` over all tiles first. :func:`predict_tiled` calls ``on_tile(TileField)`` once per tile, in row-major order,
-with what the predictor saw and returned there (see :class:`TileField`).
+:func:`raster_wide_pass` over all tiles first. :func:`predict_tiled` calls ``on_tile(TileField)``
+once per tile, in row-major order, with what the predictor saw and returned there (see
+:class:`TileField`).
 """
 
 from __future__ import annotations
