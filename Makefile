@@ -53,10 +53,13 @@ bench-accuracy: $(STAMP)
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
 
-# The shipped default model (geoalign/model/default), trained by the project's own commands;
-# resumable: re-run `make train-default` after a kill (it passes --resume).
+# The shipped default model (geoalign/model/default): weights, config and model card, all written by
+# these two commands; resumable: re-run `make train-default` after a kill (it passes --resume).
+# Benchmark figures join the card with `python -m benchmarks.record_card`.
 DEFAULT_SOURCES := $(shell cat sample_data/training/default_sources.txt 2>/dev/null)
+DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 500 --threads 1 --seed 0 \
+	--realign-with learned --align-pipeline local+learned --learned-scales 1 --smooth-sigma-px 6
 .PHONY: train-default
 train-default: $(STAMP)
 	test -f runs/real03/manifest.json || $(BIN)/geoalign dataset build $(DEFAULT_SOURCES) -o runs/real03 --gsd 0.3 --holdout-fraction 0.2 --scales 3,2,1,0 --seed 0
-	$(BIN)/geoalign train runs/real03 -o geoalign/model/default --rounds 2 --steps 500 --pretrain-steps 500 --threads 1 --seed 0 --resume
+	$(BIN)/geoalign train runs/real03 -o geoalign/model/default $(DEFAULT_TRAIN_OPTIONS) --resume
