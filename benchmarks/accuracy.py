@@ -145,7 +145,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     for m in methods:
         try:
             predictors[m] = resolve_predictor(m, learned_scales=learned_scales)[0]
-        except Exception as err:  # e.g. no model package yet
+        except Exception as err:  # e.g. the model package does not load
             results["skipped"][m] = str(err).splitlines()[0]
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
@@ -208,7 +208,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
             results["pools"][pool] = {"regions": names,
                                       "n_buildings": sum(results["regions"][r]["n_buildings"] for r in names),
                                       "methods": pooled(names)}
-    results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the floors' pool
+    results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the pool the targets are stated on
     results["seeds_better_than_local"] = paired_against(results, "local")
     results["seconds"] = dict(seconds)
     results["tau_px"] = TAU_PX.tolist()
