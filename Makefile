@@ -37,7 +37,7 @@ bench-similarity-topk: $(STAMP)
 bench-dataset: $(STAMP)
 	$(BIN)/python -m benchmarks.dataset_build
 
-# --- learned chain (issue 4): self-denoising rounds and the learning curve of the default model ---
+# --- learned chain: self-denoising rounds, fixed point and the learning curve of the default model ---
 .PHONY: bench-self-denoising bench-learning-curve bench-fixed-point
 bench-self-denoising: $(STAMP)
 	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
@@ -46,7 +46,7 @@ bench-fixed-point: $(STAMP)
 bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
-# --- align / evaluate benchmarks (issue 4 §6) ---
+# --- align: accuracy on held-out imagery, speed and memory (docs/benchmarks.md) ---
 .PHONY: bench-accuracy bench-align-speed
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy
