@@ -51,6 +51,7 @@ class AlignResult:
     median_shift_m: float
     tiles: int
     tiles_with_buildings: int
+    n_no_polygon: int = 0
     note: str = ""
     paths: dict = dc_field(default_factory=dict)
 
@@ -61,7 +62,8 @@ class AlignResult:
     def summary(self) -> str:
         mps = self.megapixels / self.seconds if self.seconds > 0 else float("inf")
         note = f" ({self.note})" if self.note else ""
-        return (f"aligned {self.n_features} features ({self.n_outside} outside the image) with "
+        kept = (f", {self.n_no_polygon} with no polygon kept unchanged" if self.n_no_polygon else "")
+        return (f"aligned {self.n_features} features ({self.n_outside} outside the image{kept}) with "
                 f"{self.method}{note} on {self.width}×{self.height} px in {self.seconds:.1f} s "
                 f"({mps:.2f} MP/s); median shift {self.median_shift_m:.2f} m → {self.out_dir}")
 
@@ -92,7 +94,7 @@ def align_raster(
     shifts = aligned["shift_m"].to_numpy()[moving]
     return AlignResult(
         out_dir=out_dir, method=method or predictor.name, n_features=len(gdf),
-        n_outside=int(aligned["outside_image"].sum()), width=reader.width, height=reader.height,
+        n_outside=int(aligned["outside_image"].sum()), n_no_polygon=field.n_no_polygon, width=reader.width, height=reader.height,
         seconds=time.perf_counter() - t0, median_shift_m=float(np.median(shifts)) if len(shifts) else 0.0,
         tiles=field.tiles, tiles_with_buildings=field.tiles_with_buildings, note=note, paths=paths,
     )

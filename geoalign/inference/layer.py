@@ -38,7 +38,7 @@ from geoalign.grid import PixelGrid, reproject_to
 from geoalign.inference.protocol import FieldPredictor
 from geoalign.inference.tiling import TileField, TileInputs, WorkGrid, predict_tiled, work_transform
 from geoalign.io.atomic import atomic_path
-from geoalign.io.raster import RasterReader, block_windows, geotiff_profile
+from geoalign.io.raster import RasterReader, block_windows, describe_displacement_bands, geotiff_profile
 from geoalign.io.vectors import clean_buildings
 
 BLOCK_PX = 1024  # field windows read when moving vertices and resampling the field
@@ -52,6 +52,7 @@ class FieldRaster:
     tiles: int
     tiles_with_buildings: int
     tiles_with_valid_pixels: int
+    n_no_polygon: int = 0  # features with no polygon (null, empty, points, lines), kept unchanged
 
 
 def _linear(transform) -> np.ndarray:
@@ -64,14 +65,6 @@ def _px_to_crs(field_px: np.ndarray, lin: np.ndarray) -> np.ndarray:
     out[0] = lin[0, 0] * field_px[0] + lin[0, 1] * field_px[1]
     out[1] = lin[1, 0] * field_px[0] + lin[1, 1] * field_px[1]
     return out
-
-
-def _describe_bands(dst, crs) -> None:
-    """Band names and units, so GIS tools show what the numbers are."""
-    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
-    for band, axis in ((1, "dx, east"), (2, "dy, north")):
-        dst.set_band_description(band, f"{axis} ({unit})")
-        dst.update_tags(band, units=unit)
 
 
 def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredictor, path: Path, *,
@@ -93,7 +86,7 @@ def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredic
                     dst.write(_px_to_crs(strip, lin).astype(np.float32),
                               window=Window(0, row_off, grid.width, strip.shape[1]))
                 stats = predict_tiled(inputs, predictor, sink=sink, **tiled)
-                _describe_bands(dst, reader.crs)
+                describe_displacement_bands(dst, reader.crs)
             return stats
         # Another GSD: write the working-grid field, then resample it block by block.
         work_profile = geotiff_profile(width=grid.width, height=grid.height, count=2, dtype="float32",
@@ -113,7 +106,7 @@ def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredic
                               dst_transform=rasterio.windows.transform(win, reader.transform),
                               dst_crs=reader.crs, resampling=Resampling.bilinear)
                     dst.write(out, window=win)
-                _describe_bands(dst, reader.crs)
+                describe_displacement_bands(dst, reader.crs)
         return stats
 
 
@@ -195,7 +188,11 @@ def align_layer(
     if len(buildings) == 0:
         raise EmptyInputError(f"{source}: contains no features.")
     grid = PixelGrid.of(reader)
-    cleaned = clean_buildings(buildings, source=source)  # for the map raster only
+    cleaned = clean_buildings(buildings, source=source, non_areal="kept unchanged")
+    # repaired geometries replace invalid ones; features with no polygon stay as they are
+    repaired = np.asarray(buildings.geometry.values, dtype=object).copy()
+    repaired[buildings.index.get_indexer(cleaned.index)] = np.asarray(cleaned.geometry.values, dtype=object)
+    buildings = buildings.set_geometry(gpd.GeoSeries(repaired, index=buildings.index, crs=buildings.crs))
     work = WorkGrid.for_predictor(reader, predictor.gsd_m)
     map_geoms = grid.to_pixels(np.asarray(reproject_to(cleaned, grid.crs).geometry.values, dtype=object))
     if work.px_ratio != 1.0:
@@ -224,4 +221,4 @@ def align_layer(
     out["outside_image"] = outside
     out["partly_outside"] = partly
     return out, FieldRaster(field_path, stats["tiles"], stats["tiles_with_buildings"],
-                            stats["tiles_with_valid_pixels"])
+                            stats["tiles_with_valid_pixels"], len(buildings) - len(cleaned))

@@ -238,3 +238,20 @@ def geotiff_profile(
     if nodata is not None:
         profile["nodata"] = nodata
     return profile
+
+
+def displacement_px_to_crs(field_px: np.ndarray, transform) -> np.ndarray:
+    """A (2, H, W) field in pixels (columns, rows) → the same moves in CRS units (x east, y
+    north for a north-up raster), as every displacement GeoTIFF geoalign writes holds them."""
+    out = np.empty(field_px.shape, dtype=np.float64)
+    out[0] = transform.a * field_px[0] + transform.b * field_px[1]
+    out[1] = transform.d * field_px[0] + transform.e * field_px[1]
+    return out
+
+
+def describe_displacement_bands(dst, crs) -> None:
+    """Band names and units of a displacement GeoTIFF, so GIS tools show what the numbers are."""
+    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
+    for band, axis in ((1, "dx, east"), (2, "dy, north")):
+        dst.set_band_description(band, f"{axis} ({unit})")
+        dst.update_tags(band, units=unit)

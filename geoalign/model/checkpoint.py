@@ -8,6 +8,7 @@ shapes, raises :class:`geoalign.errors.CheckpointError` saying what to do.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -81,9 +82,12 @@ def load_model(model_dir: str | Path) -> tuple[Chain, dict]:
         raise CheckpointError(f"{model_dir}: weights file {WEIGHTS} is missing.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text would advise loading it unsafely: never
+        raise CheckpointError(f"{path}: holds pickled Python objects, not only tensors (loading "
+                              "them could run code); refused. Re-train or restore the model.") from None
     except Exception as e:  # torch raises many kinds for truncated/foreign files
-        raise CheckpointError(f"{path}: corrupt or unreadable weights ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); re-train or restore the model.") from e
+        raise CheckpointError(f"{path}: corrupt or unreadable weights ({type(e).__name__}); "
+                              "re-train or restore the model.") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: weights are not a state_dict.")
     try:
