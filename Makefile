@@ -41,7 +41,7 @@ $(QGIS_STAMP):
 
 test-qgis: $(STAMP)
 	@if $(QGIS_PY) -c 'import qgis.core' 2>/dev/null; then \
-	  $(MAKE) --no-print-directory $(QGIS_STAMP) && \
+	  $(MAKE) -s --no-print-directory $(QGIS_STAMP) && \
 	  GEOALIGN_QGIS_TESTS=1 GEOALIGN_EXECUTABLE=$(abspath $(BIN))/geoalign QT_QPA_PLATFORM=offscreen \
 	    $(QGIS_VENV)/bin/python -m pytest -q tests/qgis -p no:cacheprovider; \
 	elif [ "$$CI" = "true" ]; then \

@@ -22,7 +22,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransformConte
 from qgis.PyQt.QtCore import QVariant
 
 #: Arrows along the longer side of the raster.
-ARROWS_PER_SIDE = 32
+ARROWS_PER_SIDE = 20
 LAYER_NAME = "arrows"
 
 

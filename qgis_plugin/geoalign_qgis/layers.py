@@ -1,8 +1,8 @@
 """The layers of one ``geoalign align`` run, styled with the QML files in ``styles/``, in a group.
 
-Top to bottom: tiles to review (labelled by rank), low-density tiles (hatched), displacement
-arrows, per-building confidence (graduated outline), aligned buildings (solid green), the input
-buildings (dashed red), tiles graduated by expected error, and the displacement raster (off).
+Top to bottom: tiles to review (labelled by rank), low-density tiles (hatched), per-building
+confidence (graduated outline), aligned buildings (solid green), the input buildings (dashed
+red), displacement arrows, tiles graduated by expected error, and the displacement raster (off).
 Trust layers appear only when the run wrote them (``geoalign align --report``).
 """
 
@@ -56,14 +56,14 @@ def run_layers(run: RunOutputs, original_uri: str, arrows_name: str) -> list[tup
         path = run.report_file(key)
         if path is not None:
             layers.append((styled_vector(str(path), name, style), True))
-    arrows = run.path(ARROWS_FILE)
-    if arrows.is_file():
-        layers.append((styled_vector(f"{arrows}|layername=arrows", arrows_name, "arrows.qml"), True))
     aligned = styled_vector(run.aligned_uri, "aligned", "aligned.qml")
     if aligned.fields().indexOf("confidence") >= 0:
         layers.append((styled_vector(run.aligned_uri, "confidence", "confidence.qml"), True))
     layers.append((aligned, True))
     layers.append((styled_vector(original_uri, "original", "original.qml"), True))
+    arrows = run.path(ARROWS_FILE)
+    if arrows.is_file():
+        layers.append((styled_vector(f"{arrows}|layername=arrows", arrows_name, "arrows.qml"), True))
     tiles = run.report_file("tiles")
     if tiles is not None:
         layers.append((styled_vector(str(tiles), "expected error (px)", "tiles.qml"), True))

@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ AUSTIN_BUILDINGS = REPO / "sample_data" / "austin_inria" / "austin1_crop_nw_buil
 KAMPALA_TIF = REPO / "sample_data" / "kampala_oam_osm" / "kampala_z21_suburb_rgb.tif"
 KAMPALA_BUILDINGS = REPO / "sample_data" / "kampala_oam_osm" / "labels_osm.geojson"
 QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
+SIZE_PX = 640  # rendered maps are SIZE_PX × SIZE_PX
 
 _profile = Path(tempfile.mkdtemp(prefix="geoalign-qgis-profile-"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -33,7 +35,10 @@ if not os.environ.get("XDG_RUNTIME_DIR"):
     (_profile / "xdg").mkdir(mode=0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(_profile / "xdg")
 
-from qgis.core import QgsApplication, QgsProcessingFeedback, QgsProject  # noqa: E402
+from qgis.core import (QgsApplication, QgsMapRendererParallelJob, QgsMapSettings,  # noqa: E402
+                       QgsProcessingFeedback, QgsProject)
+from qgis.PyQt.QtCore import QSize  # noqa: E402
+from qgis.PyQt.QtGui import QColor  # noqa: E402
 
 _app = QgsApplication([], False, str(_profile))
 _app.initQgis()
@@ -152,3 +157,24 @@ def misaligned_austin(tmp_path_factory) -> Path:
                "--max-disp", "16", "--seed", "3")
     assert done.returncode == 0, done.stderr
     return out
+
+
+def render(layers, extent, crs, path) -> tuple[np.ndarray, QgsMapSettings]:
+    """Render ``layers`` (top first) to a PNG at ``path``: the image as (h, w, 3) uint8, and the
+    map settings (their mapToPixel places map coordinates on it)."""
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(crs)
+    settings.setExtent(extent)
+    settings.setOutputSize(QSize(SIZE_PX, SIZE_PX))
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    assert image.save(str(path), "PNG")
+    image = image.convertToFormat(image.Format_RGB888)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy(), settings

@@ -1,139 +1,139 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyLocal="1" minScale="100000000" labelsEnabled="0" styleCategories="AllStyleCategories" simplifyDrawingHints="1" simplifyMaxScale="1" maxScale="0" simplifyDrawingTol="1" symbologyReferenceScale="-1" hasScaleBasedVisibilityFlag="0" simplifyAlgorithm="0" version="3.22.16-Białowieża" readOnly="0">
+<qgis symbologyReferenceScale="-1" maxScale="0" simplifyMaxScale="1" simplifyDrawingHints="1" version="3.22.16-Białowieża" minScale="100000000" simplifyAlgorithm="0" simplifyDrawingTol="1" simplifyLocal="1" readOnly="0" styleCategories="AllStyleCategories" labelsEnabled="0" hasScaleBasedVisibilityFlag="0">
   <flags>
     <Identifiable>1</Identifiable>
     <Removable>1</Removable>
     <Searchable>1</Searchable>
     <Private>0</Private>
   </flags>
-  <temporal startField="" durationUnit="min" startExpression="" durationField="" enabled="0" fixedDuration="0" mode="0" endField="" endExpression="" accumulate="0" limitMode="0">
+  <temporal durationField="" fixedDuration="0" enabled="0" limitMode="0" startField="" endExpression="" durationUnit="min" accumulate="0" mode="0" startExpression="" endField="">
     <fixedRange>
       <start></start>
       <end></end>
     </fixedRange>
   </temporal>
-  <renderer-v2 forceraster="0" symbollevels="0" referencescale="-1" type="singleSymbol" enableorderby="0">
+  <renderer-v2 forceraster="0" referencescale="-1" symbollevels="0" enableorderby="0" type="singleSymbol">
     <symbols>
-      <symbol alpha="1" clip_to_extent="1" type="marker" name="0" force_rhr="0">
+      <symbol name="0" clip_to_extent="1" force_rhr="0" alpha="1" type="marker">
         <data_defined_properties>
           <Option type="Map">
-            <Option value="" type="QString" name="name"/>
+            <Option value="" name="name" type="QString"/>
             <Option name="properties"/>
-            <Option value="collection" type="QString" name="type"/>
+            <Option value="collection" name="type" type="QString"/>
           </Option>
         </data_defined_properties>
-        <layer pass="0" locked="0" enabled="1" class="GeometryGenerator">
+        <layer class="GeometryGenerator" enabled="1" locked="0" pass="0">
           <Option type="Map">
-            <Option value="Line" type="QString" name="SymbolType"/>
-            <Option value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" type="QString" name="geometryModifier"/>
-            <Option value="MapUnit" type="QString" name="units"/>
+            <Option value="Line" name="SymbolType" type="QString"/>
+            <Option value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" name="geometryModifier" type="QString"/>
+            <Option value="MapUnit" name="units" type="QString"/>
           </Option>
-          <prop k="SymbolType" v="Line"/>
-          <prop k="geometryModifier" v="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))"/>
-          <prop k="units" v="MapUnit"/>
+          <prop v="Line" k="SymbolType"/>
+          <prop v="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" k="geometryModifier"/>
+          <prop v="MapUnit" k="units"/>
           <data_defined_properties>
             <Option type="Map">
-              <Option value="" type="QString" name="name"/>
+              <Option value="" name="name" type="QString"/>
               <Option name="properties"/>
-              <Option value="collection" type="QString" name="type"/>
+              <Option value="collection" name="type" type="QString"/>
             </Option>
           </data_defined_properties>
-          <symbol alpha="1" clip_to_extent="1" type="line" name="@0@0" force_rhr="0">
+          <symbol name="@0@0" clip_to_extent="1" force_rhr="0" alpha="1" type="line">
             <data_defined_properties>
               <Option type="Map">
-                <Option value="" type="QString" name="name"/>
+                <Option value="" name="name" type="QString"/>
                 <Option name="properties"/>
-                <Option value="collection" type="QString" name="type"/>
+                <Option value="collection" name="type" type="QString"/>
               </Option>
             </data_defined_properties>
-            <layer pass="0" locked="0" enabled="1" class="ArrowLine">
+            <layer class="ArrowLine" enabled="1" locked="0" pass="0">
               <Option type="Map">
-                <Option value="0.5" type="QString" name="arrow_start_width"/>
-                <Option value="MM" type="QString" name="arrow_start_width_unit"/>
-                <Option value="3x:0,0,0,0,0,0" type="QString" name="arrow_start_width_unit_scale"/>
-                <Option value="0" type="QString" name="arrow_type"/>
-                <Option value="0.5" type="QString" name="arrow_width"/>
-                <Option value="MM" type="QString" name="arrow_width_unit"/>
-                <Option value="3x:0,0,0,0,0,0" type="QString" name="arrow_width_unit_scale"/>
-                <Option value="2" type="QString" name="head_length"/>
-                <Option value="MM" type="QString" name="head_length_unit"/>
-                <Option value="3x:0,0,0,0,0,0" type="QString" name="head_length_unit_scale"/>
-                <Option value="1.5" type="QString" name="head_thickness"/>
-                <Option value="MM" type="QString" name="head_thickness_unit"/>
-                <Option value="3x:0,0,0,0,0,0" type="QString" name="head_thickness_unit_scale"/>
-                <Option value="0" type="QString" name="head_type"/>
-                <Option value="0" type="QString" name="is_curved"/>
-                <Option value="0" type="QString" name="is_repeated"/>
-                <Option value="0" type="QString" name="offset"/>
-                <Option value="MM" type="QString" name="offset_unit"/>
-                <Option value="3x:0,0,0,0,0,0" type="QString" name="offset_unit_scale"/>
-                <Option value="0" type="QString" name="ring_filter"/>
+                <Option value="0.4" name="arrow_start_width" type="QString"/>
+                <Option value="MM" name="arrow_start_width_unit" type="QString"/>
+                <Option value="3x:0,0,0,0,0,0" name="arrow_start_width_unit_scale" type="QString"/>
+                <Option value="0" name="arrow_type" type="QString"/>
+                <Option value="0.4" name="arrow_width" type="QString"/>
+                <Option value="MM" name="arrow_width_unit" type="QString"/>
+                <Option value="3x:0,0,0,0,0,0" name="arrow_width_unit_scale" type="QString"/>
+                <Option value="1.4" name="head_length" type="QString"/>
+                <Option value="MM" name="head_length_unit" type="QString"/>
+                <Option value="3x:0,0,0,0,0,0" name="head_length_unit_scale" type="QString"/>
+                <Option value="1" name="head_thickness" type="QString"/>
+                <Option value="MM" name="head_thickness_unit" type="QString"/>
+                <Option value="3x:0,0,0,0,0,0" name="head_thickness_unit_scale" type="QString"/>
+                <Option value="0" name="head_type" type="QString"/>
+                <Option value="0" name="is_curved" type="QString"/>
+                <Option value="0" name="is_repeated" type="QString"/>
+                <Option value="0" name="offset" type="QString"/>
+                <Option value="MM" name="offset_unit" type="QString"/>
+                <Option value="3x:0,0,0,0,0,0" name="offset_unit_scale" type="QString"/>
+                <Option value="0" name="ring_filter" type="QString"/>
               </Option>
-              <prop k="arrow_start_width" v="0.5"/>
-              <prop k="arrow_start_width_unit" v="MM"/>
-              <prop k="arrow_start_width_unit_scale" v="3x:0,0,0,0,0,0"/>
-              <prop k="arrow_type" v="0"/>
-              <prop k="arrow_width" v="0.5"/>
-              <prop k="arrow_width_unit" v="MM"/>
-              <prop k="arrow_width_unit_scale" v="3x:0,0,0,0,0,0"/>
-              <prop k="head_length" v="2"/>
-              <prop k="head_length_unit" v="MM"/>
-              <prop k="head_length_unit_scale" v="3x:0,0,0,0,0,0"/>
-              <prop k="head_thickness" v="1.5"/>
-              <prop k="head_thickness_unit" v="MM"/>
-              <prop k="head_thickness_unit_scale" v="3x:0,0,0,0,0,0"/>
-              <prop k="head_type" v="0"/>
-              <prop k="is_curved" v="0"/>
-              <prop k="is_repeated" v="0"/>
-              <prop k="offset" v="0"/>
-              <prop k="offset_unit" v="MM"/>
-              <prop k="offset_unit_scale" v="3x:0,0,0,0,0,0"/>
-              <prop k="ring_filter" v="0"/>
+              <prop v="0.4" k="arrow_start_width"/>
+              <prop v="MM" k="arrow_start_width_unit"/>
+              <prop v="3x:0,0,0,0,0,0" k="arrow_start_width_unit_scale"/>
+              <prop v="0" k="arrow_type"/>
+              <prop v="0.4" k="arrow_width"/>
+              <prop v="MM" k="arrow_width_unit"/>
+              <prop v="3x:0,0,0,0,0,0" k="arrow_width_unit_scale"/>
+              <prop v="1.4" k="head_length"/>
+              <prop v="MM" k="head_length_unit"/>
+              <prop v="3x:0,0,0,0,0,0" k="head_length_unit_scale"/>
+              <prop v="1" k="head_thickness"/>
+              <prop v="MM" k="head_thickness_unit"/>
+              <prop v="3x:0,0,0,0,0,0" k="head_thickness_unit_scale"/>
+              <prop v="0" k="head_type"/>
+              <prop v="0" k="is_curved"/>
+              <prop v="0" k="is_repeated"/>
+              <prop v="0" k="offset"/>
+              <prop v="MM" k="offset_unit"/>
+              <prop v="3x:0,0,0,0,0,0" k="offset_unit_scale"/>
+              <prop v="0" k="ring_filter"/>
               <data_defined_properties>
                 <Option type="Map">
-                  <Option value="" type="QString" name="name"/>
+                  <Option value="" name="name" type="QString"/>
                   <Option name="properties"/>
-                  <Option value="collection" type="QString" name="type"/>
+                  <Option value="collection" name="type" type="QString"/>
                 </Option>
               </data_defined_properties>
-              <symbol alpha="1" clip_to_extent="1" type="fill" name="@@0@0@0" force_rhr="0">
+              <symbol name="@@0@0@0" clip_to_extent="1" force_rhr="0" alpha="1" type="fill">
                 <data_defined_properties>
                   <Option type="Map">
-                    <Option value="" type="QString" name="name"/>
+                    <Option value="" name="name" type="QString"/>
                     <Option name="properties"/>
-                    <Option value="collection" type="QString" name="type"/>
+                    <Option value="collection" name="type" type="QString"/>
                   </Option>
                 </data_defined_properties>
-                <layer pass="0" locked="0" enabled="1" class="SimpleFill">
+                <layer class="SimpleFill" enabled="1" locked="0" pass="0">
                   <Option type="Map">
-                    <Option value="3x:0,0,0,0,0,0" type="QString" name="border_width_map_unit_scale"/>
-                    <Option value="255,215,0,255" type="QString" name="color"/>
-                    <Option value="bevel" type="QString" name="joinstyle"/>
-                    <Option value="0,0" type="QString" name="offset"/>
-                    <Option value="3x:0,0,0,0,0,0" type="QString" name="offset_map_unit_scale"/>
-                    <Option value="MM" type="QString" name="offset_unit"/>
-                    <Option value="48,48,48,255" type="QString" name="outline_color"/>
-                    <Option value="solid" type="QString" name="outline_style"/>
-                    <Option value="0.15" type="QString" name="outline_width"/>
-                    <Option value="MM" type="QString" name="outline_width_unit"/>
-                    <Option value="solid" type="QString" name="style"/>
+                    <Option value="3x:0,0,0,0,0,0" name="border_width_map_unit_scale" type="QString"/>
+                    <Option value="255,215,0,255" name="color" type="QString"/>
+                    <Option value="bevel" name="joinstyle" type="QString"/>
+                    <Option value="0,0" name="offset" type="QString"/>
+                    <Option value="3x:0,0,0,0,0,0" name="offset_map_unit_scale" type="QString"/>
+                    <Option value="MM" name="offset_unit" type="QString"/>
+                    <Option value="48,48,48,255" name="outline_color" type="QString"/>
+                    <Option value="solid" name="outline_style" type="QString"/>
+                    <Option value="0.15" name="outline_width" type="QString"/>
+                    <Option value="MM" name="outline_width_unit" type="QString"/>
+                    <Option value="solid" name="style" type="QString"/>
                   </Option>
-                  <prop k="border_width_map_unit_scale" v="3x:0,0,0,0,0,0"/>
-                  <prop k="color" v="255,215,0,255"/>
-                  <prop k="joinstyle" v="bevel"/>
-                  <prop k="offset" v="0,0"/>
-                  <prop k="offset_map_unit_scale" v="3x:0,0,0,0,0,0"/>
-                  <prop k="offset_unit" v="MM"/>
-                  <prop k="outline_color" v="48,48,48,255"/>
-                  <prop k="outline_style" v="solid"/>
-                  <prop k="outline_width" v="0.15"/>
-                  <prop k="outline_width_unit" v="MM"/>
-                  <prop k="style" v="solid"/>
+                  <prop v="3x:0,0,0,0,0,0" k="border_width_map_unit_scale"/>
+                  <prop v="255,215,0,255" k="color"/>
+                  <prop v="bevel" k="joinstyle"/>
+                  <prop v="0,0" k="offset"/>
+                  <prop v="3x:0,0,0,0,0,0" k="offset_map_unit_scale"/>
+                  <prop v="MM" k="offset_unit"/>
+                  <prop v="48,48,48,255" k="outline_color"/>
+                  <prop v="solid" k="outline_style"/>
+                  <prop v="0.15" k="outline_width"/>
+                  <prop v="MM" k="outline_width_unit"/>
+                  <prop v="solid" k="style"/>
                   <data_defined_properties>
                     <Option type="Map">
-                      <Option value="" type="QString" name="name"/>
+                      <Option value="" name="name" type="QString"/>
                       <Option name="properties"/>
-                      <Option value="collection" type="QString" name="type"/>
+                      <Option value="collection" name="type" type="QString"/>
                     </Option>
                   </data_defined_properties>
                 </layer>
@@ -152,30 +152,30 @@
   <blendMode>0</blendMode>
   <featureBlendMode>0</featureBlendMode>
   <layerOpacity>1</layerOpacity>
-  <geometryOptions geometryPrecision="0" removeDuplicateNodes="0">
+  <geometryOptions removeDuplicateNodes="0" geometryPrecision="0">
     <activeChecks type="StringList">
       <Option value="" type="QString"/>
     </activeChecks>
     <checkConfiguration/>
   </geometryOptions>
-  <legend showLabelLegend="0" type="default-vector"/>
+  <legend type="default-vector" showLabelLegend="0"/>
   <referencedLayers/>
   <fieldConfiguration>
-    <field configurationFlags="None" name="dx">
+    <field name="dx" configurationFlags="None">
       <editWidget type="">
         <config>
           <Option/>
         </config>
       </editWidget>
     </field>
-    <field configurationFlags="None" name="dy">
+    <field name="dy" configurationFlags="None">
       <editWidget type="">
         <config>
           <Option/>
         </config>
       </editWidget>
     </field>
-    <field configurationFlags="None" name="draw_scale">
+    <field name="draw_scale" configurationFlags="None">
       <editWidget type="">
         <config>
           <Option/>
@@ -184,28 +184,28 @@
     </field>
   </fieldConfiguration>
   <aliases>
-    <alias index="0" field="dx" name=""/>
-    <alias index="1" field="dy" name=""/>
-    <alias index="2" field="draw_scale" name=""/>
+    <alias field="dx" name="" index="0"/>
+    <alias field="dy" name="" index="1"/>
+    <alias field="draw_scale" name="" index="2"/>
   </aliases>
   <defaults>
-    <default applyOnUpdate="0" expression="" field="dx"/>
-    <default applyOnUpdate="0" expression="" field="dy"/>
-    <default applyOnUpdate="0" expression="" field="draw_scale"/>
+    <default field="dx" expression="" applyOnUpdate="0"/>
+    <default field="dy" expression="" applyOnUpdate="0"/>
+    <default field="draw_scale" expression="" applyOnUpdate="0"/>
   </defaults>
   <constraints>
-    <constraint constraints="0" notnull_strength="0" unique_strength="0" exp_strength="0" field="dx"/>
-    <constraint constraints="0" notnull_strength="0" unique_strength="0" exp_strength="0" field="dy"/>
-    <constraint constraints="0" notnull_strength="0" unique_strength="0" exp_strength="0" field="draw_scale"/>
+    <constraint field="dx" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
+    <constraint field="dy" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
+    <constraint field="draw_scale" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
   </constraints>
   <constraintExpressions>
-    <constraint exp="" desc="" field="dx"/>
-    <constraint exp="" desc="" field="dy"/>
-    <constraint exp="" desc="" field="draw_scale"/>
+    <constraint field="dx" desc="" exp=""/>
+    <constraint field="dy" desc="" exp=""/>
+    <constraint field="draw_scale" desc="" exp=""/>
   </constraintExpressions>
   <expressionfields/>
   <attributeactions/>
-  <attributetableconfig actionWidgetStyle="dropDown" sortExpression="" sortOrder="0">
+  <attributetableconfig sortExpression="" sortOrder="0" actionWidgetStyle="dropDown">
     <columns/>
   </attributetableconfig>
   <conditionalstyles>
