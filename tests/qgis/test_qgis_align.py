@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import (QgsFeature, QgsFields, QgsProcessingException, QgsVectorFileWriter, QgsVectorLayer,
-                       QgsWkbTypes, QgsCoordinateReferenceSystem, QgsCoordinateTransformContext)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransformContext, QgsFeatureRequest,
+                       QgsFields, QgsProcessingException, QgsRasterLayer, QgsVectorFileWriter, QgsVectorLayer,
+                       QgsWkbTypes)
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QColor
 
 from qgis_env import AUSTIN_TIF, KAMPALA_BUILDINGS, KAMPALA_TIF, RecordingFeedback, cli
 
@@ -86,14 +86,20 @@ def test_align_local_loads_a_styled_group(provider, project, misaligned_austin, 
     assert 1.0 < np.percentile(lengths, 90) < 6.0
 
 
-def test_align_default_method_no_load(provider, project, misaligned_austin, tmp_path):
-    """The default pipeline (the shipped model's local+learned); LOAD off adds no layer."""
+def test_align_default_method_memory_layer_no_load(provider, project, misaligned_austin, tmp_path):
+    """The default pipeline (the shipped model's local+learned) on a layer that is not a file
+    (exported to a temporary GeoPackage for the child); LOAD off adds no layer."""
+    source = QgsVectorLayer(str(misaligned_austin), "misaligned", "ogr")
+    memory = source.materialize(QgsFeatureRequest())
+    assert memory.providerType() == "memory" and memory.featureCount() == 57
+    project.addMapLayer(memory)
     feedback = RecordingFeedback()
-    results = align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "LOAD": False,
+    results = align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": memory.id(), "LOAD": False,
                      "OUTPUT": str(tmp_path / "default")}, feedback)
-    assert "--method" not in feedback.commands[0]
+    command = feedback.commands[0].split()
+    assert "--method" not in command and command[5].endswith(".gpkg") and command[5] != str(misaligned_austin)
     assert any("with local+learned (shipped default model)" in line for line in feedback.infos)
-    assert project.count() == 0 and project.layerTreeRoot().findGroups() == []
+    assert project.count() == 1 and project.layerTreeRoot().findGroups() == []
     aligned = QgsVectorLayer(results["ALIGNED"], "aligned", "ogr")
     assert aligned.isValid() and aligned.featureCount() == 57
     assert aligned.fields().indexOf("shift_m") >= 0
@@ -138,6 +144,13 @@ def test_failing_run_raises_geoalign_message(provider, project, tmp_path):
                "OUTPUT": str(tmp_path / "out")})
     assert str(err.value) == message
     assert project.count() == 0
+    # A raster that is not a file (a tile service) is refused in one line.
+    tiles = QgsRasterLayer("type=xyz&url=http://127.0.0.1:9/%7Bz%7D/%7Bx%7D/%7By%7D.png", "tiles", "wms")
+    project.addMapLayer(tiles)
+    with pytest.raises(QgsProcessingException) as err:
+        align({"INPUT": tiles.id(), "BUILDINGS": str(AUSTIN_TIF.with_name("austin1_crop_nw_buildings.geojson")),
+               "OUTPUT": str(tmp_path / "tiles")})
+    assert str(err.value).startswith("Raster layer 'tiles' is not a local file (wms): save it as GeoTIFF")
 
 
 def test_trust_options_follow_what_the_cli_supports(provider, project, misaligned_austin, tmp_path):
