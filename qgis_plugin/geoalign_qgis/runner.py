@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -125,8 +126,11 @@ def cli_info(path: str) -> CliInfo:
     return info
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGINT to the child's process group (geoalign removes its staging files), then SIGKILL."""
+def _stop(proc: subprocess.Popen) -> str:
+    """SIGINT to the child's process group (geoalign removes its staging files), then SIGKILL;
+    returns how it ended, for the log."""
+    t0 = time.monotonic()
+    how = "stopped by SIGINT"
     try:
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGINT)
@@ -136,6 +140,7 @@ def _stop(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     except subprocess.TimeoutExpired:
+        how = "killed"
         try:
             if os.name == "posix":
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -144,6 +149,7 @@ def _stop(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     proc.wait()
+    return f"geoalign {how} after {time.monotonic() - t0:.1f} s (exit code {proc.returncode})"
 
 
 class _EventSink:
@@ -233,7 +239,7 @@ def run_geoalign(executable: str, args: Iterable[str], feedback: QgsProcessingFe
     try:
         while True:
             if feedback.isCanceled():
-                _stop(proc)
+                feedback.pushDebugInfo(_stop(proc))
                 raise QgsProcessingException("Cancelled: geoalign was stopped; nothing was loaded.")
             try:
                 text = lines.get(timeout=0.1)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -114,11 +115,13 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.debug: list[str] = []
         self.commands: list[str] = []
         self.cancel_at_percent = cancel_at_percent
+        self.cancelled_at: float | None = None  # time.monotonic() of the cancel request
 
     def setProgress(self, value: float) -> None:  # noqa: N802 - QGIS API
         self.percents.append(value)
         super().setProgress(value)
-        if self.cancel_at_percent is not None and value >= self.cancel_at_percent:
+        if self.cancel_at_percent is not None and value >= self.cancel_at_percent and self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
             self.cancel()
 
     def setProgressText(self, text: str) -> None:  # noqa: N802 - QGIS API
