@@ -4,8 +4,8 @@ A 1000×1000 field is a million vectors; the map needs a few hundred. The field 
 a coarse grid with GDAL's averaging (QGIS's own GDAL, no extra dependency), and each cell becomes
 a point with the mean move ``dx``/``dy`` (band 1 east, band 2 north, in the raster CRS's units),
 its ``length`` and ``azimuth_deg`` (clockwise from north, the direction buildings moved). The
-style draws each arrow ``draw_scale`` times its true length so that the largest moves span about
-one cell; the layer name states the factor.
+style draws each arrow ``draw_scale`` times its true length so that the largest moves (95th
+percentile) span about one cell; the layer name states the factor.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def write_arrows(field_tif: str | Path, out_gpkg: str | Path, per_side: int = AR
     length = np.hypot(dx, dy)
     valid = np.isfinite(length)
     p95 = float(np.percentile(length[valid], 95)) if valid.any() else 0.0
-    draw_scale = _nice(0.8 * cell / p95) if p95 > 0 else 1.0
+    draw_scale = _nice(cell / p95) if p95 > 0 else 1.0
     fields = QgsFields()
     for name in ("dx", "dy", "length", "azimuth_deg", "draw_scale"):
         fields.append(QgsField(name, QVariant.Double))

@@ -105,6 +105,16 @@ def test_align_default_method_memory_layer_no_load(provider, project, misaligned
     assert aligned.fields().indexOf("shift_m") >= 0
 
 
+def test_geoalign_warnings_reach_the_processing_log(provider, project, tmp_path):
+    """Kampala's buildings on the Austin image: geoalign warns that nothing lies on it."""
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": LOCAL, "LOAD": False,
+           "OUTPUT": str(tmp_path / "elsewhere")}, feedback)
+    assert f"UserWarning: none of the 206 features of {KAMPALA_BUILDINGS} lies on {AUSTIN_TIF}: nothing " \
+           "was moved (check that both cover the same area)." in feedback.warnings
+    assert not [w for w in feedback.warnings if w.startswith("{")]  # events parsed, not echoed
+
+
 def test_cancel_stops_the_child_and_loads_nothing(provider, project, tmp_path):
     out = tmp_path / "cancelled"
     feedback = RecordingFeedback(cancel_at_percent=0.0)  # cancel at the first progress event

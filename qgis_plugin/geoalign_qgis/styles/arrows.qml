@@ -1,85 +1,85 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis symbologyReferenceScale="-1" maxScale="0" simplifyMaxScale="1" simplifyDrawingHints="1" version="3.22.16-Białowieża" minScale="100000000" simplifyAlgorithm="0" simplifyDrawingTol="1" simplifyLocal="1" readOnly="0" styleCategories="AllStyleCategories" labelsEnabled="0" hasScaleBasedVisibilityFlag="0">
+<qgis styleCategories="AllStyleCategories" simplifyDrawingTol="1" minScale="100000000" symbologyReferenceScale="-1" hasScaleBasedVisibilityFlag="0" labelsEnabled="0" simplifyDrawingHints="1" readOnly="0" simplifyLocal="1" simplifyMaxScale="1" maxScale="0" simplifyAlgorithm="0" version="3.22.16-Białowieża">
   <flags>
     <Identifiable>1</Identifiable>
     <Removable>1</Removable>
     <Searchable>1</Searchable>
     <Private>0</Private>
   </flags>
-  <temporal durationField="" fixedDuration="0" enabled="0" limitMode="0" startField="" endExpression="" durationUnit="min" accumulate="0" mode="0" startExpression="" endField="">
+  <temporal limitMode="0" startField="" endExpression="" enabled="0" mode="0" durationUnit="min" accumulate="0" durationField="" fixedDuration="0" endField="" startExpression="">
     <fixedRange>
       <start></start>
       <end></end>
     </fixedRange>
   </temporal>
-  <renderer-v2 forceraster="0" referencescale="-1" symbollevels="0" enableorderby="0" type="singleSymbol">
+  <renderer-v2 symbollevels="0" enableorderby="0" referencescale="-1" forceraster="0" type="singleSymbol">
     <symbols>
-      <symbol name="0" clip_to_extent="1" force_rhr="0" alpha="1" type="marker">
+      <symbol name="0" force_rhr="0" alpha="1" type="marker" clip_to_extent="1">
         <data_defined_properties>
           <Option type="Map">
-            <Option value="" name="name" type="QString"/>
+            <Option name="name" value="" type="QString"/>
             <Option name="properties"/>
-            <Option value="collection" name="type" type="QString"/>
+            <Option name="type" value="collection" type="QString"/>
           </Option>
         </data_defined_properties>
-        <layer class="GeometryGenerator" enabled="1" locked="0" pass="0">
+        <layer enabled="1" pass="0" class="GeometryGenerator" locked="0">
           <Option type="Map">
-            <Option value="Line" name="SymbolType" type="QString"/>
-            <Option value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" name="geometryModifier" type="QString"/>
-            <Option value="MapUnit" name="units" type="QString"/>
+            <Option name="SymbolType" value="Line" type="QString"/>
+            <Option name="geometryModifier" value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" type="QString"/>
+            <Option name="units" value="MapUnit" type="QString"/>
           </Option>
           <prop v="Line" k="SymbolType"/>
           <prop v="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" k="geometryModifier"/>
           <prop v="MapUnit" k="units"/>
           <data_defined_properties>
             <Option type="Map">
-              <Option value="" name="name" type="QString"/>
+              <Option name="name" value="" type="QString"/>
               <Option name="properties"/>
-              <Option value="collection" name="type" type="QString"/>
+              <Option name="type" value="collection" type="QString"/>
             </Option>
           </data_defined_properties>
-          <symbol name="@0@0" clip_to_extent="1" force_rhr="0" alpha="1" type="line">
+          <symbol name="@0@0" force_rhr="0" alpha="1" type="line" clip_to_extent="1">
             <data_defined_properties>
               <Option type="Map">
-                <Option value="" name="name" type="QString"/>
+                <Option name="name" value="" type="QString"/>
                 <Option name="properties"/>
-                <Option value="collection" name="type" type="QString"/>
+                <Option name="type" value="collection" type="QString"/>
               </Option>
             </data_defined_properties>
-            <layer class="ArrowLine" enabled="1" locked="0" pass="0">
+            <layer enabled="1" pass="0" class="ArrowLine" locked="0">
               <Option type="Map">
-                <Option value="0.4" name="arrow_start_width" type="QString"/>
-                <Option value="MM" name="arrow_start_width_unit" type="QString"/>
-                <Option value="3x:0,0,0,0,0,0" name="arrow_start_width_unit_scale" type="QString"/>
-                <Option value="0" name="arrow_type" type="QString"/>
-                <Option value="0.4" name="arrow_width" type="QString"/>
-                <Option value="MM" name="arrow_width_unit" type="QString"/>
-                <Option value="3x:0,0,0,0,0,0" name="arrow_width_unit_scale" type="QString"/>
-                <Option value="1.4" name="head_length" type="QString"/>
-                <Option value="MM" name="head_length_unit" type="QString"/>
-                <Option value="3x:0,0,0,0,0,0" name="head_length_unit_scale" type="QString"/>
-                <Option value="1" name="head_thickness" type="QString"/>
-                <Option value="MM" name="head_thickness_unit" type="QString"/>
-                <Option value="3x:0,0,0,0,0,0" name="head_thickness_unit_scale" type="QString"/>
-                <Option value="0" name="head_type" type="QString"/>
-                <Option value="0" name="is_curved" type="QString"/>
-                <Option value="0" name="is_repeated" type="QString"/>
-                <Option value="0" name="offset" type="QString"/>
-                <Option value="MM" name="offset_unit" type="QString"/>
-                <Option value="3x:0,0,0,0,0,0" name="offset_unit_scale" type="QString"/>
-                <Option value="0" name="ring_filter" type="QString"/>
+                <Option name="arrow_start_width" value="0.35" type="QString"/>
+                <Option name="arrow_start_width_unit" value="MM" type="QString"/>
+                <Option name="arrow_start_width_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                <Option name="arrow_type" value="0" type="QString"/>
+                <Option name="arrow_width" value="0.35" type="QString"/>
+                <Option name="arrow_width_unit" value="MM" type="QString"/>
+                <Option name="arrow_width_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                <Option name="head_length" value="1" type="QString"/>
+                <Option name="head_length_unit" value="MM" type="QString"/>
+                <Option name="head_length_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                <Option name="head_thickness" value="0.7" type="QString"/>
+                <Option name="head_thickness_unit" value="MM" type="QString"/>
+                <Option name="head_thickness_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                <Option name="head_type" value="0" type="QString"/>
+                <Option name="is_curved" value="0" type="QString"/>
+                <Option name="is_repeated" value="0" type="QString"/>
+                <Option name="offset" value="0" type="QString"/>
+                <Option name="offset_unit" value="MM" type="QString"/>
+                <Option name="offset_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                <Option name="ring_filter" value="0" type="QString"/>
               </Option>
-              <prop v="0.4" k="arrow_start_width"/>
+              <prop v="0.35" k="arrow_start_width"/>
               <prop v="MM" k="arrow_start_width_unit"/>
               <prop v="3x:0,0,0,0,0,0" k="arrow_start_width_unit_scale"/>
               <prop v="0" k="arrow_type"/>
-              <prop v="0.4" k="arrow_width"/>
+              <prop v="0.35" k="arrow_width"/>
               <prop v="MM" k="arrow_width_unit"/>
               <prop v="3x:0,0,0,0,0,0" k="arrow_width_unit_scale"/>
-              <prop v="1.4" k="head_length"/>
+              <prop v="1" k="head_length"/>
               <prop v="MM" k="head_length_unit"/>
               <prop v="3x:0,0,0,0,0,0" k="head_length_unit_scale"/>
-              <prop v="1" k="head_thickness"/>
+              <prop v="0.7" k="head_thickness"/>
               <prop v="MM" k="head_thickness_unit"/>
               <prop v="3x:0,0,0,0,0,0" k="head_thickness_unit_scale"/>
               <prop v="0" k="head_type"/>
@@ -91,32 +91,32 @@
               <prop v="0" k="ring_filter"/>
               <data_defined_properties>
                 <Option type="Map">
-                  <Option value="" name="name" type="QString"/>
+                  <Option name="name" value="" type="QString"/>
                   <Option name="properties"/>
-                  <Option value="collection" name="type" type="QString"/>
+                  <Option name="type" value="collection" type="QString"/>
                 </Option>
               </data_defined_properties>
-              <symbol name="@@0@0@0" clip_to_extent="1" force_rhr="0" alpha="1" type="fill">
+              <symbol name="@@0@0@0" force_rhr="0" alpha="1" type="fill" clip_to_extent="1">
                 <data_defined_properties>
                   <Option type="Map">
-                    <Option value="" name="name" type="QString"/>
+                    <Option name="name" value="" type="QString"/>
                     <Option name="properties"/>
-                    <Option value="collection" name="type" type="QString"/>
+                    <Option name="type" value="collection" type="QString"/>
                   </Option>
                 </data_defined_properties>
-                <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+                <layer enabled="1" pass="0" class="SimpleFill" locked="0">
                   <Option type="Map">
-                    <Option value="3x:0,0,0,0,0,0" name="border_width_map_unit_scale" type="QString"/>
-                    <Option value="255,215,0,255" name="color" type="QString"/>
-                    <Option value="bevel" name="joinstyle" type="QString"/>
-                    <Option value="0,0" name="offset" type="QString"/>
-                    <Option value="3x:0,0,0,0,0,0" name="offset_map_unit_scale" type="QString"/>
-                    <Option value="MM" name="offset_unit" type="QString"/>
-                    <Option value="48,48,48,255" name="outline_color" type="QString"/>
-                    <Option value="solid" name="outline_style" type="QString"/>
-                    <Option value="0.15" name="outline_width" type="QString"/>
-                    <Option value="MM" name="outline_width_unit" type="QString"/>
-                    <Option value="solid" name="style" type="QString"/>
+                    <Option name="border_width_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                    <Option name="color" value="255,215,0,255" type="QString"/>
+                    <Option name="joinstyle" value="bevel" type="QString"/>
+                    <Option name="offset" value="0,0" type="QString"/>
+                    <Option name="offset_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
+                    <Option name="offset_unit" value="MM" type="QString"/>
+                    <Option name="outline_color" value="48,48,48,255" type="QString"/>
+                    <Option name="outline_style" value="solid" type="QString"/>
+                    <Option name="outline_width" value="0.15" type="QString"/>
+                    <Option name="outline_width_unit" value="MM" type="QString"/>
+                    <Option name="style" value="solid" type="QString"/>
                   </Option>
                   <prop v="3x:0,0,0,0,0,0" k="border_width_map_unit_scale"/>
                   <prop v="255,215,0,255" k="color"/>
@@ -131,9 +131,9 @@
                   <prop v="solid" k="style"/>
                   <data_defined_properties>
                     <Option type="Map">
-                      <Option value="" name="name" type="QString"/>
+                      <Option name="name" value="" type="QString"/>
                       <Option name="properties"/>
-                      <Option value="collection" name="type" type="QString"/>
+                      <Option name="type" value="collection" type="QString"/>
                     </Option>
                   </data_defined_properties>
                 </layer>
@@ -161,21 +161,21 @@
   <legend type="default-vector" showLabelLegend="0"/>
   <referencedLayers/>
   <fieldConfiguration>
-    <field name="dx" configurationFlags="None">
+    <field configurationFlags="None" name="dx">
       <editWidget type="">
         <config>
           <Option/>
         </config>
       </editWidget>
     </field>
-    <field name="dy" configurationFlags="None">
+    <field configurationFlags="None" name="dy">
       <editWidget type="">
         <config>
           <Option/>
         </config>
       </editWidget>
     </field>
-    <field name="draw_scale" configurationFlags="None">
+    <field configurationFlags="None" name="draw_scale">
       <editWidget type="">
         <config>
           <Option/>
@@ -184,28 +184,28 @@
     </field>
   </fieldConfiguration>
   <aliases>
-    <alias field="dx" name="" index="0"/>
-    <alias field="dy" name="" index="1"/>
-    <alias field="draw_scale" name="" index="2"/>
+    <alias name="" field="dx" index="0"/>
+    <alias name="" field="dy" index="1"/>
+    <alias name="" field="draw_scale" index="2"/>
   </aliases>
   <defaults>
-    <default field="dx" expression="" applyOnUpdate="0"/>
-    <default field="dy" expression="" applyOnUpdate="0"/>
-    <default field="draw_scale" expression="" applyOnUpdate="0"/>
+    <default expression="" field="dx" applyOnUpdate="0"/>
+    <default expression="" field="dy" applyOnUpdate="0"/>
+    <default expression="" field="draw_scale" applyOnUpdate="0"/>
   </defaults>
   <constraints>
-    <constraint field="dx" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
-    <constraint field="dy" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
-    <constraint field="draw_scale" notnull_strength="0" exp_strength="0" unique_strength="0" constraints="0"/>
+    <constraint exp_strength="0" field="dx" constraints="0" notnull_strength="0" unique_strength="0"/>
+    <constraint exp_strength="0" field="dy" constraints="0" notnull_strength="0" unique_strength="0"/>
+    <constraint exp_strength="0" field="draw_scale" constraints="0" notnull_strength="0" unique_strength="0"/>
   </constraints>
   <constraintExpressions>
-    <constraint field="dx" desc="" exp=""/>
-    <constraint field="dy" desc="" exp=""/>
-    <constraint field="draw_scale" desc="" exp=""/>
+    <constraint desc="" field="dx" exp=""/>
+    <constraint desc="" field="dy" exp=""/>
+    <constraint desc="" field="draw_scale" exp=""/>
   </constraintExpressions>
   <expressionfields/>
   <attributeactions/>
-  <attributetableconfig sortExpression="" sortOrder="0" actionWidgetStyle="dropDown">
+  <attributetableconfig sortOrder="0" sortExpression="" actionWidgetStyle="dropDown">
     <columns/>
   </attributetableconfig>
   <conditionalstyles>
