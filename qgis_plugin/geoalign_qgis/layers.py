@@ -49,8 +49,20 @@ def styled_vector(uri: str, name: str, style: str) -> QgsVectorLayer:
     return layer
 
 
-def run_layers(run: RunOutputs, original_uri: str, arrows_name: str) -> list[tuple[QgsMapLayer, bool]]:
-    """The run's layers top to bottom, each with whether it starts visible."""
+def styled_copy(layer: QgsVectorLayer, name: str, style: str) -> QgsVectorLayer:
+    """A copy of a project layer (its data too, for memory layers) with a shipped style; the
+    user's layer keeps its own style."""
+    copy = layer.clone()
+    copy.setName(name)
+    message, ok = copy.loadNamedStyle(str(STYLES / style))
+    if not ok:
+        raise QgsProcessingException(f"{STYLES / style}: style not loaded ({message}).")
+    return copy
+
+
+def run_layers(run: RunOutputs, original: str | QgsVectorLayer, arrows_name: str) -> list[tuple[QgsMapLayer, bool]]:
+    """The run's layers top to bottom, each with whether it starts visible; ``original`` is the
+    input buildings' URI, or their project layer when it is not a file."""
     layers: list[tuple[QgsMapLayer, bool]] = []
     for key, name, style in REPORT_LAYERS:
         path = run.report_file(key)
@@ -60,7 +72,10 @@ def run_layers(run: RunOutputs, original_uri: str, arrows_name: str) -> list[tup
     if aligned.fields().indexOf("confidence") >= 0:
         layers.append((styled_vector(run.aligned_uri, "confidence", "confidence.qml"), True))
     layers.append((aligned, True))
-    layers.append((styled_vector(original_uri, "original", "original.qml"), True))
+    if isinstance(original, QgsVectorLayer):
+        layers.append((styled_copy(original, "original", "original.qml"), True))
+    else:
+        layers.append((styled_vector(original, "original", "original.qml"), True))
     arrows = run.path(ARROWS_FILE)
     if arrows.is_file():
         layers.append((styled_vector(f"{arrows}|layername=arrows", arrows_name, "arrows.qml"), True))

@@ -32,6 +32,7 @@ SIZE_PX = 640  # rendered maps are SIZE_PX × SIZE_PX
 
 _profile = Path(tempfile.mkdtemp(prefix="geoalign-qgis-profile-"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["GDAL_PAM_ENABLED"] = "NO"  # rendering the sample rasters writes no .aux.xml beside them
 if not os.environ.get("XDG_RUNTIME_DIR"):
     (_profile / "xdg").mkdir(mode=0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(_profile / "xdg")

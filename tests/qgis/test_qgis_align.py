@@ -86,33 +86,39 @@ def test_align_local_loads_a_styled_group(provider, project, misaligned_austin, 
     assert 1.0 < np.percentile(lengths, 90) < 6.0
 
 
-def test_align_default_method_memory_layer_no_load(provider, project, misaligned_austin, tmp_path):
-    """The default pipeline (the shipped model's local+learned) on a layer that is not a file
-    (exported to a temporary GeoPackage for the child); LOAD off adds no layer."""
+def test_align_default_method_on_a_memory_layer(provider, project, misaligned_austin, tmp_path):
+    """The default pipeline (the shipped model's local+learned) on a layer that is not a file:
+    geoalign gets a temporary GeoPackage, the group shows a copy of the layer itself."""
     source = QgsVectorLayer(str(misaligned_austin), "misaligned", "ogr")
     memory = source.materialize(QgsFeatureRequest())
     assert memory.providerType() == "memory" and memory.featureCount() == 57
     project.addMapLayer(memory)
     feedback = RecordingFeedback()
-    results = align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": memory.id(), "LOAD": False,
-                     "OUTPUT": str(tmp_path / "default")}, feedback)
+    results = align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": memory.id(), "OUTPUT": str(tmp_path / "default")},
+                    feedback)
     command = feedback.commands[0].split()
     assert "--method" not in command and command[5].endswith(".gpkg") and command[5] != str(misaligned_austin)
     assert any("with local+learned (shipped default model)" in line for line in feedback.infos)
-    assert project.count() == 1 and project.layerTreeRoot().findGroups() == []
+    layers = dict((layer.name(), layer) for layer, _ in group_layers(project, "geoalign: misaligned"))
+    assert layers["original"].providerType() == "memory" and layers["original"].id() != memory.id()
+    assert layers["original"].featureCount() == 57
+    assert outline_of(layers["original"]) == ("#e41a1c", Qt.DashLine, Qt.NoBrush)
+    assert memory.renderer().symbol().symbolLayer(0).strokeStyle() != Qt.DashLine  # the user's style kept
     aligned = QgsVectorLayer(results["ALIGNED"], "aligned", "ogr")
     assert aligned.isValid() and aligned.featureCount() == 57
     assert aligned.fields().indexOf("shift_m") >= 0
 
 
 def test_geoalign_warnings_reach_the_processing_log(provider, project, tmp_path):
-    """Kampala's buildings on the Austin image: geoalign warns that nothing lies on it."""
+    """Kampala's buildings on the Austin image: geoalign warns that nothing lies on it (LOAD off:
+    no layer added)."""
     feedback = RecordingFeedback()
     align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": LOCAL, "LOAD": False,
            "OUTPUT": str(tmp_path / "elsewhere")}, feedback)
     assert f"UserWarning: none of the 206 features of {KAMPALA_BUILDINGS} lies on {AUSTIN_TIF}: nothing " \
            "was moved (check that both cover the same area)." in feedback.warnings
     assert not [w for w in feedback.warnings if w.startswith("{")]  # events parsed, not echoed
+    assert project.count() == 0 and project.layerTreeRoot().findGroups() == []
 
 
 def test_cancel_stops_the_child_and_loads_nothing(provider, project, tmp_path):

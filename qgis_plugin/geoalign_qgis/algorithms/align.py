@@ -11,7 +11,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutpu
                        QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsProviderRegistry)
+                       QgsProcessingParameterRasterLayer, QgsProviderRegistry, QgsVectorLayer)
 
 from ..arrows import write_arrows
 from ..layers import ARROWS_FILE, RunOutputs, add_group, run_layers
@@ -40,7 +40,7 @@ class AlignAlgorithm(GeoalignAlgorithm):
 
     def __init__(self) -> None:
         super().__init__()
-        self._load: tuple[Path, str, str] | None = None  # (out_dir, original uri, group name)
+        self._load: tuple[Path, str, str | None, str] | None = None  # (out_dir, uri, layer id, group)
         self._arrows_name = "displacement arrows"
 
     def name(self) -> str:
@@ -130,8 +130,11 @@ class AlignAlgorithm(GeoalignAlgorithm):
         self._arrows_name = f"displacement arrows (x{scale:g})"
         feedback.pushInfo(f"{count} displacement arrows, drawn {scale:g} times their length")
         original = f"{buildings}|layername={layer_name}" if layer_name else buildings
+        # A project layer that is not a file (memory, database...) is shown as a copy of itself,
+        # not as the temporary GeoPackage handed to geoalign (deleted when QGIS closes).
+        not_file = source_layer is not None and source_layer.providerType() != "ogr"
         if self.parameterAsBool(parameters, "LOAD", context):
-            self._load = (out_dir, original, f"geoalign: {input_name}")
+            self._load = (out_dir, original, source_layer.id() if not_file else None, f"geoalign: {input_name}")
         report = out_dir / "report"
         return {
             "OUTPUT": str(out_dir),
@@ -148,6 +151,8 @@ class AlignAlgorithm(GeoalignAlgorithm):
         """Main thread: load the run into the project (only after a complete, successful run)."""
         if self._load is None or context.project() is None:
             return {}
-        out_dir, original, group = self._load
+        out_dir, uri, layer_id, group = self._load
+        layer = context.project().mapLayer(layer_id) if layer_id else None
+        original = layer if isinstance(layer, QgsVectorLayer) else uri
         add_group(context.project(), group, run_layers(RunOutputs(out_dir), original, self._arrows_name))
         return {}
