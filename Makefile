@@ -43,7 +43,7 @@ test-qgis: $(STAMP)
 	@if $(QGIS_PY) -c 'import qgis.core' 2>/dev/null; then \
 	  $(MAKE) -s --no-print-directory $(QGIS_STAMP) && \
 	  GEOALIGN_QGIS_TESTS=1 GEOALIGN_EXECUTABLE=$(abspath $(BIN))/geoalign QT_QPA_PLATFORM=offscreen \
-	    $(QGIS_VENV)/bin/python -m pytest -q tests/qgis -p no:cacheprovider; \
+	    $(QGIS_VENV)/bin/python -m pytest -q tests/qgis -p no:cacheprovider --durations=5; \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "QGIS is not installed for $(QGIS_PY) (CI=true: the QGIS tests must run): apt-get install -y --no-install-recommends python3-qgis qgis-providers" >&2; exit 1; \
 	else \
