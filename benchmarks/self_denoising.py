@@ -1,9 +1,9 @@
-"""Self-denoising (papers.md §2): train on maps carrying random smooth label noise of known RMS σ.
+"""Self-denoising (Girard et al. IGARSS 2019, docs/references.md): train on maps carrying random smooth label noise of known RMS σ.
 
 D0 = the bundled Austin buildings (west part; the east strip stays held out) moved by a random
 smooth field scaled to RMS σ px (at 0.3 m). Three realignment rounds (train on D_r, realign the
 noisy D0 → D_{r+1}); after each round, the median vertex error of the realigned maps against the
-true buildings. Floor (issue 4): final median ≤ σ/2. Writes ``benchmarks/results/self_denoising.{json,png}``.
+true buildings. Target (``floor_median_px`` in the JSON): final median ≤ σ/2. Writes ``benchmarks/results/self_denoising.{json,png}``.
 
 ``--realign-with local+learned`` realigns with align's default pipeline (classical local offsets,
 then the round's chain at ``--learned-scales``) instead of the chain alone (the paper's method);

