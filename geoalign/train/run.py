@@ -27,6 +27,7 @@ from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import check_model_dir_writable, save_model
 from geoalign.model.scale_net import count_parameters, flops_per_megapixel
 from geoalign.synthetic import build_synthetic_dataset
+from geoalign.train.distributed import is_main, on_main
 from geoalign.train.realign import realign_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
 
@@ -63,9 +64,9 @@ def train_model(
     pre_hist: list[dict] = []
     if pretrain_steps > 0:
         synth = work_dir / "synthetic"
-        if not (synth / MANIFEST).exists():
-            build_synthetic_dataset(synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px, seed=seed,
-                                    progress=progress)
+        if on_main(lambda: not (synth / MANIFEST).exists()):  # one answer for every rank
+            on_main(build_synthetic_dataset, synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px,
+                    seed=seed, progress=progress)  # rank 0 builds, the others wait
         pcfg = TrainConfig(**{**base.to_json(), "steps": pretrain_steps, "val_every": 100, "val_pairs": 64})
         pdir = work_dir / "pretrain"
         if resume and (pdir / STATE).exists() and int(load_state(pdir / STATE)["step"]) >= pretrain_steps:
@@ -82,7 +83,8 @@ def train_model(
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
         realign_with=realign_with,
     )
-    save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
+    if is_main():  # rank 0 writes the model folder (every rank holds the same weights)
+        save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
     net = chain.net(chain.config.scales[0])
     card = {
         "model": "geoalign chained multiscale alignment network",
@@ -101,7 +103,8 @@ def train_model(
         "metrics": {"pretrain_last": pre_hist[-1] if pre_hist else None,
                     "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
     }
-    write_card(model_dir, card)
+    if is_main():
+        write_card(model_dir, card)
     return card
 
 
