@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import socket
 import tempfile
 from contextlib import contextmanager
@@ -233,15 +234,18 @@ def _spawn(fn: Callable[..., T], nproc: int, args: tuple, kwargs: dict) -> T:
     """``nproc`` local processes (spawned, so each imports torch afresh), rendezvous on a free local port;
     a GeoalignError raised by any rank is raised here as it was (one line in the CLI)."""
     import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
 
     from geoalign.progress import progress_mode
 
     verbosity = (logging.WARNING - logging.getLogger("geoalign").getEffectiveLevel()) // 10
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)  # "terminating process ..." after a failure
     with tempfile.TemporaryDirectory(prefix="geoalign-ddp-") as tmp:
         try:
-            mp.spawn(_run_rank, args=(nproc, _free_port(), tmp, fn, args, kwargs, progress_mode(), verbosity),
+            mp.spawn(_run_rank, args=(nproc, _free_port(), tmp, os.getpid(), fn, args, kwargs, progress_mode(),
+                                      verbosity),
                      nprocs=nproc, join=True, start_method="spawn")
-        except mp.ProcessException:
+        except ProcessException:
             errors = sorted(Path(tmp).glob("error*.pkl"))
             if errors:
                 raise pickle.loads(errors[0].read_bytes()) from None
@@ -249,12 +253,23 @@ def _spawn(fn: Callable[..., T], nproc: int, args: tuple, kwargs: dict) -> T:
         return pickle.loads((Path(tmp) / "result.pkl").read_bytes())
 
 
-def _run_rank(rank: int, world_size: int, port: int, tmp: str, fn: Callable, args: tuple, kwargs: dict,
-              progress_mode: str, verbosity: int) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this rank when the process that spawned it dies: an orphan would go on training and
+    writing (torch's own SIGINT is ignored by the ranks of a command started in the background)."""
+    from torch.multiprocessing import _prctl_pr_set_pdeathsig  # prctl(PR_SET_PDEATHSIG); no-op off Linux
+
+    _prctl_pr_set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(1)
+
+
+def _run_rank(rank: int, world_size: int, port: int, tmp: str, parent_pid: int, fn: Callable, args: tuple,
+              kwargs: dict, progress_mode: str, verbosity: int) -> None:
     """One spawned rank: the variables torchrun would set, the parent's message settings on rank 0."""
     from geoalign.messages import configure_messages
     from geoalign.progress import configure_progress
 
+    _die_with_parent(parent_pid)
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world_size)})
     if rank == 0:

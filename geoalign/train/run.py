@@ -27,7 +27,7 @@ from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import check_model_dir_writable, save_model
 from geoalign.model.scale_net import count_parameters, flops_per_megapixel
 from geoalign.synthetic import build_synthetic_dataset
-from geoalign.train.distributed import is_main, on_main
+from geoalign.train.distributed import is_main, on_main, rank_rows
 from geoalign.train.realign import realign_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
 
@@ -51,6 +51,7 @@ def train_model(
     """Train a chain on a built dataset; returns the model card. ``realign_with``: what realigns
     D0 between rounds (:func:`geoalign.train.realign.realign_rounds`)."""
     torch.set_num_threads(threads)
+    rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name

@@ -3,7 +3,8 @@
 Each step draws one training set (by weight), one of its scales, a batch of pairs, and trains the
 network of that scale (with a scale-shared chain, the one network). Every random draw of a step
 comes from ``numpy.random.default_rng([seed, step])``, so a run killed and resumed from its last
-checkpoint replays exactly the batches an uninterrupted run would have seen.
+checkpoint replays exactly the batches an uninterrupted run would have seen; with several processes
+(:mod:`geoalign.train.distributed`) each computes its rows of that batch, so any process count resumes it.
 
 Loss: mean squared field error over the pixels where the field is observable (around the true or
 misaligned buildings, papers.md §1: "over the pixels of the map"), plus ``seg_weight`` × the
@@ -84,11 +85,11 @@ def batch_loss(net, batch: dict[str, torch.Tensor], seg_weight: float,
     processes, the global batch's: :func:`geoalign.train.distributed.mean_over_ranks`)."""
     pred, seg = net(batch["image"], batch["map"])
     w = observable_weight(batch["map"], batch["map_true"], batch["valid"])
-    v = batch["valid"]
-    w_sum, v_sum = denominator(torch.stack([w.sum(), v.sum()]).detach())
+    w_sum, v_sum = denominator(torch.stack([w.sum(), batch["valid"].sum()]).detach())
     se = ((pred - batch["field"]) ** 2).sum(1)
     field_loss = (w * se).sum() / w_sum.clamp_min(1e-6)
     zero_loss = (w * (batch["field"] ** 2).sum(1)).sum() / w_sum.clamp_min(1e-6)
+    v = batch["valid"]
     bce = F.binary_cross_entropy_with_logits(seg[:, 0], (batch["map_true"][:, 0] > 0.5).float(), reduction="none")
     seg_loss = (bce * v).sum() / v_sum.clamp_min(1.0)
     return field_loss + seg_weight * seg_loss, {"field": float(field_loss.detach()), "zero": float(zero_loss), "seg": float(seg_loss.detach())}
