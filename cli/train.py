@@ -40,18 +40,24 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and round outputs [default: runs/<MODEL_DIR name>].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(1),
+              help="Training processes on this machine (DistributedDataParallel; each takes its share of every "
+                   "batch and --threads threads). Several machines: torchrun, see docs/distributed.md.")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
-          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, seed) -> None:
+          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
+    from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
 
-    card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
-                       pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
-                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
-                       resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
-                       learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
-                       command=" ".join(["geoalign", *sys.argv[1:]]))
+    card = launch(train_model, nproc, dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
+                  pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
+                  synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
+                  resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
+                  learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
+                  command=" ".join(["geoalign", *sys.argv[1:]]))
+    if card is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     for m in card["metrics"]["rounds"]:
         click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
     click.echo(f"model written to {model_dir}", err=True)
