@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import parse_scales, seed_option
+from cli.options import FiniteFloat, parse_scales, seed_option
 
 
 @click.command("train")
@@ -26,14 +26,14 @@ from cli.options import parse_scales, seed_option
 @click.option("--learned-scales", default="1", show_default=True, metavar="S,S", callback=parse_scales,
               help="Scales of the chain that run behind the classical stage in local+learned, and that "
                    "realign the maps with --realign-with local+learned.")
-@click.option("--smooth-sigma-px", default=6.0, show_default=True, type=click.FloatRange(0),
+@click.option("--smooth-sigma-px", default=6.0, show_default=True, type=FiniteFloat(0),
               help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
                    "parameter-free, not used while training; 0: none).")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(1), help="Training steps per round.")
 @click.option("--pretrain-steps", default=500, show_default=True, type=click.IntRange(0),
               help="Steps on synthetic cities before the real data (0: none).")
 @click.option("--synthetic-pairs", default=3000, show_default=True, type=click.IntRange(1))
-@click.option("--synthetic-weight", default=0.3, show_default=True, type=click.FloatRange(0),
+@click.option("--synthetic-weight", default=0.3, show_default=True, type=FiniteFloat(0),
               help="Share of synthetic batches mixed into the rounds.")
 @click.option("--batch-size", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="CPU threads for torch.")
