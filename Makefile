@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,dask]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -47,11 +47,13 @@ bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
 # --- align: accuracy on held-out imagery, speed and memory (docs/benchmarks.md) ---
-.PHONY: bench-accuracy bench-align-speed
+.PHONY: bench-accuracy bench-align-speed bench-scale
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale
 
 # The shipped default model (geoalign/model/default): weights, config and model card, all written by
 # these two commands; resumable: re-run `make train-default` after a kill (it passes --resume).
