@@ -13,7 +13,7 @@ from geoalign.errors import OptionError
 @click.command("align")
 @click.argument("image", required=False, type=click.Path(dir_okay=False))
 @click.argument("buildings", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--out-dir", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out-dir", "out_dir", type=click.Path(file_okay=False),
               help="Output folder: aligned.geojson, aligned.gpkg, displacement.tif, overlay.png.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
               help="Learned model folder (default: the shipped one); without --method, the "
@@ -43,12 +43,15 @@ from geoalign.errors import OptionError
 def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer,
           workers, scheduler, rasters) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
-    if rasters is not None:
-        if buildings is not None or image is None:
-            raise click.UsageError("with --rasters give one argument: BUILDINGS.")
+    if rasters is not None:  # then the one argument is BUILDINGS
+        if buildings is not None:
+            raise click.UsageError("Got unexpected extra argument: with --rasters give one argument, BUILDINGS.")
         image, buildings = None, image
-    elif image is None or buildings is None:
-        raise click.UsageError("give IMAGE and BUILDINGS (or --rasters LIST_OR_GLOB BUILDINGS).")
+    for value, name in ((image if rasters is None else "", "IMAGE"), (buildings, "BUILDINGS")):
+        if value is None:
+            raise click.UsageError(f"Missing argument '{name}'.")
+    if out_dir is None:
+        raise click.UsageError("Missing option '-o' / '--out-dir'.")
     if workers is None and scheduler is None and rasters is None:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
                                                   learned_scales=learned_scales)

@@ -15,7 +15,7 @@ from geoalign.distributed.cluster import dask_client
 from geoalign.distributed.mosaic import raster_list, write_vrt
 from geoalign.distributed.store import PROGRESS_DIR, TileStore, job_key
 from geoalign.distributed.tiler import DaskTiler
-from geoalign.distributed.worker import PredictorSpec
+from geoalign.distributed.worker import PredictorSpec, warm_up
 
 
 def mosaic_path(rasters: str, out_dir: str | Path) -> tuple[Path, list[Path]]:
@@ -35,17 +35,21 @@ def align_distributed(
 ) -> AlignResult:
     """Align on a ``LocalCluster`` of ``workers`` processes or the cluster at ``scheduler``;
     ``read_paths``: the rasters behind a mosaic (they key the finished windows)."""
-    predictor, name, note = spec.resolve()
     key = job_key(read_paths or [image_path], buildings_path, spec, tile_px=tile_px, blend_px=blend_px,
                   layer=layer, image=str(image_path))
     store = TileStore(out_dir, key)
     with dask_client(workers, scheduler) as client:
+        # every worker loads the model while the client loads its own and reads the buildings
+        warm = [client.submit(warm_up, spec, str(image_path), workers=[w], allow_other_workers=False, pure=False)
+                for w in client.scheduler_info()["workers"]]
+        predictor, name, note = spec.resolve()
         store.open()
         tiler = DaskTiler(client, spec, store)
         n_workers = len(client.scheduler_info()["workers"])
         result = align_raster(image_path, buildings_path, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, blend_px=blend_px, layer=layer, show_progress=show_progress,
                               predict=tiler, inputs=read_paths)
+        client.cancel(warm)  # done by now, or pinned to a worker that died
     store.remove()
     where = f"{n_workers} Dask workers" if not scheduler else f"Dask scheduler {scheduler}, {n_workers} workers"
     result.note = "; ".join(x for x in (result.note, f"{where}: {tiler.computed} tiles computed, "

@@ -72,6 +72,13 @@ def worker_predictor(spec: PredictorSpec):
         return _predictors[spec]
 
 
+def warm_up(spec: PredictorSpec, raster_path: str) -> None:
+    """Build the predictor and open the raster ahead of the first tile (while the client reads
+    the buildings)."""
+    worker_predictor(spec)
+    worker_reader(raster_path)
+
+
 def worker_reader(path: str) -> RasterReader:
     """The worker's open reader of ``path`` (reopened by path in each worker, never pickled)."""
     with _lock:
