@@ -5,8 +5,8 @@ worker, and the Dask path's overhead with 1 worker against the single-process pa
 Three configurations take turns ``--repeats`` times (plain, dask-1, dask-2, plain, … : the shared
 machine's speed drifts over minutes) and the medians are reported:
 
-* ``plain`` — :func:`geoalign.align.run.align_raster` in this process with torch on one thread
-  (one core: what one Dask worker gets);
+* ``plain`` — :func:`geoalign.align.run.align_raster` in this process with torch, OpenMP and BLAS
+  on one thread (one core: what one Dask worker gets);
 * ``dask-1``, ``dask-2`` — :func:`geoalign.distributed.align_distributed` on a fresh
   ``LocalCluster`` of 1 or 2 worker processes (one thread each); the cluster's start-up is timed
   apart (``cluster_start_s``); each worker's peak RSS is read in the worker at the end.
@@ -22,16 +22,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+# One thread per library in this process too, as in every Dask worker (the nanny sets these): the
+# single-process run then uses one core, and "per core" means the same on both sides.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
 
-from benchmarks.align_speed import RESULTS, make_mosaic
-from geoalign.align.run import align_raster
-from geoalign.io.writers import write_json
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.align_speed import RESULTS, make_mosaic  # noqa: E402
+from geoalign.align.run import align_raster  # noqa: E402
+from geoalign.io.writers import write_json  # noqa: E402
 
 FLOORS = {"speedup_2_over_1": 1.7, "overhead_dask1_vs_plain": 0.10}
 
@@ -44,16 +50,22 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this process has used."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_plain(image: Path, vec: Path, out: Path, spec, tile_px: int) -> dict:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        c0, t0 = _cpu_s(), time.perf_counter()
         predictor, name, note = spec.resolve()
-        t0 = time.perf_counter()
         align_raster(image, vec, out, predictor, method=name, tile_px=tile_px, show_progress=False)
-        return {"work_s": time.perf_counter() - t0, "client_peak_rss_gb": _peak_rss_gb()}
+        return {"work_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0, "client_peak_rss_gb": _peak_rss_gb()}
     finally:
         torch.set_num_threads(threads)
 
@@ -62,18 +74,21 @@ def run_dask(image: Path, vec: Path, out: Path, spec, tile_px: int, workers: int
     import distributed
 
     from geoalign.distributed import align_distributed
+    from geoalign.distributed.cluster import local_cluster
 
     t0 = time.perf_counter()
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  scheduler_kwargs={"dashboard": False}, silence_logs=50) as cluster, \
-            distributed.Client(cluster) as client:
+    with local_cluster(workers) as cluster, distributed.Client(cluster) as client:
         start_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        worker_cpu0 = sum(client.run(_cpu_s).values())  # the workers' start-up, not counted
+        c1, t1 = _cpu_s(), time.perf_counter()
         result = align_distributed(image, vec, out, spec, scheduler=cluster.scheduler_address, tile_px=tile_px,
                                    show_progress=False)
         work_s = time.perf_counter() - t1
+        client_cpu = _cpu_s() - c1
+        worker_cpu = sum(client.run(_cpu_s).values()) - worker_cpu0
         rss = client.run(_peak_rss_gb)
-    return {"work_s": work_s, "cluster_start_s": start_s, "worker_peak_rss_gb": sorted(rss.values()),
+    return {"work_s": work_s, "cpu_s": client_cpu + worker_cpu, "worker_cpu_s": worker_cpu,
+            "cluster_start_s": start_s, "worker_peak_rss_gb": sorted(rss.values()),
             "client_peak_rss_gb": _peak_rss_gb(), "note": result.note}
 
 
@@ -110,12 +125,16 @@ def main() -> None:
                 r["load_average_1min"] = os.getloadavg()[0]
                 results["runs"][c].append(r)
                 print(f"run {k + 1}/{args.repeats} {c}: {r['work_s']:.1f} s ({r['mp_per_s']:.2f} MP/s), "
+                      f"CPU {r['cpu_s']:.1f} s, "
                       f"load {r['load_average_1min']:.1f}", {key: v for key, v in r.items() if "rss" in key}, flush=True)
     med = {c: float(np.median([r["work_s"] for r in rs])) for c, rs in results["runs"].items()}
     pair = lambda a, b: [x["work_s"] / y["work_s"] for x, y in zip(results["runs"][a], results["runs"][b])]  # noqa: E731
     results["median_work_s"] = med
     results["speedup_2_over_1"] = float(np.median(pair("dask-1", "dask-2")))
     results["overhead_dask1_vs_plain"] = float(np.median(pair("dask-1", "plain"))) - 1.0
+    results["median_cpu_s"] = {c: float(np.median([r["cpu_s"] for r in rs])) for c, rs in results["runs"].items()}
+    results["cpu_overhead_dask1_vs_plain"] = results["median_cpu_s"]["dask-1"] / results["median_cpu_s"]["plain"] - 1.0
+    results["mp_per_cpu_s"] = mp / results["median_cpu_s"]["plain"]  # MP per core-second of CPU time
     results["mp_per_s_per_core"] = mp / med["plain"]
     results["worker_peak_rss_gb"] = max(max(r["worker_peak_rss_gb"]) for c in ("dask-1", "dask-2")
                                         for r in results["runs"][c])
@@ -127,6 +146,8 @@ def main() -> None:
     results["floors"] = FLOORS
     print(f"speed-up 1 → 2 workers {results['speedup_2_over_1']:.2f}× (floor {FLOORS['speedup_2_over_1']}), "
           f"overhead of dask-1 vs plain {100 * results['overhead_dask1_vs_plain']:+.1f} % (ceiling 10 %), "
+          f"CPU time dask-1 vs plain {100 * results['cpu_overhead_dask1_vs_plain']:+.1f} %, "
+          f"{results['mp_per_cpu_s']:.2f} MP per CPU second, "
           f"{results['mp_per_s_per_core']:.2f} MP/s per core, worker peak RSS {results['worker_peak_rss_gb']:.2f} GB, "
           f"cluster start {results['cluster_start_s']:.1f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

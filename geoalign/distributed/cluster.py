@@ -22,6 +22,26 @@ def _distributed():
     return distributed
 
 
+#: The environment of each LocalCluster worker process: one thread per numeric library, and glibc's
+#: own malloc tuning. Dask's default also sets ``MALLOC_TRIM_THRESHOLD_=65536``, which pins the mmap
+#: threshold at 128 KiB: every large array becomes a fresh mmap with its page faults, and a tile
+#: costs 1.8× the CPU time (torch convolutions: 3.7 s against 2.1 s for 30 of them on 512² px).
+WORKER_ENV = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, *, memory_limit: str | int = "auto") -> Iterator[object]:
+    """A ``LocalCluster`` of ``n_workers`` processes with one thread each (:data:`WORKER_ENV`)."""
+    distributed = _distributed()
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}), \
+            distributed.LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                                     memory_limit=memory_limit, scheduler_kwargs={"dashboard": False},
+                                     silence_logs=logging.ERROR) as cluster:
+        yield cluster
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, address: str | None = None, *,
                 memory_limit: str | int = "auto") -> Iterator[object]:
@@ -43,8 +63,6 @@ def dask_client(workers: int | None = None, address: str | None = None, *,
         with client:
             yield client
         return
-    n = int(workers or 1)
-    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                                  scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, \
+    with local_cluster(int(workers or 1), memory_limit=memory_limit) as cluster, \
             distributed.Client(cluster) as client:
         yield client

@@ -3,8 +3,8 @@
 ``OUTDIR/.geoalign-progress/<job key>/`` holds one file per finished tile (``r{row}_c{col}.npy``:
 its weighted footprint field, or an empty marker for a tile without buildings) and, for a
 raster-wide predictor, the summed evidence. The job key hashes everything the fields depend on
-(raster and buildings files: path, size, modification time; predictor; tile layout; geoalign
-version), so a changed input never reuses a stale window. Other keys' folders are removed when a
+(raster, buildings and model files: path, size, modification time; predictor; tile layout;
+geoalign version), so a changed input never reuses a stale window. Other keys' folders are removed when a
 job starts; the whole ``.geoalign-progress`` folder when its output set is complete.
 """
 
@@ -34,8 +34,12 @@ def _file_id(path: str | Path) -> list:
 
 def job_key(rasters: list[str | Path], buildings: str | Path, spec: PredictorSpec, **layout) -> str:
     """A hash of everything a job's tile fields depend on."""
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    model_dir = Path(spec.model_dir or DEFAULT_MODEL_DIR)
+    model = [_file_id(p) for p in sorted(model_dir.glob("*")) if p.is_file()] if model_dir.is_dir() else []
     doc = {"rasters": [_file_id(r) for r in rasters], "buildings": _file_id(buildings),
-           "predictor": asdict(spec), "layout": layout, "geoalign": __version__}
+           "predictor": asdict(spec), "model": model, "layout": layout, "geoalign": __version__}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -53,7 +53,7 @@ class RasterJob:
 
 _lock = threading.Lock()
 _predictors: dict[PredictorSpec, object] = {}
-_readers: dict[str, RasterReader] = {}
+_readers: dict[tuple, RasterReader] = {}
 
 
 def _one_thread() -> None:
@@ -80,11 +80,14 @@ def warm_up(spec: PredictorSpec, raster_path: str) -> None:
 
 
 def worker_reader(path: str) -> RasterReader:
-    """The worker's open reader of ``path`` (reopened by path in each worker, never pickled)."""
+    """The worker's open reader of ``path`` (reopened by path in each worker, never pickled; a
+    file rewritten in place, another size or modification time, is opened again)."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
     with _lock:
-        if path not in _readers:
-            _readers[path] = RasterReader(path)
-        return _readers[path]
+        if key not in _readers:
+            _readers[key] = RasterReader(path)
+        return _readers[key]
 
 
 def _inputs(job: RasterJob, geoms_work_px: np.ndarray) -> TileInputs:

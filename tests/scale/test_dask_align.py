@@ -22,6 +22,7 @@ distributed = pytest.importorskip("distributed")
 
 from geoalign.align.run import align_raster  # noqa: E402
 from geoalign.distributed import PredictorSpec, align_distributed, mosaic_path  # noqa: E402
+from geoalign.distributed.cluster import local_cluster  # noqa: E402
 from geoalign.distributed.store import PROGRESS_DIR  # noqa: E402
 
 TILE_PX = 256  # 16 tiles on the 1000×1000 px Austin sample
@@ -29,9 +30,7 @@ TILE_PX = 256  # 16 tiles on the 1000×1000 px Austin sample
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  scheduler_kwargs={"dashboard": False}, silence_logs=50) as c, \
-            distributed.Client(c) as client:
+    with local_cluster(2) as c, distributed.Client(c) as client:
         yield c, client
 
 
