@@ -52,20 +52,21 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
             raise click.UsageError(f"Missing argument '{name}'.")
     if out_dir is None:
         raise click.UsageError("Missing option '-o' / '--out-dir'.")
+    if workers is not None and scheduler is not None:
+        raise OptionError("give --workers (a local cluster) or --scheduler (an existing one), not both.")
     if workers is None and scheduler is None and rasters is None:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
                                                   learned_scales=learned_scales)
         result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, layer=layer)
-    else:
-        from geoalign.distributed import PredictorSpec, align_distributed, mosaic_path
+    else:  # tiles on a Dask cluster and/or several rasters (geoalign.distributed)
+        from geoalign.distributed import PredictorSpec, align_distributed, align_rasters
 
-        if workers is not None and scheduler is not None:
-            raise OptionError("give --workers (a local cluster) or --scheduler (an existing one), not both.")
-        read_paths = None
-        if rasters is not None:
-            image, read_paths = mosaic_path(rasters, out_dir)
         spec = PredictorSpec(method, model_dir, search_px, learned_scales)
-        result = align_distributed(image, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
-                                   tile_px=tile_px, layer=layer, read_paths=read_paths)
+        if rasters is not None:
+            result = align_rasters(rasters, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
+                                   tile_px=tile_px, layer=layer)
+        else:
+            result = align_distributed(image, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
+                                       tile_px=tile_px, layer=layer)
     click.echo(result.summary(), err=True)

@@ -5,9 +5,9 @@ with the tiles computed by Dask workers (:class:`DaskTiler`), finished windows r
 output folder (:class:`TileStore`) and several rasters read as one VRT mosaic (:mod:`.mosaic`).
 """
 
-from geoalign.distributed.run import align_distributed, mosaic_path
+from geoalign.distributed.run import align_distributed, align_rasters, mosaic_path
 from geoalign.distributed.store import TileStore
 from geoalign.distributed.tiler import DaskTiler
 from geoalign.distributed.worker import PredictorSpec
 
-__all__ = ["DaskTiler", "PredictorSpec", "TileStore", "align_distributed", "mosaic_path"]
+__all__ = ["DaskTiler", "PredictorSpec", "TileStore", "align_distributed", "align_rasters", "mosaic_path"]

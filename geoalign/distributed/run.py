@@ -8,6 +8,7 @@ with the same arguments computes only the windows it had not finished.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from geoalign.align.run import AlignResult, align_raster
@@ -26,6 +27,26 @@ def mosaic_path(rasters: str, out_dir: str | Path) -> tuple[Path, list[Path]]:
         return paths[0], paths
     key = job_key(paths, paths[0], PredictorSpec())[:8]
     return write_vrt(paths, Path(out_dir) / PROGRESS_DIR / f"mosaic-{key}.vrt"), paths
+
+
+def align_rasters(
+    rasters: str, buildings_path: str | Path, out_dir: str | Path, spec: PredictorSpec, *,
+    workers: int | None = None, scheduler: str | None = None, tile_px: int = 2048, layer: str | None = None,
+    show_progress: bool = True,
+) -> AlignResult:
+    """``--rasters``: align the buildings to the mosaic of several rasters, on a Dask cluster when
+    ``workers`` or ``scheduler`` is given, else in this process (the VRT then lives in a
+    temporary folder)."""
+    if workers or scheduler:
+        image, read_paths = mosaic_path(rasters, out_dir)
+        return align_distributed(image, buildings_path, out_dir, spec, workers=workers, scheduler=scheduler,
+                                 tile_px=tile_px, layer=layer, show_progress=show_progress, read_paths=read_paths)
+    paths = raster_list(rasters)
+    predictor, name, note = spec.resolve()
+    with tempfile.TemporaryDirectory(prefix="geoalign-mosaic-") as tdir:
+        image = paths[0] if len(paths) == 1 else write_vrt(paths, Path(tdir) / "mosaic.vrt")
+        return align_raster(image, buildings_path, out_dir, predictor, method=name, note=note, tile_px=tile_px,
+                            layer=layer, show_progress=show_progress, inputs=paths)
 
 
 def align_distributed(
