@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,dask]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -86,11 +86,13 @@ bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
 # --- align: accuracy on held-out imagery, speed and memory (docs/benchmarks.md) ---
-.PHONY: bench-accuracy bench-align-speed
+.PHONY: bench-accuracy bench-align-speed bench-scale
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale
 
 # Training steps per second with 1 and 2 processes (DistributedDataParallel)
 .PHONY: bench-ddp

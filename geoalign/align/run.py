@@ -30,7 +30,7 @@ import shapely
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.inference.layer import align_layer, moved_mask
 from geoalign.inference.protocol import FieldPredictor
-from geoalign.inference.tiling import TileField
+from geoalign.inference.tiling import TileField, predict_tiled
 from geoalign.io.output_set import output_set
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors, write_vectors
@@ -72,19 +72,22 @@ def align_raster(
     image_path: str | Path, buildings_path: str | Path, out_dir: str | Path, predictor: FieldPredictor, *,
     method: str | None = None, note: str = "", tile_px: int = 2048, blend_px: int = 64,
     layer: str | None = None, overlay_max_px: int = 1600, show_progress: bool = True,
-    on_tile: Callable[[TileField], None] | None = None,
+    on_tile: Callable[[TileField], None] | None = None, predict: Callable[..., dict] = predict_tiled,
+    inputs: list[str | Path] | None = None,
 ) -> AlignResult:
     """Align the buildings to the image with ``predictor`` (:func:`geoalign.inference.layer.align_layer`)
-    and write the output set (module docstring); ``on_tile``: the tiler's per-tile hook."""
+    and write the output set (module docstring); ``on_tile``: the tiler's per-tile hook;
+    ``predict``: what computes and blends the tiles (:func:`geoalign.inference.layer.write_field`);
+    ``inputs``: the files the run reads, when more than the image (a mosaic's rasters)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     gdf = read_vectors(buildings_path, layer=layer)
     names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
     with RasterReader(image_path) as reader, output_set(out_dir, names, command="align",
-                                                               inputs=[image_path, buildings_path]) as stage:
+                                                               inputs=[*(inputs or [image_path]), buildings_path]) as stage:
         aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
                                      blend_px=blend_px, show_progress=show_progress,
-                                     source=str(buildings_path), on_tile=on_tile)
+                                     source=str(buildings_path), on_tile=on_tile, predict=predict)
         write_vectors(aligned, stage / "aligned.geojson")
         write_vectors(aligned, stage / "aligned.gpkg")
         moving = moved_mask(aligned)

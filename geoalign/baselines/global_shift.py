@@ -56,10 +56,16 @@ class GlobalShiftPredictor:
         surfaces, energy = correlation_surfaces(img_t, map_t, origins, self.window_px, self.search_px)
         return surfaces[energy > 0].sum(axis=0) if (energy > 0).any() else np.zeros(surfaces.shape[1:], np.float32)
 
+    def evidence(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray, margin_px: int = 0) -> np.ndarray:
+        """One tile's correlation surface (the evidence that sums over tiles)."""
+        return self.surface(image, valid, map_, margin_px)
+
+    def add_evidence(self, evidence: np.ndarray) -> None:
+        self._sum = evidence.astype(np.float64) if self._sum is None else self._sum + evidence
+
     def accumulate(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray, margin_px: int = 0) -> None:
         """Add one tile's evidence (``margin_px`` of context around its core is not counted twice)."""
-        s = self.surface(image, valid, map_, margin_px)
-        self._sum = s.astype(np.float64) if self._sum is None else self._sum + s
+        self.add_evidence(self.evidence(image, valid, map_, margin_px))
 
     def finish(self) -> np.ndarray:
         """Fix the offset from the accumulated evidence; (dx, dy) pixels, zero without evidence."""

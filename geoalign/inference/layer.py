@@ -19,6 +19,7 @@ edge).
 from __future__ import annotations
 
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,45 @@ def _px_to_crs(field_px: np.ndarray, lin: np.ndarray) -> np.ndarray:
     return out
 
 
+class BlockRowSink:
+    """A strip sink writing whole rows of the GeoTIFF's internal blocks: strips arrive at any row
+    offset (the tiles' footprints), are buffered until a row of ``block_px`` blocks is complete,
+    and each block is written once (no partial block rewritten: the file grows by each block
+    once). One GDAL dataset handle is not thread-safe: the lock serializes the writes."""
+
+    def __init__(self, dst, width: int, height: int, block_px: int, transform_strip: Callable[[np.ndarray], np.ndarray]):
+        self.dst, self.width, self.height, self.block_px = dst, width, height, int(block_px)
+        self.transform_strip = transform_strip
+        self._buf = np.zeros((2, 0, width), np.float32)
+        self._off = 0  # first row of the buffer
+        self._lock = threading.Lock()
+
+    def __call__(self, row_off: int, strip: np.ndarray) -> None:
+        if row_off != self._off + self._buf.shape[1]:
+            raise RuntimeError(f"strips out of order: row {row_off}, expected {self._off + self._buf.shape[1]}")
+        self._buf = np.concatenate([self._buf, strip.astype(np.float32, copy=False)], axis=1)
+        end = self._off + self._buf.shape[1]
+        ready = end if end >= self.height else (end // self.block_px) * self.block_px
+        if ready > self._off:
+            n = ready - self._off
+            with self._lock:
+                self.dst.write(self.transform_strip(self._buf[:, :n]).astype(np.float32),
+                               window=Window(0, self._off, self.width, n))
+            self._buf, self._off = self._buf[:, n:].copy(), ready
+
+
+def _block_px(profile: dict) -> int:
+    return int(profile.get("blockysize", 1)) if profile.get("tiled") else 1
+
+
 def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredictor, path: Path, *,
                 tile_px: int, blend_px: int, show_progress: bool,
-                on_tile: Callable[[TileField], None] | None = None) -> dict:
-    """Predict tile by tile and stream the field (CRS units) into ``path`` on the image grid;
-    returns the tiler's counts."""
+                on_tile: Callable[[TileField], None] | None = None,
+                predict: Callable[..., dict] = predict_tiled) -> dict:
+    """Predict tile by tile and stream the field (CRS units) into ``path`` on the image grid, in
+    whole rows of its internal blocks; returns the tiler's counts. ``predict`` computes and blends
+    the tiles (:func:`~geoalign.inference.tiling.predict_tiled`'s signature; the Dask path
+    :class:`geoalign.distributed.DaskTiler` runs them on a cluster)."""
     grid = inputs.grid
     img_profile = geotiff_profile(width=reader.width, height=reader.height, count=2, dtype="float32",
                                   crs=reader.crs, transform=reader.transform)
@@ -82,10 +117,9 @@ def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredic
     with rasterio.Env(GDAL_CACHEMAX=512 * 1024 * 1024), atomic_path(path) as tmp:
         if grid.px_ratio == 1.0:
             with rasterio.open(tmp, "w", **img_profile) as dst:
-                def sink(row_off: int, strip: np.ndarray) -> None:
-                    dst.write(_px_to_crs(strip, lin).astype(np.float32),
-                              window=Window(0, row_off, grid.width, strip.shape[1]))
-                stats = predict_tiled(inputs, predictor, sink=sink, **tiled)
+                sink = BlockRowSink(dst, grid.width, grid.height, _block_px(img_profile),
+                                    lambda strip: _px_to_crs(strip, lin))
+                stats = predict(inputs, predictor, sink=sink, **tiled)
                 describe_displacement_bands(dst, reader.crs)
             return stats
         # Another GSD: write the working-grid field, then resample it block by block.
@@ -95,10 +129,9 @@ def write_field(reader: RasterReader, inputs: TileInputs, predictor: FieldPredic
         with tempfile.TemporaryDirectory(dir=Path(path).parent) as tdir:
             work_path = Path(tdir) / "work_field.tif"
             with rasterio.open(work_path, "w", **work_profile) as dst:
-                def sink(row_off: int, strip: np.ndarray) -> None:
-                    dst.write(_px_to_crs(strip * grid.px_ratio, lin).astype(np.float32),
-                              window=Window(0, row_off, grid.width, strip.shape[1]))
-                stats = predict_tiled(inputs, predictor, sink=sink, **tiled)
+                sink = BlockRowSink(dst, grid.width, grid.height, _block_px(work_profile),
+                                    lambda strip: _px_to_crs(strip * grid.px_ratio, lin))
+                stats = predict(inputs, predictor, sink=sink, **tiled)
             with rasterio.open(work_path) as src, rasterio.open(tmp, "w", **img_profile) as dst:
                 for win in block_windows(reader.width, reader.height, BLOCK_PX):
                     out = np.zeros((2, int(win.height), int(win.width)), np.float32)
@@ -175,13 +208,14 @@ def moved_mask(aligned: gpd.GeoDataFrame) -> np.ndarray:
 def align_layer(
     reader: RasterReader, buildings: gpd.GeoDataFrame, predictor: FieldPredictor, field_path: str | Path, *,
     tile_px: int = 2048, blend_px: int = 64, show_progress: bool = True, source: str = "buildings",
-    on_tile: Callable[[TileField], None] | None = None,
+    on_tile: Callable[[TileField], None] | None = None, predict: Callable[..., dict] = predict_tiled,
 ) -> tuple[gpd.GeoDataFrame, FieldRaster]:
     """Align ``buildings`` (any CRS) to ``reader``'s raster with ``predictor``.
 
     Writes the field to ``field_path`` (atomically) and returns (aligned layer, the field); see the
     module docstring for both. ``on_tile`` is :func:`~geoalign.inference.tiling.predict_tiled`'s
-    per-tile hook; ``source`` names the buildings in messages. Raises ``EmptyInputError`` for a
+    per-tile hook; ``predict`` computes and blends the tiles (:func:`write_field`); ``source``
+    names the buildings in messages. Raises ``EmptyInputError`` for a
     layer without features; warns when no feature lies on the raster or no pixel under them is
     valid.
     """
@@ -200,7 +234,7 @@ def align_layer(
     inputs = TileInputs(reader, work, map_geoms, tuple(predictor.channels))
     field_path = Path(field_path)
     stats = write_field(reader, inputs, predictor, field_path, tile_px=tile_px, blend_px=blend_px,
-                        show_progress=show_progress, on_tile=on_tile)
+                        show_progress=show_progress, on_tile=on_tile, predict=predict)
     gdf_img = reproject_to(buildings, grid.crs)
     new_geoms, moving, shift, outside, partly = move_features(gdf_img, grid, field_path, reader.gsd_m)
     if not moving.any():

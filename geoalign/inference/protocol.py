@@ -14,8 +14,8 @@ A predictor maps (image, validity, misaligned map raster) on one grid to the fie
 Two optional protocols extend it, each checked by ``isinstance`` (never by probing attributes):
 
 * :class:`RasterWidePredictor` — a field that depends on the whole raster (the global
-  translation): the tiler first hands it every tile's evidence (``reset``, ``accumulate`` per tile,
-  ``finish``), then asks it for each tile's field;
+  translation): the tiler first hands it every tile's evidence (``reset``, ``evidence`` per tile summed,
+  ``add_evidence``, ``finish``), then asks it for each tile's field;
 * :class:`StagedPredictor` — a pipeline of stages (``local+learned``) that can return each stage's
   own field next to the composed one, for per-tile reports.
 """
@@ -48,9 +48,14 @@ class RasterWidePredictor(FieldPredictor, Protocol):
         """Forget the evidence of a previous raster."""
         ...
 
-    def accumulate(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray, margin_px: int = 0) -> None:
-        """Add one tile's evidence; the outer ``margin_px`` of the tile (its context, counted by
-        the neighbouring tiles' footprints) is left out."""
+    def evidence(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray, margin_px: int = 0) -> np.ndarray:
+        """One tile's evidence, an array that sums over tiles; the outer ``margin_px`` of the tile
+        (its context, counted by the neighbouring tiles' footprints) is left out. Pure: tiles can
+        be mapped on any process, then summed (:func:`~geoalign.inference.tiling.sum_evidence`)."""
+        ...
+
+    def add_evidence(self, evidence: np.ndarray) -> None:
+        """Add evidence (one tile's, or a sum of tiles')."""
         ...
 
     def finish(self) -> np.ndarray:

@@ -14,7 +14,9 @@ so memory holds one strip of ``S + 2b`` rows, whatever the raster's height.
 One tile's field is a pure function of the inputs, the predictor and the tile
 (:func:`predict_tile`; the tiles are :func:`plan_tiles`), so tiles can be computed in any order or
 in parallel; only a :class:`~geoalign.inference.protocol.RasterWidePredictor` needs
-:func:`raster_wide_pass` over all tiles first. :func:`predict_tiled` calls ``on_tile(TileField)``
+:func:`raster_wide_pass` over all tiles first (a map of :func:`tile_evidence`, a reduce by
+:func:`sum_evidence`). :func:`blend_tiles` adds the weighted tile fields in row-major order, so
+tiles computed elsewhere (:mod:`geoalign.distributed`) blend to the same field bit for bit. :func:`predict_tiled` calls ``on_tile(TileField)``
 once per tile, in row-major order, with what the predictor saw and returned there (see
 :class:`TileField`).
 """
@@ -218,18 +220,87 @@ def predict_tile(inputs: TileInputs, predictor: FieldPredictor, tile: Tile, *,
     return TileField(tile, transform, map_, image, valid, np.asarray(field, np.float32)[:, rows, cols], stages)
 
 
+def tile_evidence(inputs: TileInputs, predictor: RasterWidePredictor, tile: Tile) -> np.ndarray | None:
+    """One tile's evidence for a raster-wide predictor (its footprint only: the margin is its
+    context, counted by the neighbours); None where no building lies (the image is not read)."""
+    map_ = inputs.map_for(tile.inp)
+    if not np.any(map_[0]):
+        return None
+    image, valid = inputs.image_for(tile.inp)
+    return predictor.evidence(image, valid, map_, margin_px=int(predictor.context_px))
+
+
+def sum_evidence(parts: Iterable[np.ndarray | None]) -> np.ndarray | None:
+    """The tiles' evidence summed in float64 in the order given (row-major: the same sum, bit for
+    bit, whichever process computed each part); None without any."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part.astype(np.float64) if total is None else total + part
+    return total
+
+
+def fix_raster_wide(predictor: RasterWidePredictor, total: np.ndarray | None) -> None:
+    """Give a raster-wide predictor the summed evidence and fix its estimate."""
+    predictor.reset()
+    if total is not None:
+        predictor.add_evidence(total)
+    predictor.finish()
+
+
 def raster_wide_pass(inputs: TileInputs, predictor: RasterWidePredictor, tiles: Iterable[Tile], *,
                      n_tiles: int | None = None, show_progress: bool = True) -> None:
-    """Feed every tile's evidence to a raster-wide predictor (its footprint only: the margin is
-    its context) and fix its estimate."""
-    context = int(predictor.context_px)
-    predictor.reset()
-    for tile in progress(tiles, total=n_tiles, desc="global pass", unit="tile", enabled=show_progress):
-        map_ = inputs.map_for(tile.inp)
-        if np.any(map_[0]):
-            image, valid = inputs.image_for(tile.inp)
-            predictor.accumulate(image, valid, map_, margin_px=context)
-    predictor.finish()
+    """Feed every tile's evidence to a raster-wide predictor and fix its estimate (a map of
+    :func:`tile_evidence`, a reduce by :func:`sum_evidence`)."""
+    bar = progress(tiles, total=n_tiles, desc="global pass", unit="tile", enabled=show_progress)
+    fix_raster_wide(predictor, sum_evidence(tile_evidence(inputs, predictor, t) for t in bar))
+
+
+@dataclass(frozen=True)
+class TilePart:
+    """One tile's share of the blended field: what :func:`blend_tiles` adds up."""
+
+    tile: Tile
+    weighted: np.ndarray | None  # (2, fh, fw) float32 footprint field × blend weights; None: no building
+    valid_any: bool = False  # some pixel under the window is valid
+
+
+def weighted_field(tile: Tile, field: np.ndarray) -> np.ndarray:
+    """A tile's footprint field times its blend weights (the partition of unity)."""
+    return field * tile.weight_rows[None, :, None] * tile.weight_cols[None, None, :]
+
+
+def blend_tiles(grid: WorkGrid, rows: list[list[Tile]], parts: Iterable[TilePart],
+                sink: Callable[[int, np.ndarray], None]) -> dict:
+    """Sum the tiles' weighted fields row by row and hand finished strips ``(row_off, (2, h, W))``
+    to ``sink``; ``parts`` come one per tile in row-major order. The additions happen in that order
+    whoever computed the parts, so the blended field is the same bit for bit. Returns counts."""
+    n_tiles = sum(len(r) for r in rows)
+    stats = {"tiles": n_tiles, "tiles_with_buildings": 0, "tiles_with_valid_pixels": 0}
+    pending: np.ndarray | None = None  # accumulated rows not yet final
+    pending_off = 0
+    parts = iter(parts)
+    for i, row in enumerate(rows):
+        r0, r1 = row[0].foot[0], row[0].foot[1]
+        acc = np.zeros((2, r1 - r0, grid.width), np.float32)
+        if pending is not None:
+            acc[:, pending_off - r0: pending_off - r0 + pending.shape[1]] += pending
+        for tile in row:
+            part = next(parts)
+            if part.tile.foot != tile.foot:
+                raise RuntimeError(f"tile parts out of order: {part.tile.row, part.tile.col} for {tile.row, tile.col}")
+            if part.weighted is not None:
+                stats["tiles_with_buildings"] += 1
+                stats["tiles_with_valid_pixels"] += int(part.valid_any)
+                fc0, fc1 = tile.foot[2:]
+                acc[:, :, fc0:fc1] += part.weighted
+        if i < len(rows) - 1:
+            done = rows[i + 1][0].foot[0]  # the next row's footprint starts here
+            sink(r0, acc[:, : done - r0])
+            pending, pending_off = acc[:, done - r0:].copy(), done
+        else:
+            sink(r0, acc)
+    return stats
 
 
 def predict_tiled(
@@ -245,38 +316,26 @@ def predict_tiled(
     A :class:`RasterWidePredictor` (the global shift) first gets a pass over all tiles.
     Returns counts for the summary.
     """
-    grid = inputs.grid
-    rows = plan_tiles(grid, predictor, tile_px=tile_px, blend_px=blend_px)
+    rows = plan_tiles(inputs.grid, predictor, tile_px=tile_px, blend_px=blend_px)
     n_tiles = sum(len(r) for r in rows)
-    stats = {"tiles": n_tiles, "tiles_with_buildings": 0, "tiles_with_valid_pixels": 0}
     if isinstance(predictor, RasterWidePredictor):
         raster_wide_pass(inputs, predictor, (t for r in rows for t in r), n_tiles=n_tiles,
                          show_progress=show_progress)
-    pending: np.ndarray | None = None  # accumulated rows not yet final
-    pending_off = 0
     bar = progress(total=n_tiles, desc="align", unit="tile", enabled=show_progress)
-    for i, row in enumerate(rows):
-        r0 = row[0].foot[0]
-        r1 = row[0].foot[1]
-        acc = np.zeros((2, r1 - r0, grid.width), np.float32)
-        if pending is not None:
-            acc[:, pending_off - r0: pending_off - r0 + pending.shape[1]] += pending
-        for tile in row:
-            result = predict_tile(inputs, predictor, tile, with_stages=on_tile is not None)
-            if result.has_buildings:
-                stats["tiles_with_buildings"] += 1
-                stats["tiles_with_valid_pixels"] += int(bool(result.valid.any()))
-                fc0, fc1 = tile.foot[2:]
-                acc[:, :, fc0:fc1] += result.field * tile.weight_rows[None, :, None] * tile.weight_cols[None, None, :]
-            if on_tile is not None:
-                on_tile(result)
-            bar.update(1)
-        if i < len(rows) - 1:
-            done = rows[i + 1][0].foot[0]  # the next row's footprint starts here
-            sink(r0, acc[:, : done - r0])
-            pending, pending_off = acc[:, done - r0:].copy(), done
-        else:
-            sink(r0, acc)
+
+    def parts() -> Iterable[TilePart]:
+        for row in rows:
+            for tile in row:
+                result = predict_tile(inputs, predictor, tile, with_stages=on_tile is not None)
+                if on_tile is not None:
+                    on_tile(result)
+                bar.update(1)
+                if result.has_buildings:
+                    yield TilePart(tile, weighted_field(tile, result.field), bool(result.valid.any()))
+                else:
+                    yield TilePart(tile, None)
+
+    stats = blend_tiles(inputs.grid, rows, parts(), sink)
     bar.close()
     return stats
 

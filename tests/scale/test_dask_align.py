@@ -1,0 +1,182 @@
+"""Tile-parallel ``align`` on a 2-worker Dask ``LocalCluster``: the same output set as one process
+(bit for bit: both run torch on one thread), after a worker is killed mid-job, and after the job
+itself is killed and rerun (finished windows are not recomputed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+
+distributed = pytest.importorskip("distributed")
+
+from geoalign.align.run import align_raster  # noqa: E402
+from geoalign.distributed import PredictorSpec, align_distributed, mosaic_path  # noqa: E402
+from geoalign.distributed.cluster import local_cluster  # noqa: E402
+from geoalign.distributed.store import PROGRESS_DIR  # noqa: E402
+
+TILE_PX = 256  # 16 tiles on the 1000×1000 px Austin sample
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(2) as c, distributed.Client(c) as client:
+        yield c, client
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in every Dask worker: torch's sums then add in the same order
+    yield
+    torch.set_num_threads(before)
+
+
+_plain_cache: dict = {}
+
+
+def plain(austin, tmp_root: Path, method: str | None) -> Path:
+    """The single-process output set of ``method`` (computed once per module)."""
+    if method not in _plain_cache:
+        spec = PredictorSpec(method)
+        predictor, name, note = spec.resolve()
+        out = tmp_root / f"plain-{method}"
+        align_raster(austin["image"], austin["buildings"], out, predictor, method=name, tile_px=TILE_PX,
+                     show_progress=False)
+        _plain_cache[method] = out
+    return _plain_cache[method]
+
+
+@pytest.fixture(scope="module")
+def tmp_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("scale")
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    with rasterio.open(a / "displacement.tif") as fa, rasterio.open(b / "displacement.tif") as fb:
+        assert np.array_equal(fa.read(), fb.read())
+        assert fb.block_shapes[0] == (256, 256)
+    ga, gb = gpd.read_file(a / "aligned.gpkg"), gpd.read_file(b / "aligned.gpkg")
+    ca, cb = shapely.get_coordinates(ga.geometry.values), shapely.get_coordinates(gb.geometry.values)
+    assert ca.shape == cb.shape and len(ca) > 5000
+    assert np.abs(ca - cb).max() <= 1e-6  # metres
+    assert np.any(np.abs(ga["shift_m"].to_numpy()) > 0.05)  # the field moved the buildings
+    assert not (b / PROGRESS_DIR).exists()  # finished windows are removed with a complete set
+
+
+@pytest.mark.parametrize("method", ["local", None, "global"])
+def test_same_output_as_one_process(cluster, one_thread, austin, tmp_root, method):
+    c, _ = cluster
+    out = tmp_root / f"dask-{method}"
+    result = align_distributed(austin["image"], austin["buildings"], out, PredictorSpec(method),
+                               scheduler=c.scheduler_address, tile_px=TILE_PX, show_progress=False)
+    assert "16 tiles computed, 0 reused" in result.note
+    assert_same_output(plain(austin, tmp_root, method), out)
+
+
+def _wait_for_parts(progress: Path, at_least: int, timeout_s: float = 120.0) -> int:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        n = len(list(progress.glob("*/r*_c*.npy")))
+        if n >= at_least:
+            return n
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} windows finished in {timeout_s} s")
+
+
+def test_worker_killed_mid_job(cluster, one_thread, austin, tmp_root):
+    c, client = cluster
+    out = tmp_root / "dask-killed-worker"
+    done: dict = {}
+    job = threading.Thread(target=lambda: done.update(result=align_distributed(
+        austin["image"], austin["buildings"], out, PredictorSpec("local"), scheduler=c.scheduler_address,
+        tile_px=TILE_PX, show_progress=False)))
+    job.start()
+    finished_at_kill = _wait_for_parts(out / PROGRESS_DIR, 2)
+    pids = client.run(os.getpid)
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    finished_after_kill = len(list((out / PROGRESS_DIR).glob("*/r*_c*.npy")))
+    job.join(timeout=300)
+    assert finished_at_kill <= finished_after_kill < 16  # killed mid-job
+    assert "16 tiles computed" in done["result"].note
+    assert_same_output(plain(austin, tmp_root, "local"), out)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
+
+
+def test_killed_job_restarts_without_recomputing_finished_windows(cluster, one_thread, austin, tmp_root):
+    c, _ = cluster
+    out = tmp_root / "dask-restart"
+    cmd = [str(Path(sys.executable).with_name("geoalign")), "-q", "align", str(austin["image"]), str(austin["buildings"]),
+           "-o", str(out), "--method", "local", "--tile-px", str(TILE_PX), "--workers", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[2], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_parts(out / PROGRESS_DIR, 4)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the job, its scheduler and its workers
+        proc.wait()
+    assert not (out / "run.json").exists()
+    finished = len(list((out / PROGRESS_DIR).glob("*/r*_c*.npy")))
+    assert 4 <= finished < 16
+    result = align_distributed(austin["image"], austin["buildings"], out, PredictorSpec("local"),
+                               scheduler=c.scheduler_address, tile_px=TILE_PX, show_progress=False)
+    assert f"{16 - finished} tiles computed, {finished} reused" in result.note
+    assert_same_output(plain(austin, tmp_root, "local"), out)
+
+
+@pytest.fixture(scope="module")
+def austin_tiles(austin, tmp_root) -> Path:
+    """The sample cut into 4 GeoTIFF tiles of 500 × 500 px."""
+    parts = tmp_root / "tiles"
+    parts.mkdir()
+    with rasterio.open(austin["image"]) as src:
+        profile = src.profile
+        for i, (r, col) in enumerate([(0, 0), (0, 500), (500, 0), (500, 500)]):
+            win = rasterio.windows.Window(col, r, 500, 500)
+            profile.update(width=500, height=500, transform=src.window_transform(win), tiled=False)
+            profile.pop("blockxsize", None), profile.pop("blockysize", None)
+            with rasterio.open(parts / f"t{i}.tif", "w", **profile) as dst:
+                dst.write(src.read(window=win))
+    return parts
+
+
+def test_rasters_mosaic_same_as_one_raster(cluster, one_thread, austin, austin_tiles, tmp_root):
+    """The sample cut into 4 GeoTIFF tiles, aligned as one VRT mosaic: the same output."""
+    c, _ = cluster
+    parts = austin_tiles
+    out = tmp_root / "dask-mosaic"
+    image, read_paths = mosaic_path(str(parts / "*.tif"), out)
+    assert image.suffix == ".vrt" and len(read_paths) == 4
+    align_distributed(image, austin["buildings"], out, PredictorSpec("global"), scheduler=c.scheduler_address,
+                      tile_px=TILE_PX, show_progress=False, read_paths=read_paths)
+    assert_same_output(plain(austin, tmp_root, "global"), out)
+
+
+def test_rasters_option_without_a_cluster(one_thread, austin, austin_tiles, tmp_root):
+    """``--rasters`` alone: the same mosaic aligned in one process, from the command line."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    out = tmp_root / "cli-mosaic"
+    result = CliRunner().invoke(main, ["-q", "align", "--rasters", str(austin_tiles / "*.tif"),
+                                       str(austin["buildings"]), "-o", str(out), "--method", "global",
+                                       "--tile-px", str(TILE_PX)])
+    assert result.exit_code == 0, result.output
+    assert_same_output(plain(austin, tmp_root, "global"), out)
+    listed = json.loads((out / "run.json").read_text())
+    assert sorted(listed["files"]) == ["aligned.geojson", "aligned.gpkg", "displacement.tif", "overlay.png"]
