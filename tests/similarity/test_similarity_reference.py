@@ -72,3 +72,30 @@ def test_score_refuses_statistics_of_another_model(mlp, mlp2, xs):
     wider = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1)).double()
     with pytest.raises(ValueError, match="parameters"):
         sim.score(wider, xs, stats)
+
+
+class _ChannelsLastCNN(torch.nn.Module):
+    """Runs its convolutions in channels_last memory format, which torch.func cannot vmap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(2, 3, 3, padding=1)
+        self.scale = torch.nn.Parameter(torch.tensor(0.7))  # a bare parameter: not the fused engine
+        self.b = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x.contiguous(memory_format=torch.channels_last))) * self.scale
+        return self.b(h).contiguous()
+
+
+def test_models_torch_func_cannot_vmap_get_looped_jacobians(images):
+    from similarity_reference import centre
+
+    torch.manual_seed(5)
+    model = _ChannelsLastCNN().double().eval()
+    got = sim.jacobians(model, images, centre, chunk_size=4)
+    np.testing.assert_allclose(got.numpy(), brute_jacobians(model, images, centre), rtol=1e-10, atol=1e-12)
+    stats = sim.reference_stats(model, images[3:], output=centre)
+    np.testing.assert_allclose(sim.score(model, images[:3], stats, centre)["density"].numpy(),
+                               brute_kc(brute_jacobians(model, images[:3], centre),
+                                        brute_jacobians(model, images[3:], centre)).sum(1), rtol=1e-9)
