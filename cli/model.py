@@ -35,3 +35,24 @@ def stats(model_dir, dataset_dir, scales, max_patches, threads, seed) -> None:
     counts = ", ".join(f"scale {s}: {n} patches" for s, n in result.meta["patches"].items())
     click.echo(f"training statistics ({counts}; {stats_size_bytes(model_dir) / 1e6:.1f} MB) → "
                f"{model_dir}/{STATS_FILE} in {result.meta['seconds']:.0f} s", err=True)
+
+
+@model.command("calibrate")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--seeds", default=4, show_default=True, type=click.IntRange(1),
+              help="Random fields per amplitude and calibration region.")
+@click.option("--search-px", type=int, default=40, show_default=True, help="As for align.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="CPU threads for torch.")
+def calibrate(model_dir, seeds, search_px, threads) -> None:
+    """Fit expected_error_px on held-out regions of MODEL_DIR's training sources (its card names
+    them) and add the calibration to its model card (needs `geoalign model stats` first)."""
+    import torch
+
+    from geoalign.report.calibrate import calibrate as fit
+
+    torch.set_num_threads(threads)
+    result = fit(model_dir, seeds=tuple(range(100, 100 + seeds)), search_px=search_px,
+                 log=lambda m: click.echo(m, err=True))
+    click.echo(f"trust calibration on {result.info['n_buildings']} building cases "
+               f"(in-sample Spearman {result.info['spearman_in_sample']:.2f}) → {model_dir}/model_card.json",
+               err=True)

@@ -53,12 +53,17 @@ class ReferenceStats:
     def num_params(self) -> int:
         return int(self.whitened_sum.shape[1])
 
-    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Plain numpy arrays (``np.savez`` them; they load with ``allow_pickle=False``)."""
+    def to_arrays(self, prefix: str = "", dtype=None) -> dict[str, np.ndarray]:
+        """Plain numpy arrays (``np.savez`` them; they load with ``allow_pickle=False``);
+        ``dtype`` (e.g. ``np.float32``, half the size) for the sums and sketches."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[prefix + f.name] = v.detach().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v)
+            if isinstance(v, Tensor):
+                v = v.detach().cpu().numpy()
+                out[prefix + f.name] = v if dtype is None else v.astype(dtype)
+            else:
+                out[prefix + f.name] = np.asarray(v)
         return out
 
     @classmethod
@@ -71,7 +76,7 @@ class ReferenceStats:
             elif f.name == "sketch_norm_sum":
                 kw[f.name] = float(v)
             else:
-                kw[f.name] = torch.from_numpy(np.array(v))
+                kw[f.name] = torch.from_numpy(np.array(v, dtype=np.float64))
         return cls(**kw)
 
 

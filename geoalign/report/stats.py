@@ -32,7 +32,7 @@ from geoalign.io.atomic import atomic_path
 STATS_FILE = "training_stats.npz"
 FORMAT_VERSION = 1
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
-THUMB_PX = 48
+THUMB_PX = 32
 VALUE_NAMES = ("pred_dx", "pred_dy", "label_dx", "label_dy", "train_error_px")
 
 
@@ -100,7 +100,7 @@ class TrainingStats:
         arrays: dict[str, np.ndarray] = {"meta_json": np.array(json.dumps(self.meta))}
         for s, st in self.scales.items():
             p = f"s{s}/"
-            arrays.update(st.reference.to_arrays(prefix=p))
+            arrays.update(st.reference.to_arrays(prefix=p, dtype=np.float32))
             arrays[p + "patch_px"] = np.array(st.patch_px)
             for name in ("density_quantiles", "densities", "uncertainty_quantiles", "denoising_quantiles",
                          "exemplar_thumbs", "exemplar_meta"):
@@ -196,19 +196,27 @@ def compute_scale_stats(chain, dataset_dir: str | Path, scale: int, *, max_patch
 
 def compute_training_stats(model_dir: str | Path, dataset_dir: str | Path, *,
                            scales: list[int] | None = None, max_patches: int = 4000, seed: int = 0,
-                           threads: int | None = None) -> TrainingStats:
+                           threads: int | None = None, sketch_dim: int = 256,
+                           exemplar_dim: int = 1024) -> TrainingStats:
     """Compute and save the statistics of ``model_dir``'s learned scales over ``dataset_dir``."""
     from geoalign.model.checkpoint import load_model
 
     t0 = time.perf_counter()
     chain, _ = load_model(model_dir)
     chain = chain.eval()
-    scales = list(scales) if scales else learned_scales(model_dir)
+    if not scales:  # the learned scales align runs, those the dataset holds patches of
+        from geoalign.dataset.torch_dataset import PairDataset
+
+        scales = [s for s in learned_scales(model_dir) if len(PairDataset(dataset_dir, s, "train"))]
+        if not scales:
+            raise StatsError(f"{dataset_dir}: no training patches at the model's scales "
+                             f"{learned_scales(model_dir)}; build the dataset with those --scales.")
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        per_scale = {s: compute_scale_stats(chain, dataset_dir, s, max_patches=max_patches, seed=seed)
+        per_scale = {s: compute_scale_stats(chain, dataset_dir, s, max_patches=max_patches, seed=seed,
+                                            sketch_dim=sketch_dim, exemplar_dim=exemplar_dim)
                      for s in scales}
     finally:
         torch.set_num_threads(old)

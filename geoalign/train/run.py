@@ -101,6 +101,8 @@ def train_model(
                     "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
     }
     write_card(model_dir, card)
+    from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
+    compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)
     return card
 
 

@@ -95,6 +95,8 @@ def test_models_torch_func_cannot_vmap_get_looped_jacobians(images):
     model = _ChannelsLastCNN().double().eval()
     got = sim.jacobians(model, images, centre, chunk_size=4)
     np.testing.assert_allclose(got.numpy(), brute_jacobians(model, images, centre), rtol=1e-10, atol=1e-12)
+    kc = brute_kc(brute_jacobians(model, images, centre))
+    np.testing.assert_allclose(sim.soft_density(model, images, output=centre).numpy(), kc.sum(1), rtol=1e-9)
     stats = sim.reference_stats(model, images[3:], output=centre)
     np.testing.assert_allclose(sim.score(model, images[:3], stats, centre)["density"].numpy(),
                                brute_kc(brute_jacobians(model, images[:3], centre),
