@@ -122,9 +122,14 @@ class LearnedScorer:
         px), neighbour_error_px (working px), nearest exemplars (3) and their k^{C,rot}."""
         if len(patches) == 0:
             return {}
-        with torch.no_grad():
-            pred = centre(self.model(patches)).double()
-        s = sim.score(self.model, patches, self.stats.reference, centre, chunk_size=8)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # per-patch backward passes of small convolutions: a 2nd thread only spins
+        try:
+            with torch.no_grad():
+                pred = centre(self.model(patches)).double()
+            s = sim.score(self.model, patches, self.stats.reference, centre, chunk_size=8)
+        finally:
+            torch.set_num_threads(threads)
         km = s["kernel_mean"].numpy()  # (k, 5): E_k[ŷ], E_k[y], E_k[err] (scale-s px)
         out = {
             "density": s["density"].numpy(),
