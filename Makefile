@@ -19,7 +19,46 @@ demo: $(STAMP)
 	$(BIN)/python -m geoalign.demo --out demo_output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/qgis
+	$(MAKE) --no-print-directory test-qgis
+
+# --- QGIS plugin -----------------------------------------------------------------------------
+# The installable zip (one top-level folder, geoalign_qgis/): build/qgis_plugin/geoalign_qgis-VERSION.zip
+QGIS_PY ?= /usr/bin/python3
+QGIS_VENV := $(VENV)/qgis
+QGIS_STAMP := $(QGIS_VENV)/.installed
+.PHONY: qgis-plugin test-qgis qgis-screenshot qgis-styles
+qgis-plugin:
+	$(PY) qgis_plugin/build_zip.py build/qgis_plugin
+
+# QGIS's Python is Debian's python3 with its qgis module; geoalign stays in .venv and the tests
+# call its executable as desktop QGIS does. Pytest runs from a venv of QGIS's Python that sees the
+# system packages ($(QGIS_VENV)). Without QGIS the tests are skipped, except with CI=true.
+$(QGIS_STAMP):
+	$(QGIS_PY) -m venv --system-site-packages $(QGIS_VENV)
+	$(QGIS_VENV)/bin/pip install -q pytest==9.2.0 pytest-timeout==2.4.0
+	touch $(QGIS_STAMP)
+
+test-qgis: $(STAMP)
+	@if $(QGIS_PY) -c 'import qgis.core' 2>/dev/null; then \
+	  $(MAKE) -s --no-print-directory $(QGIS_STAMP) && \
+	  GEOALIGN_QGIS_TESTS=1 GEOALIGN_EXECUTABLE=$(abspath $(BIN))/geoalign QT_QPA_PLATFORM=offscreen \
+	    $(QGIS_VENV)/bin/python -m pytest -q tests/qgis -p no:cacheprovider --durations=5; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "QGIS is not installed for $(QGIS_PY) (CI=true: the QGIS tests must run): apt-get install -y --no-install-recommends python3-qgis qgis-providers" >&2; exit 1; \
+	else \
+	  echo "tests/qgis skipped: QGIS is not installed for $(QGIS_PY) (apt-get install -y --no-install-recommends python3-qgis qgis-providers)"; \
+	fi
+
+# The screenshot of qgis_plugin/README.md, rendered by QGIS in the tests.
+qgis-screenshot: $(STAMP) $(QGIS_STAMP)
+	GEOALIGN_QGIS_TESTS=1 GEOALIGN_EXECUTABLE=$(abspath $(BIN))/geoalign QT_QPA_PLATFORM=offscreen \
+	  GEOALIGN_QGIS_SCREENSHOT=$(abspath docs/images/qgis_align.png) \
+	  $(QGIS_VENV)/bin/python -m pytest -q tests/qgis -k render -p no:cacheprovider
+
+# The shipped QML styles, written by QGIS's own API.
+qgis-styles:
+	QT_QPA_PLATFORM=offscreen $(QGIS_PY) qgis_plugin/make_styles.py
 
 clean:
 	rm -rf demo_output
@@ -37,7 +76,7 @@ bench-similarity-topk: $(STAMP)
 bench-dataset: $(STAMP)
 	$(BIN)/python -m benchmarks.dataset_build
 
-# --- learned chain (issue 4): self-denoising rounds and the learning curve of the default model ---
+# --- learned chain: self-denoising rounds, fixed point and the learning curve of the default model ---
 .PHONY: bench-self-denoising bench-learning-curve bench-fixed-point
 bench-self-denoising: $(STAMP)
 	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
@@ -46,20 +85,23 @@ bench-fixed-point: $(STAMP)
 bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
-# --- align / evaluate benchmarks (issue 4 §6) ---
+# --- align: accuracy on held-out imagery, speed and memory (docs/benchmarks.md) ---
 .PHONY: bench-accuracy bench-align-speed
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
 
-# The shipped default model (geoalign/model/default), trained by the project's own commands;
-# resumable: re-run `make train-default` after a kill (it passes --resume).
+# The shipped default model (geoalign/model/default): weights, config and model card, all written by
+# these two commands; resumable: re-run `make train-default` after a kill (it passes --resume).
+# Benchmark figures join the card with `python -m benchmarks.record_card`.
 DEFAULT_SOURCES := $(shell cat sample_data/training/default_sources.txt 2>/dev/null)
+DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 500 --threads 1 --seed 0 \
+	--realign-with learned --align-pipeline local+learned --learned-scales 1 --smooth-sigma-px 6
 .PHONY: train-default
 train-default: $(STAMP)
 	test -f runs/real03/manifest.json || $(BIN)/geoalign dataset build $(DEFAULT_SOURCES) -o runs/real03 --gsd 0.3 --holdout-fraction 0.2 --scales 3,2,1,0 --seed 0
-	$(BIN)/geoalign train runs/real03 -o geoalign/model/default --rounds 2 --steps 500 --pretrain-steps 500 --threads 1 --seed 0 --resume
+	$(BIN)/geoalign train runs/real03 -o geoalign/model/default $(DEFAULT_TRAIN_OPTIONS) --resume
 	$(BIN)/geoalign model stats geoalign/model/default runs/real03 --threads 1 --seed 0
 	$(BIN)/geoalign model calibrate geoalign/model/default --threads 1
 

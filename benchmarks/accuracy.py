@@ -5,7 +5,7 @@ Held-out regions come from the shipped model card (never seen in training): the 
 whole validation source; without a card, the east strips of the Austin and Kampala samples. Every
 region is resampled to 0.3 m (block averaging for finer imagery, bilinear for the 0.5 m SpaceNet
 chips). Regions group into the **0.3 m pool** (sources natively ≤ 0.35 m: Austin 0.3 m, Kampala
-and Zanzibar 7.5 cm; the issue's floors are stated on it) and the **SpaceNet 0.5 m pool** (Atlanta,
+and Zanzibar 7.5 cm; the accuracy targets are stated on it) and the **SpaceNet 0.5 m pool** (Atlanta,
 Rio; their labels sit 1–6 px off the imagery, see ``label_offset``), reported apart.
 The Rio train chips' east strips are left out: each is a few dozen pixels wide and the learned
 chain pads every raster by its 555 px context, so they would cost tens of CPU minutes for few buildings.
@@ -145,7 +145,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     for m in methods:
         try:
             predictors[m] = resolve_predictor(m, learned_scales=learned_scales)[0]
-        except Exception as err:  # e.g. no model package yet
+        except Exception as err:  # e.g. the model package does not load
             results["skipped"][m] = str(err).splitlines()[0]
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
@@ -208,7 +208,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
             results["pools"][pool] = {"regions": names,
                                       "n_buildings": sum(results["regions"][r]["n_buildings"] for r in names),
                                       "methods": pooled(names)}
-    results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the floors' pool
+    results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the pool the targets are stated on
     results["seeds_better_than_local"] = paired_against(results, "local")
     results["seconds"] = dict(seconds)
     results["tau_px"] = TAU_PX.tolist()

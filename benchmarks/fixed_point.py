@@ -107,7 +107,7 @@ def main() -> None:
     for name, cs in cases.items():
         result["per_scale_noise_at_alignment"][name] = per_scale_noise(chain, cs)
     for sm in args.smooth:
-        predictor = ChainPredictor(chain.copy_with(smooth_sigma=sm), config.get("gsd_m"))
+        predictor = ChainPredictor(chain.copy_with(smooth_sigma_px=sm), config.get("gsd_m"))
         result["drift"][f"smooth_sigma={sm:g}"] = {name: drift(predictor, cs, args.passes) for name, cs in cases.items()}
         print(f"smooth {sm:g}: " + "; ".join(f"{n} pass medians " + " ".join(
             f"{r['median_move_px']:.2f}" for r in rows) for n, rows in result["drift"][f"smooth_sigma={sm:g}"].items()),

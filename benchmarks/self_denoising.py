@@ -1,9 +1,9 @@
-"""Self-denoising (papers.md §2): train on maps carrying random smooth label noise of known RMS σ.
+"""Self-denoising (Girard et al. IGARSS 2019, docs/references.md): train on maps carrying random smooth label noise of known RMS σ.
 
 D0 = the bundled Austin buildings (west part; the east strip stays held out) moved by a random
 smooth field scaled to RMS σ px (at 0.3 m). Three realignment rounds (train on D_r, realign the
 noisy D0 → D_{r+1}); after each round, the median vertex error of the realigned maps against the
-true buildings. Floor (issue 4): final median ≤ σ/2. Writes ``benchmarks/results/self_denoising.{json,png}``.
+true buildings. Target (``floor_median_px`` in the JSON): final median ≤ σ/2. Writes ``benchmarks/results/self_denoising.{json,png}``.
 
 ``--realign-with local+learned`` realigns with align's default pipeline (classical local offsets,
 then the round's chain at ``--learned-scales``) instead of the chain alone (the paper's method);
@@ -96,7 +96,7 @@ def main() -> None:
     torch.manual_seed(0)
     chain = load_model(args.pretrained)[0].train() if args.pretrained else Chain(ChainConfig(scales=(2, 1, 0)))
     if args.smooth_sigma is not None:  # a parameter-free layer: same weights, other config
-        chain = chain.copy_with(smooth_sigma=args.smooth_sigma)
+        chain = chain.copy_with(smooth_sigma_px=args.smooth_sigma)
     if args.scales:
         chain = chain.fine_stages(tuple(args.scales))
     dcfg = DatasetConfig(scales=chain.config.scales, patch_px=96, gsd_m=0.3, holdout_fraction=0.2,
@@ -110,7 +110,7 @@ def main() -> None:
              "realigned_median_error_px": m["realigned_median_error_px"],
              "realigned_rms_error_px": m["realigned_rms_error_px"]} for m in metrics]
     result = {"sigma_rms_px": args.sigma, "gsd_m": 0.3, "rounds": rows, "steps_per_round": args.steps,
-              "smooth_sigma": chain.config.smooth_sigma, "scales": list(chain.config.scales),
+              "smooth_sigma": chain.config.smooth_sigma_px, "scales": list(chain.config.scales),
               "pretrained": str(args.pretrained) if args.pretrained else None,
               "floor_median_px": args.sigma / 2, "final_median_px": rows[-1]["realigned_median_error_px"],
               "meets_floor": rows[-1]["realigned_median_error_px"] <= args.sigma / 2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.options import parse_scales
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.align.resolve import ALL_METHODS
 
@@ -18,28 +19,19 @@ from geoalign.align.resolve import ALL_METHODS
                    "pipeline its model card names runs.")
 @click.option("--method", type=click.Choice(ALL_METHODS), default=None,
               help="Predictor: classical global|local|tvl1, learned, or local+learned.")
-@click.option("--search-px", type=int, default=40, show_default=True,
+@click.option("--search-px", type=click.IntRange(1, 1000), default=40, show_default=True,
               help="Largest displacement searched for, in pixels of the working grid (the model's "
                    "GSD, 0.3 m: 40 px = 12 m); every method works on that grid.")
-@click.option("--learned-scales", default=None, metavar="S,S",
+@click.option("--learned-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
                    "them for --method learned; the model card's for local+learned: scale 1 only, "
                    "'1,0' is ~3x slower and a few tenths of a pixel more accurate).")
-@click.option("--tile-px", type=int, default=2048, show_default=True, help="Tile core size (working pixels).")
+@click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
+              help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
 def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
-    scales = None
-    if learned_scales:
-        try:
-            scales = tuple(int(s) for s in learned_scales.split(","))
-        except ValueError:
-            raise click.BadParameter(f"expected scales like '1,0', got {learned_scales!r}",
-                                     param_hint="--learned-scales") from None
-    try:
-        predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px, learned_scales=scales)
-    except ValueError as err:  # e.g. a scale the model has no network for
-        raise click.BadParameter(str(err), param_hint="--learned-scales") from None
+    predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px, learned_scales=learned_scales)
     result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
                           tile_px=tile_px, layer=layer)
     click.echo(result.summary(), err=True)

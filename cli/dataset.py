@@ -6,19 +6,9 @@ from pathlib import Path
 
 import click
 
-from cli.options import seed_option
+from cli.options import parse_scales, seed_option
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.preview import write_preview
-
-
-def _scales(ctx, param, value: str) -> tuple[int, ...]:
-    try:
-        scales = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter("give integers separated by commas, e.g. 3,2,1,0") from None
-    if not scales or min(scales) < 0:
-        raise click.BadParameter("give integers ≥ 0, e.g. 3,2,1,0")
-    return scales
 
 
 @click.group()
@@ -34,7 +24,7 @@ def dataset() -> None:
               type=click.Path(dir_okay=False), metavar="IMAGE BUILDINGS",
               help="A source held out entirely for validation (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
-@click.option("--scales", default="3,2,1,0", show_default=True, callback=_scales,
+@click.option("--scales", default="3,2,1,0", show_default=True, callback=parse_scales,
               help="Scales s (downsampling by 2^s), coarse to fine.")
 @click.option("--patch-size", "patch_px", default=96, show_default=True, type=click.IntRange(8),
               help="Patch side in pixels (of each scale).")
@@ -44,9 +34,10 @@ def dataset() -> None:
               help="Random deformations drawn per patch.")
 @click.option("--gsd", "gsd_m", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Ground sampling distance (m) of scale 0 [default: the first source's].")
-@click.option("--max-disp", "max_disp_px", default=2.0, show_default=True,
+@click.option("--max-disp-scale-px", "max_disp_px", default=2.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
-              help="Maximum displacement in pixels of each scale (2 = papers' 2^(s+1) full-res px).")
+              help="Maximum displacement in pixels of each scale s (2 = 2^(s+1) pixels of scale 0, "
+                   "as in Zampieri et al., ECCV 2018).")
 @click.option("--holdout-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="East strip of every source held out for validation.")
 @click.option("--preregister", type=click.Choice(["global", "local"]), default=None,
@@ -63,7 +54,7 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
         from geoalign.dataset.preregister import preregister_sources
 
         prereg_dir = Path(output).with_name(Path(output).name + ".preregistered")
-        pairs = preregister_sources(pairs, prereg_dir, method=preregister)
+        pairs = preregister_sources(pairs, prereg_dir, method=preregister, gsd_m=gsd_m)
         click.echo(f"pre-registered buildings ({preregister}): {prereg_dir}", err=True)
     config = DatasetConfig(
         scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,

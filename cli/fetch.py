@@ -16,6 +16,20 @@ source_help_imagery = (
 source_help_buildings = "osm (Overpass API), osm-xml:<OSM XML file>, or file:<vector file or URL>."
 
 
+def network_options(fn):
+    """--timeout, --retries, --deadline: how long a fetch may wait on a server."""
+    fn = click.option("--deadline", "deadline_s", type=click.FloatRange(min=0, min_open=True),
+                      default=None, metavar="SECONDS",
+                      help="Give up when the whole fetch has taken this long, retries included "
+                           "[default: no limit].")(fn)
+    fn = click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+                      help="Attempts after the first for a failed or dropped request.")(fn)
+    fn = click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+                      default=30.0, show_default=True, metavar="SECONDS",
+                      help="Longest wait for a server to connect or send the next bytes.")(fn)
+    return fn
+
+
 @click.group("fetch")
 def fetch() -> None:
     """Download imagery or building footprints for a bounding box."""
@@ -33,8 +47,10 @@ def fetch() -> None:
 @click.option("--layer", default=None, help="WMS layer name (wms: sources).")
 @click.option("--crs", "dst_crs", default=None,
               help="CRS of the output (default: EPSG:3857 for xyz:/wms:, the raster's for file:).")
+@network_options
 def imagery(bbox, bbox_crs: str, source: str, output: str, zoom: int | None,
-            resolution_m: float | None, layer: str | None, dst_crs: str | None) -> None:
+            resolution_m: float | None, layer: str | None, dst_crs: str | None,
+            timeout_s: float, retries: int, deadline_s: float | None) -> None:
     """Write the imagery of --bbox as a tiled, compressed GeoTIFF with a validity mask.
 
     \b
@@ -49,7 +65,8 @@ def imagery(bbox, bbox_crs: str, source: str, output: str, zoom: int | None,
     from geoalign.sources.imagery import fetch_imagery
 
     result = fetch_imagery(source, tuple(bbox), output, bbox_crs=bbox_crs, zoom=zoom,
-                           resolution_m=resolution_m, layer=layer, dst_crs=dst_crs)
+                           resolution_m=resolution_m, layer=layer, dst_crs=dst_crs,
+                           timeout_s=timeout_s, retries=retries, deadline_s=deadline_s)
     click.echo(result.summary(), err=True)
 
 
@@ -60,7 +77,9 @@ def imagery(bbox, bbox_crs: str, source: str, output: str, zoom: int | None,
 @output_option
 @click.option("--crs", "dst_crs", default=None,
               help="CRS of the output (default: EPSG:4326 for OSM, the file's own for file:).")
-def buildings(bbox, bbox_crs: str, source: str, output: str, dst_crs: str | None) -> None:
+@network_options
+def buildings(bbox, bbox_crs: str, source: str, output: str, dst_crs: str | None,
+              timeout_s: float, retries: int, deadline_s: float | None) -> None:
     """Write the building footprints intersecting --bbox as GeoPackage or GeoJSON.
 
     \b
@@ -73,5 +92,6 @@ def buildings(bbox, bbox_crs: str, source: str, output: str, dst_crs: str | None
     """
     from geoalign.sources.buildings import fetch_buildings
 
-    result = fetch_buildings(source, tuple(bbox), output, bbox_crs=bbox_crs, dst_crs=dst_crs)
+    result = fetch_buildings(source, tuple(bbox), output, bbox_crs=bbox_crs, dst_crs=dst_crs,
+                             timeout_s=timeout_s, retries=retries, deadline_s=deadline_s)
     click.echo(result.summary(), err=True)

@@ -6,7 +6,10 @@ so other packages can add their own without touching this file.
 
 from __future__ import annotations
 
+import errno
+import logging
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import click
 
@@ -17,6 +20,8 @@ from geoalign.progress import configure_progress, emit_event
 from geoalign.settings import PROGRESS_MODES
 
 ENTRY_POINT_GROUP = "geoalign.commands"
+
+log = logging.getLogger("geoalign.cli")
 
 
 class GeoalignGroup(click.Group):
@@ -37,8 +42,57 @@ class GeoalignGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeoalignError as err:
-            emit_event("error", text=str(err))
-            raise click.ClickException(str(err)) from None
+            raise _one_line_error(str(err)) from None
+        except click.UsageError as err:
+            # one line, like every other error: the usage text is one --help away
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            text = " ".join((err.format_message() + hint).split())
+            emit_event("error", text=text)
+            raise click.UsageError(text) from None
+        except OSError as err:  # unwritable folder, unreadable file, full disk, ...
+            log.debug("operating-system error", exc_info=True)
+            raise _one_line_error(os_error_message(err)) from None
+
+
+def _one_line_error(text: str) -> click.ClickException:
+    text = " ".join(text.split())
+    emit_event("error", text=text)
+    return click.ClickException(text)
+
+
+#: What to do about the operating-system errors a user can cause, by errno.
+OS_ERROR_HINTS = {
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "choose another path",
+    errno.ENOSPC: "no space left on the device; free some space or choose another path",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "this is a folder, not a file",
+    errno.EEXIST: "a file is in the way of a folder",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "the path is too long",
+    errno.EMFILE: "too many open files; raise `ulimit -n`",
+}
+
+
+def _is_scratch(name: str) -> bool:
+    """Names of the temporary files and locks geoalign writes beside its outputs."""
+    return name.startswith(".") and (".part" in name or name.startswith((".geoalign", ".ds.")))
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an OSError: the path, the system's reason and what to do."""
+    text = str(err).strip()
+    reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+    path = err.filename
+    if path is not None and _is_scratch(Path(str(path)).name):
+        path = str(Path(str(path)).parent)  # the user's folder, not a staging file's name
+    hint = OS_ERROR_HINTS.get(err.errno)
+    text = f"{path}: {reason}" if path is not None else reason
+    if hint and hint.lower() not in text.lower():
+        text += f" ({hint})"
+    return text + "."
 
 
 def _entry_points() -> dict:

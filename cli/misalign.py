@@ -17,7 +17,8 @@ from cli.options import seed_option
 @click.option("--correlation-length", "correlation_length_px", default=128.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Smoothness of the field, in image pixels.")
 @click.option("--field", "field_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the correcting field as a 2-band GeoTIFF (dx, dy in pixels).")
+              help="Also write the correcting field as a 2-band GeoTIFF: dx east, dy north, in the "
+                   "image CRS's units (metres), like align's displacement.tif.")
 @seed_option
 def misalign(image, buildings, output, max_disp_px, correlation_length_px, field_path, seed) -> None:
     """Move BUILDINGS by a random smooth field of known amplitude (ground truth stays in BUILDINGS)."""

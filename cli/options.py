@@ -23,3 +23,16 @@ output_option = click.option(
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
+
+
+def parse_scales(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """Click callback: "3,2,1,0" → (3, 2, 1, 0), scales s ≥ 0 (downsampling by 2^s); None stays None."""
+    if value is None:
+        return None
+    try:
+        scales = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected integers separated by commas, e.g. '3,2,1,0', got {value!r}") from None
+    if not scales or min(scales) < 0:
+        raise click.BadParameter(f"expected integers ≥ 0 separated by commas, e.g. '3,2,1,0', got {value!r}")
+    return scales

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
-from cli.options import seed_option
+from cli.options import parse_scales, seed_option
 
 
 @click.command("train")
@@ -19,6 +20,15 @@ from cli.options import seed_option
               show_default=True,
               help="What realigns the maps between rounds: the round's chain alone (the paper's "
                    "method) or align's default pipeline (classical local offsets, then the chain's scale 1).")
+@click.option("--align-pipeline", type=click.Choice(["learned", "local+learned"]), default="local+learned",
+              show_default=True,
+              help="The pipeline `geoalign align` runs with this model (recorded on the model card).")
+@click.option("--learned-scales", default="1", show_default=True, metavar="S,S", callback=parse_scales,
+              help="Scales of the chain that run behind the classical stage in local+learned, and that "
+                   "realign the maps with --realign-with local+learned.")
+@click.option("--smooth-sigma-px", default=6.0, show_default=True, type=click.FloatRange(0),
+              help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
+                   "parameter-free, not used while training; 0: none).")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(1), help="Training steps per round.")
 @click.option("--pretrain-steps", default=500, show_default=True, type=click.IntRange(0),
               help="Steps on synthetic cities before the real data (0: none).")
@@ -31,15 +41,17 @@ from cli.options import seed_option
               help="Checkpoints and round outputs [default: runs/<MODEL_DIR name>].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
 @seed_option
-def train(dataset_dir, model_dir, rounds, realign_with, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
-          batch_size, threads, work_dir, resume, seed) -> None:
+def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
+          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.run import train_model
 
     card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
                        pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                        synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
-                       resume=resume, realign_with=realign_with)
+                       resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
+                       learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
+                       command=" ".join(["geoalign", *sys.argv[1:]]))
     for m in card["metrics"]["rounds"]:
         click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
     click.echo(f"model written to {model_dir}", err=True)

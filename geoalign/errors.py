@@ -27,3 +27,8 @@ class DownloadError(GeoalignError):
 
 class CheckpointError(GeoalignError):
     """A model checkpoint is corrupt or from an incompatible version."""
+
+
+class OptionError(GeoalignError):
+    """An option or setting has a value geoalign cannot use (unknown method, a scale the model
+    lacks, ...)."""

@@ -1,4 +1,4 @@
-"""Scoring new inputs against a reference set that is no longer at hand.
+"""Scoring new inputs against a reference set that is not at hand.
 
 Every streamed estimator of the library is linear in a few sums over the reference set
 (Ĝ = Σ Ĵ(x'), G = Σ J(x'), S_v = Σ v(x') Ĵ(x')) or, for the denoising factor, in the Gram

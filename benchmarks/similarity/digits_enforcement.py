@@ -1,12 +1,13 @@
 """Similarity enforcement on scikit-learn's bundled digits (an offline stand-in for MNIST).
 
-An MLP is trained with cross-entropy, with and without the paper's mini-batch group term
-λ · n_B‖μ₁ − μ₂‖² / (‖μ₁‖‖μ₂‖): at each step one class c is drawn, two mini-batches of n_B
-training samples of class c give μ₁, μ₂ (mean normalized gradients of f^c = −log p(c)), and
-the term pulls them together (double backpropagation). A second protocol follows the
-authors' MNIST script (netsimilarity's nabla_sim_mnist): one same-class pair per step,
-cross-entropy on both plus λ·(−k^C) of the pair. Validation accuracy is recorded against
-steps for several seeds; the report gives mean and spread, whatever the effect is.
+An MLP is trained with cross-entropy, with and without the mini-batch group term of Charpiat et
+al. NeurIPS 2019 (docs/references.md), λ · n_B‖μ₁ − μ₂‖² / (‖μ₁‖‖μ₂‖): at each step one class c
+is drawn, two mini-batches of n_B training samples of class c give μ₁, μ₂ (mean normalized
+gradients of f^c = −log p(c)), and the term pulls them together (double backpropagation). A
+second protocol follows the authors' MNIST script (netsimilarity's nabla_sim_mnist): one
+same-class pair per step, cross-entropy on both plus λ·(−k^C) of the pair. Validation accuracy
+is recorded against steps for several seeds; the report gives mean and spread, whatever the
+effect is.
 
     python -m benchmarks.similarity.digits_enforcement
 

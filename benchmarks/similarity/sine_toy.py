@@ -1,4 +1,5 @@
-"""The paper's sine toy: the number of neighbours falls like 1/f as the frequency f grows.
+"""The sine toy of Charpiat et al. NeurIPS 2019 (docs/references.md): the number of neighbours
+falls like 1/f as the frequency f grows.
 
 For f ∈ {1, 2, 4, 8, 16}, a small MLP learns y = sin(2πfα) from N = 2048 samples α ∈ [0, 1];
 then every density estimator of the library is computed on the training set and the

@@ -1,9 +1,9 @@
-"""Align buildings to imagery: tiled blended inference, vertex moving, outputs (see ``run``)."""
+"""``geoalign align``: which predictor runs (``resolve``) and the output set (``run``).
 
-from geoalign.align.compose import ComposedPredictor, move_map
+The aligner itself, the tiler and the predictor protocol live in :mod:`geoalign.inference`.
+"""
+
 from geoalign.align.resolve import resolve_predictor
-from geoalign.align.run import AlignResult, align_raster, sample_displacement
-from geoalign.align.tiling import TileSource, WorkGrid, predict_tiled
+from geoalign.align.run import AlignResult, align_raster
 
-__all__ = ["align_raster", "AlignResult", "ComposedPredictor", "move_map", "predict_tiled",
-           "TileSource", "WorkGrid", "sample_displacement", "resolve_predictor"]
+__all__ = ["align_raster", "AlignResult", "resolve_predictor"]

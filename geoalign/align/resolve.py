@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
-from geoalign.align.compose import ComposedPredictor
+from geoalign.errors import OptionError
+from geoalign.inference.compose import behind_local
 
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 
@@ -43,15 +44,6 @@ def working_gsd_m() -> float | None:
 
     gsd = read_card(DEFAULT_MODEL_DIR).get("gsd_m")
     return float(gsd) if gsd else None
-
-
-def behind_local(learned, *, search_px: int = 40) -> ComposedPredictor:
-    """The ``local+learned`` pipeline: the classical local-offset search, then ``learned`` (a
-    ChainPredictor) on its residual, both on the learned model's grid."""
-    local = classical_predictor("local", search_px=search_px, gsd_m=learned.gsd_m)
-    combo = ComposedPredictor([local, learned], name="local+learned")
-    combo.channels = getattr(learned, "channels", None)
-    return combo
 
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
@@ -79,4 +71,4 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if method == "local+learned":
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales),
                             search_px=search_px), "local+learned", ""
-    raise ValueError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")
+    raise OptionError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

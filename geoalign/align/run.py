@@ -1,11 +1,11 @@
-"""``geoalign align``: predict the field over a raster, move every vertex by it, write the outputs.
+"""``geoalign align``: :func:`geoalign.inference.layer.align_layer` plus the output files.
 
 Outputs in OUTDIR, written as one set (:mod:`geoalign.io.output_set`: ``run.json``, written
 last, lists them with their SHA-256; other files in OUTDIR are never touched):
 
-* ``displacement.tif`` — 2 bands float32 on the image grid (tiled, compressed), written strip by
-  strip while tiles are predicted: band 1 the move along the CRS's x axis (east), band 2 along its
-  y axis (north), both in the CRS's units (metres for a projected CRS);
+* ``displacement.tif`` — the field: 2 bands float32 on the image grid (tiled, compressed), written
+  strip by strip while tiles are predicted: band 1 the move along the CRS's x axis (east), band 2
+  along its y axis (north), both in the CRS's units (metres for a projected CRS);
 * ``aligned.geojson`` and ``aligned.gpkg`` (layer ``aligned``) — every input feature in input order
   with all its attributes, in the input CRS; each vertex moved by the field sampled bilinearly at
   its position (vertex count and order unchanged); ``shift_m`` = mean vertex move in metres;
@@ -18,34 +18,23 @@ last, lists them with their SHA-256; other files in OUTDIR are never touched):
 
 from __future__ import annotations
 
-import logging
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
+from typing import Callable
 
 import geopandas as gpd
 import numpy as np
-import rasterio
 import shapely
-from pyproj import CRS
-from rasterio.warp import Resampling, reproject
-from rasterio.windows import Window
 
-from geoalign.align.tiling import TileSource, WorkGrid, iter_blocks, predict_tiled, work_transform
-from geoalign.deform import sample_field
-from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, reproject_to
-from geoalign.io.atomic import atomic_path
+from geoalign.inference.layer import align_layer, moved_mask
+from geoalign.inference.protocol import FieldPredictor
+from geoalign.inference.tiling import TileField
 from geoalign.io.output_set import output_set
-from geoalign.io.raster import RasterReader, geotiff_profile
-from geoalign.io.vectors import clean_buildings, read_vectors, write_vectors
+from geoalign.io.raster import RasterReader
+from geoalign.io.vectors import read_vectors, write_vectors
 from geoalign.io.writers import draw_overlay
-
-log = logging.getLogger(__name__)
-
-BLOCK_PX = 1024  # field windows read when moving vertices
 
 
 @dataclass
@@ -62,6 +51,7 @@ class AlignResult:
     median_shift_m: float
     tiles: int
     tiles_with_buildings: int
+    n_no_polygon: int = 0
     note: str = ""
     paths: dict = dc_field(default_factory=dict)
 
@@ -72,192 +62,55 @@ class AlignResult:
     def summary(self) -> str:
         mps = self.megapixels / self.seconds if self.seconds > 0 else float("inf")
         note = f" ({self.note})" if self.note else ""
-        return (f"aligned {self.n_features} features ({self.n_outside} outside the image) with "
+        kept = (f", {self.n_no_polygon} with no polygon kept unchanged" if self.n_no_polygon else "")
+        return (f"aligned {self.n_features} features ({self.n_outside} outside the image{kept}) with "
                 f"{self.method}{note} on {self.width}×{self.height} px in {self.seconds:.1f} s "
                 f"({mps:.2f} MP/s); median shift {self.median_shift_m:.2f} m → {self.out_dir}")
 
 
-def _linear(transform) -> np.ndarray:
-    """2×2 matrix turning pixel displacements (dx, dy) into CRS displacements."""
-    return np.array([[transform.a, transform.b], [transform.d, transform.e]], np.float64)
-
-
-def _px_to_crs(field_px: np.ndarray, lin: np.ndarray) -> np.ndarray:
-    out = np.empty_like(field_px)
-    out[0] = lin[0, 0] * field_px[0] + lin[0, 1] * field_px[1]
-    out[1] = lin[1, 0] * field_px[0] + lin[1, 1] * field_px[1]
-    return out
-
-
-def write_displacement(reader: RasterReader, source: TileSource, predictor, path: Path, *,
-                       tile_px: int, blend_px: int, show_progress: bool) -> dict:
-    """Predict tile by tile and stream the field (CRS units) into ``path`` on the image grid."""
-    grid = source.grid
-    img_profile = geotiff_profile(width=reader.width, height=reader.height, count=2, dtype="float32",
-                                  crs=reader.crs, transform=reader.transform)
-    # deflate at level 1: 2× faster to write, files ~2 % larger
-    img_profile.update(zlevel=1)
-    lin = _linear(reader.transform)
-    with rasterio.Env(GDAL_CACHEMAX=512 * 1024 * 1024), atomic_path(path) as tmp:
-        if grid.scale == 1.0:
-            with rasterio.open(tmp, "w", **img_profile) as dst:
-                def sink(row_off: int, strip: np.ndarray) -> None:
-                    dst.write(_px_to_crs(strip, lin).astype(np.float32),
-                              window=Window(0, row_off, grid.width, strip.shape[1]))
-                stats = predict_tiled(source, predictor, tile_px=tile_px, blend_px=blend_px,
-                                      sink=sink, show_progress=show_progress)
-                _describe_bands(dst, reader.crs)
-            return stats
-        # Other GSD: write the working-grid field, then resample it block by block.
-        wt = work_transform(reader.transform, grid.scale)
-        work_profile = geotiff_profile(width=grid.width, height=grid.height, count=2, dtype="float32",
-                                       crs=reader.crs, transform=wt)
-        work_profile.update(zlevel=1)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tdir:
-            work_path = Path(tdir) / "work_field.tif"
-            with rasterio.open(work_path, "w", **work_profile) as dst:
-                def sink(row_off: int, strip: np.ndarray) -> None:
-                    dst.write(_px_to_crs(strip * grid.scale, lin).astype(np.float32),
-                              window=Window(0, row_off, grid.width, strip.shape[1]))
-                stats = predict_tiled(source, predictor, tile_px=tile_px, blend_px=blend_px,
-                                      sink=sink, show_progress=show_progress)
-            with rasterio.open(work_path) as src, rasterio.open(tmp, "w", **img_profile) as dst:
-                for win in iter_blocks(reader.height, reader.width, BLOCK_PX):
-                    out = np.zeros((2, int(win.height), int(win.width)), np.float32)
-                    reproject(rasterio.band(src, (1, 2)), out, src_transform=src.transform, src_crs=src.crs,
-                              dst_transform=rasterio.windows.transform(win, reader.transform),
-                              dst_crs=reader.crs, resampling=Resampling.bilinear)
-                    dst.write(out, window=win)
-                _describe_bands(dst, reader.crs)
-        return stats
-
-
-def _describe_bands(dst, crs) -> None:
-    """Band names and units, so GIS tools show what the numbers are."""
-    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
-    for band, axis in ((1, "dx, east"), (2, "dy, north")):
-        dst.set_band_description(band, f"{axis} ({unit})")
-        dst.update_tags(band, units=unit)
-
-
-def sample_displacement(path: Path, points_px: np.ndarray) -> np.ndarray:
-    """Bilinear field values (CRS units) at image pixel positions (n, 2), reading only needed blocks.
-
-    Points past the raster take the nearest edge value.
-    """
-    out = np.zeros((len(points_px), 2), np.float64)
-    if len(points_px) == 0:
-        return out
-    with rasterio.open(path) as src:
-        W, H = src.width, src.height
-        pts = np.column_stack([np.clip(points_px[:, 0], 0, W), np.clip(points_px[:, 1], 0, H)])
-        bi = np.minimum((pts[:, 1] // BLOCK_PX).astype(np.int64), (H - 1) // BLOCK_PX)
-        bj = np.minimum((pts[:, 0] // BLOCK_PX).astype(np.int64), (W - 1) // BLOCK_PX)
-        keys = bi * (W // BLOCK_PX + 2) + bj
-        for key in np.unique(keys):
-            sel = keys == key
-            i, j = int(bi[sel][0]), int(bj[sel][0])
-            r0, c0 = max(0, i * BLOCK_PX - 1), max(0, j * BLOCK_PX - 1)
-            r1, c1 = min(H, (i + 1) * BLOCK_PX + 1), min(W, (j + 1) * BLOCK_PX + 1)
-            block = src.read(window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
-            out[sel] = sample_field(block, pts[sel] - np.array([c0, r0]))
-    return out
-
-
-def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, gsd_m: float):
-    """New geometries (image CRS), per-feature mean move in metres, and the outside flags."""
-    geoms = np.asarray(gdf_img.geometry.values, dtype=object)
-    present = np.array([g is not None and not g.is_empty for g in geoms])
-    footprint = shapely.box(*grid.bounds)
-    outside = present.copy()
-    outside[present] = ~shapely.intersects(geoms[present], footprint)
-    moving = present & ~outside
-    partly = np.zeros(len(geoms), bool)
-    partly[moving] = ~shapely.within(geoms[moving], footprint)
-    has_z = bool(np.any(shapely.has_z(geoms[moving]))) if moving.any() else False
-    coords, index = shapely.get_coordinates(geoms[moving], include_z=has_z, return_index=True)
-    inv = ~grid.transform
-    px = np.column_stack([inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c,
-                          inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f])
-    delta = sample_displacement(field_path, px)  # CRS units
-    shifted = coords.copy()
-    shifted[:, :2] += delta
-    moved = shapely.set_coordinates(geoms[moving].copy(), shifted) if len(coords) else geoms[moving]
-    crs_px = (abs(grid.transform.a) + abs(grid.transform.e)) / 2.0
-    move_m = np.hypot(delta[:, 0], delta[:, 1]) * (gsd_m / crs_px)
-    shift = np.zeros(len(geoms))
-    if len(coords):
-        sums = np.bincount(index, weights=move_m, minlength=int(moving.sum()))
-        counts = np.bincount(index, minlength=int(moving.sum()))
-        shift[moving] = sums / np.maximum(counts, 1)
-    new = geoms.copy()
-    new[moving] = moved
-    return new, moving, shift, outside, partly
-
-
 def align_raster(
-    image_path: str | Path, buildings_path: str | Path, out_dir: str | Path, predictor, *,
+    image_path: str | Path, buildings_path: str | Path, out_dir: str | Path, predictor: FieldPredictor, *,
     method: str | None = None, note: str = "", tile_px: int = 2048, blend_px: int = 64,
     layer: str | None = None, overlay_max_px: int = 1600, show_progress: bool = True,
+    on_tile: Callable[[TileField], None] | None = None,
 ) -> AlignResult:
-    """Align the buildings to the image with ``predictor`` (a FieldPredictor); see module docstring."""
+    """Align the buildings to the image with ``predictor`` (:func:`geoalign.inference.layer.align_layer`)
+    and write the output set (module docstring); ``on_tile``: the tiler's per-tile hook."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     gdf = read_vectors(buildings_path, layer=layer)
-    if len(gdf) == 0:
-        raise EmptyInputError(f"{buildings_path}: contains no features.")
-    cleaned = clean_buildings(gdf, source=str(buildings_path))  # for the map raster only
     names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
-    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align") as stage:
-        grid = PixelGrid.of(reader)
-        gsd_m = reader.gsd_m
-        work = WorkGrid.for_predictor(reader, getattr(predictor, "gsd_m", None))
-        map_geoms = grid.to_pixels(np.asarray(reproject_to(cleaned, grid.crs).geometry.values, dtype=object))
-        if work.scale != 1.0:
-            map_geoms = shapely.transform(map_geoms, lambda xy: xy / work.scale)
-        source = TileSource(reader, work, map_geoms, tuple(getattr(predictor, "channels", ()) or ()) or
-                            ("fill", "edges", "vertices"))
-        field_path = stage / "displacement.tif"
-        stats = write_displacement(reader, source, predictor, field_path, tile_px=tile_px,
-                                   blend_px=blend_px, show_progress=show_progress)
-        gdf_img = reproject_to(gdf, grid.crs)
-        new_geoms, moving, shift, outside, partly = move_features(gdf_img, grid, field_path, gsd_m)
-        if not moving.any():
-            warnings.warn(f"none of the {len(gdf)} features of {buildings_path} lies on {image_path}: "
-                          "nothing was moved (check that both cover the same area).", UserWarning)
-        elif stats["tiles_with_valid_pixels"] == 0:
-            warnings.warn(f"{image_path} has no valid pixel under the buildings (nodata everywhere): "
-                          "nothing was moved.", UserWarning)
-
-        # Back to the input CRS; unmoved features keep their exact input geometry.
-        out = gdf.copy()
-        moved_series = gpd.GeoSeries(new_geoms[moving], crs=grid.crs)
-        if CRS.from_user_input(gdf.crs) != CRS.from_user_input(grid.crs):
-            moved_series = moved_series.to_crs(gdf.crs)
-        geoms_out = np.asarray(gdf.geometry.values, dtype=object).copy()
-        geoms_out[moving] = np.asarray(moved_series.values, dtype=object)
-        out = out.set_geometry(gpd.GeoSeries(geoms_out, index=gdf.index, crs=gdf.crs))
-        out["shift_m"] = shift
-        out["outside_image"] = outside
-        out["partly_outside"] = partly
-        write_vectors(out, stage / "aligned.geojson")
-        write_vectors(out, stage / "aligned.gpkg")
-
-        factor = max(1.0, max(reader.width, reader.height) / overlay_max_px)
-        shape = (max(1, int(round(reader.height / factor))), max(1, int(round(reader.width / factor))))
-        image, _ = reader.read(out_shape=shape)
-        sx, sy = shape[1] / reader.width, shape[0] / reader.height
-        scale = lambda geoms: shapely.transform(grid.to_pixels(geoms), lambda xy: xy * np.array([sx, sy]))  # noqa: E731
-        before = scale(np.asarray(gdf_img.geometry.values, dtype=object)[moving])
-        after = scale(new_geoms[moving])
-        draw_overlay(image, [(before, (255, 0, 0)), (after, (0, 255, 0))], stage / "overlay.png")
+    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align",
+                                                               inputs=[image_path, buildings_path]) as stage:
+        aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
+                                     blend_px=blend_px, show_progress=show_progress,
+                                     source=str(buildings_path), on_tile=on_tile)
+        write_vectors(aligned, stage / "aligned.geojson")
+        write_vectors(aligned, stage / "aligned.gpkg")
+        moving = moved_mask(aligned)
+        draw_alignment(reader, gdf[moving], aligned[moving], stage / "overlay.png", max_px=overlay_max_px)
     paths = {"displacement": out_dir / names[0], "geojson": out_dir / names[1], "gpkg": out_dir / names[2],
              "overlay": out_dir / names[3]}
-    seconds = time.perf_counter() - t0
-    shifts = shift[moving]
+    shifts = aligned["shift_m"].to_numpy()[moving]
     return AlignResult(
-        out_dir=out_dir, method=method or getattr(predictor, "name", type(predictor).__name__),
-        n_features=len(gdf), n_outside=int(outside.sum()), width=grid.width, height=grid.height,
-        seconds=seconds, median_shift_m=float(np.median(shifts)) if len(shifts) else 0.0,
-        tiles=stats["tiles"], tiles_with_buildings=stats["tiles_with_buildings"], note=note, paths=paths,
+        out_dir=out_dir, method=method or predictor.name, n_features=len(gdf),
+        n_outside=int(aligned["outside_image"].sum()), n_no_polygon=field.n_no_polygon, width=reader.width, height=reader.height,
+        seconds=time.perf_counter() - t0, median_shift_m=float(np.median(shifts)) if len(shifts) else 0.0,
+        tiles=field.tiles, tiles_with_buildings=field.tiles_with_buildings, note=note, paths=paths,
     )
+
+
+def draw_alignment(reader: RasterReader, before: gpd.GeoDataFrame, after: gpd.GeoDataFrame, path: Path, *,
+                   max_px: int) -> None:
+    """The image (decimated to ≤ ``max_px``) with the input outlines in red, the aligned in green."""
+    grid = PixelGrid.of(reader)
+    factor = max(1.0, max(reader.width, reader.height) / max_px)
+    shape = (max(1, int(round(reader.height / factor))), max(1, int(round(reader.width / factor))))
+    image, _ = reader.read(out_shape=shape)
+    sx, sy = shape[1] / reader.width, shape[0] / reader.height
+
+    def to_overlay_px(gdf: gpd.GeoDataFrame) -> np.ndarray:
+        geoms = np.asarray(reproject_to(gdf, grid.crs).geometry.values, dtype=object)
+        return shapely.transform(grid.to_pixels(geoms), lambda xy: xy * np.array([sx, sy]))
+
+    draw_overlay(image, [(to_overlay_px(before), (255, 0, 0)), (to_overlay_px(after), (0, 255, 0))], path)

@@ -1,4 +1,4 @@
-"""Classical baselines, each a FieldPredictor (see :mod:`geoalign.model.predictor`).
+"""Classical baselines, each a FieldPredictor (:mod:`geoalign.inference.protocol`).
 
 * ``global`` — :class:`GlobalShiftPredictor`: one translation for the whole raster (edge
   cross-correlation, summed over tiles).
@@ -12,6 +12,7 @@ from __future__ import annotations
 from geoalign.baselines.global_shift import GlobalShiftPredictor
 from geoalign.baselines.local_offset import Level, LocalOffsetPredictor
 from geoalign.baselines.tvl1 import TVL1Predictor
+from geoalign.errors import OptionError
 
 METHODS = ("global", "local", "tvl1")
 #: The classical method ``align`` falls back to while no learned default model ships.
@@ -22,15 +23,12 @@ def classical_predictor(method: str, *, search_px: int = 40, gsd_m: float | None
     """A fresh classical predictor by name (``global``, ``local`` or ``tvl1``) working at ``gsd_m``
     (``None``: the image's own grid; ``search_px`` is in pixels of that grid)."""
     if method == "global":
-        predictor = GlobalShiftPredictor(search_px=search_px)
-    elif method == "local":
-        predictor = LocalOffsetPredictor(search_px=search_px)
-    elif method == "tvl1":
-        predictor = TVL1Predictor()
-    else:
-        raise ValueError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
-    predictor.gsd_m = gsd_m
-    return predictor
+        return GlobalShiftPredictor(gsd_m=gsd_m, search_px=search_px)
+    if method == "local":
+        return LocalOffsetPredictor(gsd_m=gsd_m, search_px=search_px)
+    if method == "tvl1":
+        return TVL1Predictor(gsd_m=gsd_m)
+    raise OptionError(f"unknown method {method!r}; choose among {', '.join(METHODS)}")
 
 
 __all__ = ["GlobalShiftPredictor", "LocalOffsetPredictor", "Level", "TVL1Predictor", "METHODS",

@@ -11,6 +11,7 @@ import numpy as np
 
 from geoalign.baselines.correlation import correlation_surfaces, find_peaks, window_origins
 from geoalign.baselines.features import image_edge_tensor, map_edge_tensor
+from geoalign.rasterize import MAP_CHANNELS
 
 
 class GlobalShiftPredictor:
@@ -22,10 +23,12 @@ class GlobalShiftPredictor:
     """
 
     name = "global"
-    gsd_m: float | None = None
+    channels: tuple[str, ...] = MAP_CHANNELS  # reads the fill channel only
 
-    def __init__(self, *, search_px: int = 40, window_px: int = 256, sigma_px: float = 1.0,
+    def __init__(self, *, gsd_m: float | None = None, search_px: int = 40, window_px: int = 256,
+                 sigma_px: float = 1.0,
                  min_confidence: float = 6.0) -> None:
+        self.gsd_m = gsd_m  # None: works on the image's own grid
         self.search_px = int(search_px)
         # Below this peak height (in standard deviations of the surface) the evidence is noise
         # (seen with 1-2 small buildings): no shift is safer than a random one.

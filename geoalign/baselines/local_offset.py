@@ -1,9 +1,10 @@
 """Baseline (b): a local constant offset per window, coarse to fine, smoothly interpolated.
 
 The strong classical competitor. Default levels: 128-px windows at ¼ resolution searching the whole
-range, then 64-px windows at ½ resolution searching ±8 px around it (a full-resolution level was
-tried: slower and no more accurate on the Austin sample, whose labels sit ~0.7 px off the roofs). At each level (a downsampling factor, a window size and a search
-range, all in full-resolution pixels):
+range, then 64-px windows at ½ resolution searching ±8 px around it (a third, full-resolution
+level is slower and no more accurate on the Austin sample, whose labels sit ~0.7 px off the
+roofs). At each level (a downsampling factor, a window size and a search range, all in
+full-resolution pixels):
 
 1. the edge tensors of image and map are block-averaged to the level (structure tensors average
    naturally, so one full-resolution computation serves every level);
@@ -29,6 +30,7 @@ from scipy import ndimage
 
 from geoalign.baselines.correlation import correlation_surfaces, find_peaks, window_origins
 from geoalign.baselines.features import downsample_mean, image_edge_tensor, map_edge_tensor
+from geoalign.rasterize import MAP_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,15 @@ class LocalOffsetPredictor:
     """A FieldPredictor: windowed constant-offset search, coarse to fine, smooth interpolation."""
 
     name = "local"
-    gsd_m: float | None = None
+    channels: tuple[str, ...] = MAP_CHANNELS  # reads the fill channel only
 
     def __init__(
-        self, *, search_px: int = 40,
+        self, *, gsd_m: float | None = None, search_px: int = 40,
         levels: tuple[Level, ...] | None = None,
         outlier_px: float = 3.0, min_confidence: float = 3.0, first_level_extra: float = 1.0,
         sigma_px: float = 1.0,
     ) -> None:
+        self.gsd_m = gsd_m  # None: works on the image's own grid
         self.search_px = int(search_px)
         coarse = 4 if search_px > 8 else 1
         self.levels = levels or (

@@ -15,6 +15,7 @@ from scipy import ndimage
 from skimage.registration import optical_flow_tvl1
 
 from geoalign.baselines.features import downsample_mean, edge_strength, image_edge_tensor, map_edge_tensor
+from geoalign.rasterize import MAP_CHANNELS
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -26,10 +27,11 @@ class TVL1Predictor:
     """A FieldPredictor: TV-L1 optical flow from the map edge raster to the image edge raster."""
 
     name = "tvl1"
-    gsd_m: float | None = None
+    channels: tuple[str, ...] = MAP_CHANNELS  # reads the fill channel only
 
-    def __init__(self, *, factor: int = 4, attachment: float = 2.0, tightness: float = 0.3,
+    def __init__(self, *, gsd_m: float | None = None, factor: int = 4, attachment: float = 2.0, tightness: float = 0.3,
                  num_warp: int = 5, num_iter: int = 20, smooth_px: float = 2.0) -> None:
+        self.gsd_m = gsd_m  # None: works on the image's own grid
         self.factor = int(factor)
         self.attachment, self.tightness = float(attachment), float(tightness)
         self.num_warp, self.num_iter = int(num_warp), int(num_iter)

@@ -23,6 +23,7 @@ from geoalign.dataset.shards import ShardWriter
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid, check_overlap, reproject_to
 from geoalign.io.atomic import atomic_dir
+from geoalign.io.guard import check_replaceable_dir
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings
 from geoalign.progress import progress as progress_bar
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+PREVIEW = "preview.png"
+
+
+def is_dataset_entry(name: str) -> bool:
+    """Whether ``name`` is one a dataset folder holds at its top level (build and preview write
+    only these), so that replacing a dataset never deletes anything else."""
+    return name in (MANIFEST, PREVIEW) or (name.startswith("scale") and name[5:].isdigit())
+FIELD_UNITS = ("pixels of the pair's own scale; dx east (columns), dy south (rows); "
+               "what the misaligned map shows at q belongs at q + field(q)")
 
 
 @dataclass
@@ -49,6 +59,20 @@ class BuildSummary:
         )
         rate = self.total / self.seconds if self.seconds > 0 else float("nan")
         return f"{self.total} pairs in {self.seconds:.1f} s ({rate:.1f} pairs/s) → {self.path} ({parts})"
+
+
+def write_manifest(root: Path, *, gsd_m: float | None, config: DatasetConfig, sources: list[dict],
+                   counts: dict, shards: dict) -> Path:
+    """``root/manifest.json``: what every dataset (built or synthetic) says about itself;
+    ``counts`` maps scale → split → pairs, ``shards`` "scale/split" → shard stems."""
+    manifest = {
+        "format_version": FORMAT_VERSION, "geoalign_version": __version__,
+        "gsd_m": gsd_m, "config": config.to_json(), "sources": sources, "field_units": FIELD_UNITS,
+        "counts": {str(s): c for s, c in counts.items()}, "shards": shards,
+    }
+    path = Path(root) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
 
 
 def load_source(pair: SourcePair) -> tuple[RasterReader, BuildingIndex, dict]:
@@ -78,11 +102,13 @@ def build_dataset(
     if not sources:
         raise EmptyInputError("no sources given: pass at least one image and its buildings.")
     out_dir = Path(out_dir)
+    inputs = [p for s in sources for p in (s.image, s.buildings)]
+    check_replaceable_dir(out_dir, marker=MANIFEST, ours=is_dataset_entry, inputs=inputs)
     start = time.perf_counter()
     loaded = [load_source(s) for s in sources]
     try:
         gsd_m = config.gsd_m or loaded[0][2]["gsd_m"]
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, marker=MANIFEST, ours=is_dataset_entry, inputs=inputs) as tmp:
             counts, shards = _write_pairs(loaded, tmp, config, gsd_m, progress)
             if sum(sum(c.values()) for c in counts.values()) == 0:
                 raise EmptyInputError(
@@ -90,15 +116,8 @@ def build_dataset(
                     f"(min_building_fraction={config.min_building_fraction}, "
                     f"min_valid_fraction={config.min_valid_fraction}, patch_px={config.patch_px})."
                 )
-            manifest = {
-                "format_version": FORMAT_VERSION, "geoalign_version": __version__,
-                "gsd_m": gsd_m, "config": config.to_json(),
-                "sources": [info for _, _, info in loaded],
-                "field_units": "pixels of the pair's own scale; dx east (columns), dy south (rows); "
-                               "what the misaligned map shows at q belongs at q + field(q)",
-                "counts": {str(s): c for s, c in counts.items()}, "shards": shards,
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            write_manifest(tmp, gsd_m=gsd_m, config=config, sources=[info for _, _, info in loaded],
+                           counts=counts, shards=shards)
     finally:
         for reader, _, _ in loaded:
             reader.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from geoalign.rasterize import MAP_CHANNELS
+
 
 @dataclass(frozen=True)
 class SourcePair:
@@ -24,7 +26,7 @@ class DatasetConfig:
 
     Scale s means downsampling by 2^s from the dataset's ground sampling distance ``gsd_m``
     (None: the first source's own). Displacements of scale s are drawn with a maximum of
-    ``max_disp_px`` pixels *of that scale* (papers.md §1: 2^(s+1) full-resolution pixels, i.e.
+    ``max_disp_px`` pixels *of that scale* (Zampieri et al., ECCV 2018: 2^(s+1) full-resolution pixels, i.e.
     2 pixels at scale s); each pair draws its own maximum uniformly in
     [``min_amplitude_fraction`` · max, max] so targets are not mostly near zero.
     """
@@ -42,7 +44,7 @@ class DatasetConfig:
     min_building_fraction: float = 0.01
     shard_size: int = 256
     seed: int = 0
-    channels: tuple[str, ...] = field(default=("fill", "edges", "vertices"))
+    channels: tuple[str, ...] = field(default=MAP_CHANNELS)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -5,13 +5,14 @@ per source (edge correlation, :mod:`geoalign.baselines.global_shift`) moves most
 north (Rio chips up to 6 px at 0.3 m, Atlanta 2.3 px, Austin 1.0 px). Iterative realignment
 removes *random* label noise; an offset shared by a whole source is the kind of error it cannot
 average away, so it is taken out first, with one translation per source, leaving the spatially
-varying noise for the realignment rounds. (Measured so far: a 300-step fine-tune on pre-registered
-data did not change the network's own drift at alignment, which varies between runs —
-benchmarks/fixed_point.py; the full retrain with it is pending.)
+varying noise for the realignment rounds. (A 300-step fine-tune on pre-registered data leaves the
+network's own drift at alignment unchanged within its run-to-run variation:
+``benchmarks/fixed_point.py``.)
 
-Each source's buildings are aligned with ``geoalign align``'s machinery (same attributes, same
-vertices), written to ``out_dir/<k>_<image stem>.gpkg``; the per-source offsets go to
-``out_dir/preregister.json``.
+Each source's buildings are aligned by :func:`geoalign.inference.layer.align_layer` (the aligner
+of ``geoalign align``: same attributes, same vertices, plus ``shift_m``, ``outside_image`` and
+``partly_outside``), written to ``out_dir/<k>_<image stem>.gpkg``; the per-source median shifts go
+to ``out_dir/preregister.json``.
 """
 
 from __future__ import annotations
@@ -22,35 +23,42 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 
+from geoalign.baselines import classical_predictor
 from geoalign.dataset.config import SourcePair
+from geoalign.errors import OptionError
+from geoalign.inference.layer import align_layer, moved_mask
 from geoalign.io.atomic import atomic_path
+from geoalign.io.raster import RasterReader
+from geoalign.io.vectors import read_vectors, write_vectors
 from geoalign.progress import progress as progress_bar
 
 PREREGISTER_METHODS = ("global", "local")
-REPORT = "preregister.json"
+SUMMARY = "preregister.json"
 
 
 def preregister_sources(sources: Sequence[SourcePair], out_dir: str | Path, *, method: str = "global",
+                        gsd_m: float | None = None, search_px: int = 40,
                         progress: bool = True) -> list[SourcePair]:
-    """The sources with their buildings aligned by a classical ``method`` (files in ``out_dir``)."""
-    from geoalign.align import align_raster, resolve_predictor
-
+    """The sources with their buildings aligned by a classical ``method`` (files in ``out_dir``),
+    working at ``gsd_m`` (None: each image's own grid; ``search_px`` in pixels of that grid)."""
     if method not in PREREGISTER_METHODS:
-        raise ValueError(f"unknown pre-registration method {method!r}; choose among {PREREGISTER_METHODS}")
+        raise OptionError(f"unknown pre-registration method {method!r}; choose among {PREREGISTER_METHODS}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictor, name, _ = resolve_predictor(method)
-    report, result = [], []
+    summary, result = [], []
     for k, src in enumerate(progress_bar(sources, desc=f"pre-registering ({method})", unit="source", enabled=progress)):
         target = out_dir / f"{k}_{Path(src.image).stem}.gpkg"
-        with tempfile.TemporaryDirectory(dir=out_dir) as tdir:
-            res = align_raster(src.image, src.buildings, tdir, predictor, method=name, show_progress=False)
-            with atomic_path(target) as tmp:
-                Path(res.paths["gpkg"]).replace(tmp)
-        report.append({"image": str(src.image), "buildings": str(src.buildings), "preregistered": str(target),
-                       "median_shift_m": res.median_shift_m})
+        predictor = classical_predictor(method, search_px=search_px, gsd_m=gsd_m)  # fresh: no state kept
+        with RasterReader(src.image) as reader, tempfile.TemporaryDirectory(dir=out_dir) as tdir:
+            aligned, _ = align_layer(reader, read_vectors(src.buildings), predictor, Path(tdir) / "field.tif",
+                                     show_progress=False, source=str(src.buildings))
+        write_vectors(aligned, target)
+        shifts = aligned["shift_m"].to_numpy()[moved_mask(aligned)]
+        summary.append({"image": str(src.image), "buildings": str(src.buildings), "preregistered": str(target),
+                        "median_shift_m": float(np.median(shifts)) if len(shifts) else 0.0})
         result.append(replace(src, buildings=target))
-    with atomic_path(out_dir / REPORT) as tmp:
-        tmp.write_text(json.dumps({"method": method, "sources": report}, indent=2))
+    with atomic_path(out_dir / SUMMARY) as tmp:
+        tmp.write_text(json.dumps({"method": method, "gsd_m": gsd_m, "sources": summary}, indent=2))
     return result

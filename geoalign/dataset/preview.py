@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # drawn without pyplot: no global backend is chosen
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from geoalign.dataset.torch_dataset import PairDataset, read_manifest  # noqa: E402
-from geoalign.io.atomic import atomic_path  # noqa: E402
+from geoalign.dataset.build import PREVIEW
+from geoalign.dataset.torch_dataset import PairDataset, read_manifest
+from geoalign.io.atomic import atomic_path
 
 
 def write_preview(root: str | Path, out_png: str | Path | None = None, *, per_scale: int = 6,
@@ -24,10 +22,10 @@ def write_preview(root: str | Path, out_png: str | Path | None = None, *, per_sc
     root = Path(root)
     manifest = read_manifest(root)
     scales = [int(s) for s in manifest["config"]["scales"]]
-    out_png = Path(out_png) if out_png else root / "preview.png"
+    out_png = Path(out_png) if out_png else root / PREVIEW
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(scales), per_scale, figsize=(2.2 * per_scale, 2.4 * len(scales)),
-                             squeeze=False)
+    fig = Figure(figsize=(2.2 * per_scale, 2.4 * len(scales)))
+    axes = fig.subplots(len(scales), per_scale, squeeze=False)
     for row, scale in enumerate(scales):
         ds = PairDataset(root, scale, split)
         picks = rng.choice(len(ds), size=min(per_scale, len(ds)), replace=False) if len(ds) else []
@@ -45,7 +43,6 @@ def write_preview(root: str | Path, out_png: str | Path | None = None, *, per_sc
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return out_png
 
 

@@ -6,6 +6,8 @@ features, attributes, vertex counts and order — only coordinates move.
 
 from __future__ import annotations
 
+import contextlib
+
 import geopandas as gpd
 import numpy as np
 
@@ -31,23 +33,29 @@ def misalign_layer(
 def misalign_file(image, buildings, output, *, max_amplitude_px: float, correlation_length_px: float,
                   seed: int = 0, field_path=None) -> str:
     """:func:`misalign_layer` on files; outputs written atomically. Returns a summary line."""
-    from geoalign.io.raster import RasterReader, geotiff_profile
+    from geoalign.io.raster import (RasterReader, describe_displacement_bands,
+                                    displacement_px_to_crs, geotiff_profile)
     from geoalign.io.vectors import read_buildings, write_vectors
     from geoalign.io.atomic import atomic_path
+    from geoalign.io.guard import refuse_output_over_input
     import rasterio
 
+    refuse_output_over_input([output, field_path], [image, buildings])
     with RasterReader(image) as reader:
         grid = PixelGrid.of(reader)
+        crs, transform = reader.crs, reader.transform
         profile = geotiff_profile(width=grid.width, height=grid.height, count=2, dtype="float32",
                                   crs=reader.crs, transform=reader.transform)
     gdf = read_buildings(buildings)
     moved, field = misalign_layer(gdf, grid, max_amplitude_px=max_amplitude_px,
                                   correlation_length_px=correlation_length_px, seed=seed)
-    write_vectors(moved, output)
-    if field_path is not None:
-        with atomic_path(field_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(field)
-            dst.set_band_description(1, "dx (pixels, east)")
-            dst.set_band_description(2, "dy (pixels, south)")
+    with contextlib.ExitStack() as both:  # both files or neither: moved into place together
+        if field_path is not None:
+            tmp = both.enter_context(atomic_path(field_path))
+            with rasterio.open(tmp, "w", **profile) as dst:
+                # the units and axes of align's displacement.tif, so the two compare directly
+                dst.write(displacement_px_to_crs(field, transform).astype(np.float32))
+                describe_displacement_bands(dst, crs)
+        write_vectors(moved, output)
     return (f"misaligned {len(moved)} features by a smooth field of max {max_amplitude_px:g} px "
             f"(correlation length {correlation_length_px:g} px, seed {seed}) → {output}")

@@ -1,4 +1,5 @@
-"""Per-vertex registration error, its summary and the accuracy curve (papers.md §2's metric).
+"""Per-vertex registration error, its summary and the accuracy curve (the metric of Girard et al.
+IGARSS 2019, docs/references.md).
 
 Features are matched by an id field. For a matched pair:
 
@@ -23,6 +24,7 @@ import shapely
 
 from geoalign.errors import EmptyInputError, InputFileError
 from geoalign.grid import PixelGrid, reproject_to
+from geoalign.io.guard import refuse_folder_over_input
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors
 from geoalign.io.writers import plot_accuracy_curves, write_json
@@ -131,6 +133,8 @@ def evaluate_alignment(aligned_path, truth_path, image_path, id_field: str, out_
     beside the aligned ones.
     """
     out_dir = Path(out_dir)
+    refuse_folder_over_input(out_dir, ("evaluation.json", "accuracy_curve.png"),
+                             [aligned_path, truth_path, image_path, before_path])
     with RasterReader(image_path) as reader:
         grid = PixelGrid.of(reader)
         gsd_m = reader.gsd_m

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -38,20 +38,26 @@ def atomic_path(target: str | os.PathLike, *, suffix: str | None = None) -> Iter
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike, *, marker: str, ours: Callable[[str], bool],
+               inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; rename it onto ``target`` on success.
 
-    An existing ``target`` is replaced only once the new one is complete.
+    An existing ``target`` is replaced only once the new one is complete, and only when it is
+    empty or a folder geoalign wrote (``marker`` and ``ours``:
+    :func:`geoalign.io.guard.check_replaceable_dir`); any other folder is refused before anything
+    is written, so the user's files (and ``inputs``) are never deleted.
     """
-    target = Path(target)
+    from geoalign.io.guard import check_replaceable_dir
+
+    check_replaceable_dir(target, marker=marker, ours=ours, inputs=inputs)
+    target = Path(os.path.abspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old)  # an empty folder made by mkdtemp: rename replaces it
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:

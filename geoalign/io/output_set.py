@@ -6,6 +6,11 @@ move and written last, so a set is complete exactly when ``run.json`` is present
 (:func:`verify_output_set`). A lock file makes a second run into the same folder fail at once
 instead of interleaving its files with the first one's. Files the run does not name are never
 touched; staging folders left by a killed run are removed by the next run into that folder.
+
+A file a run would replace must be geoalign's: listed in the folder's ``run.json``, or in the
+pending list a run writes before its first move (so the rerun of a killed run may replace what
+it had moved). Any other file of the same name, and any of the command's inputs, stops the run
+before it writes.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from geoalign import __version__
 from geoalign.errors import GeoalignError
+from geoalign.io.guard import OutputNotOursError, refuse_folder_over_input
 
 RUN_MANIFEST = "run.json"
 LOCK = ".geoalign.lock"
+PENDING = ".geoalign-pending.json"
 STAGING_PREFIX = ".geoalign-staging."
 
 
@@ -63,17 +70,26 @@ def _locked(out_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") -> Iterator[Path]:
+def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "",
+               inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
     """Yield a staging folder; on success move the files ``names`` (relative paths, written there
     by the caller) into ``out_dir`` and write ``run.json`` last.
 
-    On failure nothing in ``out_dir`` changes, and a folder this call created is removed again.
+    Refused before anything is written when one of ``names`` (or ``run.json``) is one of
+    ``inputs`` or a file geoalign did not write. On failure nothing in ``out_dir`` changes, and a
+    folder this call created is removed again.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputNotOursError(f"{out_dir}: exists and is not a folder; choose another output folder.")
+    refuse_folder_over_input(out_dir, [*names, RUN_MANIFEST, LOCK, PENDING], inputs)
+    if out_dir.exists():
+        _refuse_strangers(out_dir, names)  # before the lock file appears; again under the lock
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         with _locked(out_dir):
+            _refuse_strangers(out_dir, names)
             for stale in out_dir.glob(STAGING_PREFIX + "*"):
                 shutil.rmtree(stale, ignore_errors=True)  # a killed run's
             stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
@@ -84,6 +100,9 @@ def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") 
                     raise RuntimeError(f"outputs not written: {missing}")
                 entries = {n: {"sha256": _sha256(stage / n), "bytes": (stage / n).stat().st_size}
                            for n in names}
+                pending = stage / PENDING
+                pending.write_text(json.dumps(sorted({*names, *_listed(out_dir)})))
+                os.replace(pending, out_dir / PENDING)
                 with contextlib.suppress(FileNotFoundError):
                     (out_dir / RUN_MANIFEST).unlink()  # the old set stops being complete here
                 for n in names:
@@ -95,6 +114,7 @@ def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") 
                 tmp = stage / RUN_MANIFEST
                 tmp.write_text(json.dumps(manifest, indent=2) + "\n")
                 os.replace(tmp, out_dir / RUN_MANIFEST)
+                (out_dir / PENDING).unlink()
             except OSError as err:  # measured before the staged files are removed
                 free = shutil.disk_usage(stage).free
                 if getattr(err, "errno", None) == errno.ENOSPC or free < 4 * 1024 * 1024:
@@ -109,6 +129,43 @@ def output_set(out_dir: str | Path, names: Sequence[str], *, command: str = "") 
                 (out_dir / LOCK).unlink()
                 out_dir.rmdir()  # only if empty: never removes anything else
         raise
+
+
+def _listed(out_dir: Path) -> set[str]:
+    """Files geoalign wrote into ``out_dir``: its ``run.json`` and a killed run's pending list."""
+    listed: set[str] = set()
+    try:
+        manifest = json.loads((out_dir / RUN_MANIFEST).read_text())
+        if isinstance(manifest, dict) and "geoalign_version" in manifest:
+            listed |= set(manifest.get("files", {}))
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        pending = json.loads((out_dir / PENDING).read_text())
+        if isinstance(pending, list):
+            listed |= {str(n) for n in pending}
+    except (OSError, ValueError, TypeError):
+        pass
+    return listed
+
+
+def _refuse_strangers(out_dir: Path, names: Sequence[str]) -> None:
+    listed = _listed(out_dir)
+    run_json = out_dir / RUN_MANIFEST
+    if run_json.exists() and not _is_ours(run_json):
+        raise OutputNotOursError(f"{run_json} exists and was not written by geoalign; move it or "
+                                 "choose another output folder.")
+    for n in names:
+        if (out_dir / n).exists() and n not in listed:
+            raise OutputNotOursError(f"{out_dir / n} exists and was not written by geoalign; move it "
+                                     "or choose another output folder.")
+
+
+def _is_ours(run_json: Path) -> bool:
+    try:
+        return "geoalign_version" in json.loads(run_json.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def verify_output_set(out_dir: str | Path) -> list[str]:

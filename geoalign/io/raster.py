@@ -187,7 +187,7 @@ def open_dataset(path: str | Path) -> rasterio.DatasetReader:
     try:
         src = rasterio.open(path)
     except RasterioIOError as err:
-        raise InputFileError(f"{path}: not a readable raster ({_first_line(err)}).") from None
+        raise InputFileError(f"{path}: not a readable raster ({first_line(err)}).") from None
     try:
         # A truncated GeoTIFF opens fine and fails on the first block read: probe one block.
         src.read(1, window=Window(0, 0, min(src.width, 16), min(src.height, 16)))
@@ -195,7 +195,7 @@ def open_dataset(path: str | Path) -> rasterio.DatasetReader:
                                   min(src.width, 16), min(src.height, 16)))
     except RasterioIOError as err:
         src.close()
-        raise InputFileError(f"{path}: the raster is corrupt or truncated ({_first_line(err)}).") from None
+        raise InputFileError(f"{path}: the raster is corrupt or truncated ({first_line(err)}).") from None
     return src
 
 
@@ -209,8 +209,18 @@ def open_raster(path: str | Path, *, require_crs: bool = True) -> Iterator[Raste
         reader.close()
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line
+    errors that quote a library's complaint."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def block_windows(width: int, height: int, block_px: int) -> Iterator[Window]:
+    """Row-major windows of ``block_px`` square (smaller at the right and bottom edges) covering a
+    ``width`` × ``height`` raster: how rasters of any size are read and written."""
+    for row in range(0, height, block_px):
+        for col in range(0, width, block_px):
+            yield Window(col, row, min(block_px, width - col), min(block_px, height - row))
 
 
 def geotiff_profile(
@@ -228,3 +238,20 @@ def geotiff_profile(
     if nodata is not None:
         profile["nodata"] = nodata
     return profile
+
+
+def displacement_px_to_crs(field_px: np.ndarray, transform) -> np.ndarray:
+    """A (2, H, W) field in pixels (columns, rows) → the same moves in CRS units (x east, y
+    north for a north-up raster), as every displacement GeoTIFF geoalign writes holds them."""
+    out = np.empty(field_px.shape, dtype=np.float64)
+    out[0] = transform.a * field_px[0] + transform.b * field_px[1]
+    out[1] = transform.d * field_px[0] + transform.e * field_px[1]
+    return out
+
+
+def describe_displacement_bands(dst, crs) -> None:
+    """Band names and units of a displacement GeoTIFF, so GIS tools show what the numbers are."""
+    unit = (crs.linear_units or "CRS units") if crs is not None else "CRS units"
+    for band, axis in ((1, "dx, east"), (2, "dy, north")):
+        dst.set_band_description(band, f"{axis} ({unit})")
+        dst.update_tags(band, units=unit)

@@ -68,12 +68,10 @@ def _rings(geom):
 def plot_accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *,
                          title: str = "", xlabel: str = "error threshold τ (px)") -> Path:
     """Fraction of vertices with error ≤ τ against τ, one line per named curve."""
-    import matplotlib
+    from matplotlib.figure import Figure  # drawn without pyplot: no global backend is chosen
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig = Figure(figsize=(6, 4), dpi=110)
+    ax = fig.subplots()
     for name, (tau, frac) in curves.items():
         ax.plot(tau, frac, label=name)
     ax.set_xlabel(xlabel)
@@ -87,5 +85,4 @@ def plot_accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return path

@@ -1,4 +1,5 @@
-"""The coarse-to-fine chain of scale networks (papers.md §1, a "compositional ResNet").
+"""The coarse-to-fine chain of scale networks (Zampieri et al., ECCV 2018; Girard et al.,
+ACCV 2018: a "compositional ResNet").
 
 From the coarsest scale to the finest: downsample the image and the map *as moved by the field
 found so far* by 2^s, let that scale's network predict its correction (≤ range_px pixels of scale
@@ -8,7 +9,7 @@ s), upsample it (×2^s) and compose it onto the total: ``total(q) = total(q) + c
 scale's pixels, so the weights can be shared: 4× the training data per weight on a CPU budget);
 ``shared=False`` keeps one network per scale, as in mapalignment.
 
-``smooth_sigma`` (pixels of each scale; 0 = off) adds a parameter-free layer after each scale's
+``smooth_sigma_px`` (pixels of each scale; 0 = off) adds a parameter-free layer after each scale's
 network: confidence-weighted smoothing of its correction by the map's edges
 (:func:`~geoalign.model.warp.smooth_field_at_edges`). Measured on the self-denoising model: it
 lowers the realigned error, because the per-pixel prediction noise averages out (see the model card).
@@ -26,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from geoalign.errors import OptionError
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, edge_map
 from geoalign.model.warp import compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges
 from geoalign.rasterize import MAP_CHANNELS
@@ -37,7 +39,7 @@ class ChainConfig:
     shared: bool = True
     net: ScaleNetConfig = field(default_factory=ScaleNetConfig)
     channels: tuple[str, ...] = MAP_CHANNELS
-    smooth_sigma: float = 0.0  # pixels of each scale; 0: no smoothing layer
+    smooth_sigma_px: float = 0.0  # pixels of each scale; 0: no smoothing layer
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -46,8 +48,11 @@ class ChainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "ChainConfig":
+        """The config of a ``config.json`` (its smoothing width under ``smooth_sigma_px``, or
+        ``smooth_sigma`` in the shipped model's; absent: no smoothing)."""
         return cls(scales=tuple(d["scales"]), shared=bool(d["shared"]), net=ScaleNetConfig(**d["net"]),
-                   channels=tuple(d["channels"]), smooth_sigma=float(d.get("smooth_sigma", 0.0)))
+                   channels=tuple(d["channels"]),
+                   smooth_sigma_px=float(d.get("smooth_sigma_px", d.get("smooth_sigma", 0.0))))
 
 
 def downsample_map(map_: torch.Tensor, factor: int, channels: tuple[str, ...]) -> torch.Tensor:
@@ -74,7 +79,7 @@ class Chain(nn.Module):
 
     def copy_with(self, **changes) -> "Chain":
         """A new chain with the same weights and ``changes`` to its config (options that add no
-        parameters, e.g. ``smooth_sigma`` or ``scales`` of a shared net); training mode kept."""
+        parameters, e.g. ``smooth_sigma_px`` or ``scales`` of a shared net); training mode kept."""
         other = Chain(replace(self.config, **changes))
         wanted = other.state_dict().keys()  # a subset of scales drops the unshared nets of the others
         other.load_state_dict({k: v for k, v in self.state_dict().items() if k in wanted})
@@ -82,10 +87,11 @@ class Chain(nn.Module):
 
     def fine_stages(self, scales: tuple[int, ...]) -> "Chain":
         """The same chain restricted to some of its scales (e.g. the fine ones behind a classical
-        coarse stage); raises ValueError for a scale it has no network for."""
+        coarse stage); raises ``OptionError`` for a scale it has no network for."""
         missing = set(scales) - set(self.config.scales)
         if missing and not self.config.shared:
-            raise ValueError(f"the chain has no network for scale(s) {sorted(missing)}")
+            raise OptionError(f"the chain has no network for scale(s) {sorted(missing)}; its scales are "
+                              f"{list(self.config.scales)}")
         return self.copy_with(scales=tuple(sorted(set(scales), reverse=True)))
 
     def net(self, scale: int) -> ScaleNet:
@@ -94,7 +100,7 @@ class Chain(nn.Module):
     @property
     def context_px(self) -> int:
         """Border (full-resolution pixels) an output pixel depends on, summed over the scales."""
-        smooth = int(math.ceil(3 * self.config.smooth_sigma))
+        smooth = int(math.ceil(3 * self.config.smooth_sigma_px))
         return int(sum((self.net(s).receptive_radius_px + smooth) * 2**s for s in self.config.scales))
 
     def forward(self, image: torch.Tensor, map_: torch.Tensor, *, upto_scale: int | None = None) -> torch.Tensor:
@@ -112,8 +118,8 @@ class Chain(nn.Module):
             img_s = F.avg_pool2d(image, f) if f > 1 else image
             map_s = downsample_map(moved, f, self.config.channels)
             corr_s, _ = self.net(s)(img_s, map_s)
-            if self.config.smooth_sigma > 0:
-                corr_s = smooth_field_at_edges(corr_s, edge_map(map_s), self.config.smooth_sigma)
+            if self.config.smooth_sigma_px > 0:
+                corr_s = smooth_field_at_edges(corr_s, edge_map(map_s), self.config.smooth_sigma_px)
             corr = resize_field(corr_s, tuple(image.shape[-2:])) if f > 1 else corr_s
             total = corr if i == 0 else compose_fields_torch(total, corr)
             if upto_scale is not None and s == upto_scale:

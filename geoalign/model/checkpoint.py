@@ -8,6 +8,7 @@ shapes, raises :class:`geoalign.errors.CheckpointError` saying what to do.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -35,6 +36,27 @@ def save_model(chain: Chain, model_dir: str | Path, *, gsd_m: float | None, extr
     return model_dir
 
 
+def check_model_dir_writable(model_dir: str | Path, *, inputs=()) -> None:
+    """Refuse a model folder whose weights, config or card geoalign did not write (or that is an
+    input): training replaces those three files."""
+    from geoalign.io.guard import OutputNotOursError, refuse_folder_over_input
+    from geoalign.model.card import CARD
+
+    model_dir = Path(model_dir)
+    names = (WEIGHTS, CONFIG, CARD)
+    refuse_folder_over_input(model_dir, names, inputs)
+    present = [n for n in names if (model_dir / n).exists()]
+    if not present:
+        return
+    try:
+        ours = json.loads((model_dir / CONFIG).read_text()).get("kind") == "geoalign-chain"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise OutputNotOursError(f"{model_dir / present[0]} exists and was not written by geoalign; "
+                                 "choose a new or empty model folder.")
+
+
 def read_config(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG
@@ -60,9 +82,12 @@ def load_model(model_dir: str | Path) -> tuple[Chain, dict]:
         raise CheckpointError(f"{model_dir}: weights file {WEIGHTS} is missing.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text would advise loading it unsafely: never
+        raise CheckpointError(f"{path}: holds pickled Python objects, not only tensors (loading "
+                              "them could run code); refused. Re-train or restore the model.") from None
     except Exception as e:  # torch raises many kinds for truncated/foreign files
-        raise CheckpointError(f"{path}: corrupt or unreadable weights ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); re-train or restore the model.") from e
+        raise CheckpointError(f"{path}: corrupt or unreadable weights ({type(e).__name__}); "
+                              "re-train or restore the model.") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: weights are not a state_dict.")
     try:

@@ -1,36 +1,24 @@
-"""The predictor protocol that ``align`` codes against, and the chain behind it.
-
-A predictor maps (image, validity, misaligned map raster) on one grid to the field of
-:mod:`geoalign.deform` on that grid. ``gsd_m`` is the ground sampling distance it was trained at:
-callers resample imagery to it (and map the field back); ``context_px`` is the border a tile needs
-around it for its output to be valid (tiles overlap by at least that much).
-"""
+"""The learned chain behind the field-predictor protocol (:mod:`geoalign.inference.protocol`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import load_model
+from geoalign.model.threads import torch_threads
 
-
-@runtime_checkable
-class FieldPredictor(Protocol):
-    gsd_m: float | None  # ground sampling distance the predictor works at (None: any)
-    context_px: int  # border (pixels at gsd_m) a tile needs around it for valid output
-
-    def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
-        """image (3,H,W) float32 [0,1]; valid (H,W) bool; map_ (C,H,W) float32 {0,1}
-        ("fill", "edges", "vertices") of the misaligned buildings → field (2,H,W) float32 px."""
-        ...
+__all__ = ["ChainPredictor", "load_predictor", "untrained_predictor", "DEFAULT_MODEL_DIR"]
 
 
 class ChainPredictor:
-    """A :class:`Chain` behind the :class:`FieldPredictor` protocol (no gradients, float32)."""
+    """A :class:`Chain` behind the :class:`~geoalign.inference.protocol.FieldPredictor` protocol
+    (no gradients, float32)."""
+
+    name = "learned"
 
     def __init__(self, chain: Chain, gsd_m: float | None, *, threads: int | None = None) -> None:
         self.chain = chain.eval()
@@ -47,21 +35,15 @@ class ChainPredictor:
         h, w = image.shape[1:]
         # Buildings over invalid pixels (nodata, or the padding past the raster's edge that tiles
         # reach into) have no image evidence: they are left out of the map. The image itself is
-        # kept as given (the tiler pads it by reflection): blacking it out drew a false edge all
-        # along the raster border, which the network matched (Kampala held-out strip, 8 px:
-        # local+learned 5.16 → 1.44 px median).
+        # kept as given (the tiler pads it by reflection): blacked out, it would show a false edge
+        # all along the raster border for the network to match (Kampala held-out strip, 8 px:
+        # local+learned 5.16 px median with the image blacked out, 1.44 px as given).
         map_ = np.multiply(map_, valid[None], dtype=np.float32)
         if h == 0 or w == 0 or not np.any(map_):
             return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
         img = np.ascontiguousarray(image, dtype=np.float32)
-        old = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None])
-        finally:
-            torch.set_num_threads(old)
+        with torch_threads(self.threads), torch.inference_mode():
+            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None])
         return field[0].numpy().astype(np.float32, copy=False)
 
 

@@ -1,7 +1,7 @@
 """One scale network: image + map (at scale s) → a field of at most ``range_px`` pixels of that scale.
 
-Designed for learnability on little data and 2 CPU cores (issue 4 §0: a plain regression U-Net
-stayed on the predict-zero plateau on real imagery):
+Designed for learnability on little data and 2 CPU cores (a plain regression U-Net stays on the
+predict-zero plateau on real imagery):
 
 * two small encoders, one for the image (RGB + fixed Sobel gradients of its luminance, so building
   edges are visible from step 0) and one for the map channels, each giving ``features`` unit-norm
@@ -25,7 +25,7 @@ features with zeros, so any H×W works and the output has the input's size; the 
 
 Memory: without gradients, inputs larger than a block run in overlapping blocks
 (``inference_block_px`` plus the receptive radius each side), with the same output; a
-2300×2300 tile in one piece took 14.7 GB.
+2300×2300 tile in one piece takes 14.7 GB.
 
 Size (defaults ``features=12, hidden=16, range_px=2.5``): :func:`count_parameters` gives 17,381
 parameters; :func:`flops_per_megapixel` ≈ 36 GFLOP (multiply-adds ×2) per megapixel of the scale's grid.
@@ -42,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from geoalign.banded import filter_along
+from geoalign.model.threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def image_gradients(image: torch.Tensor) -> torch.Tensor:
     """Fixed Sobel gradients (gx, gy, magnitude) of the luminance, scaled to about [-1, 1].
 
     Separable, by shifted slices of the edge-replicated luminance (a 3×3 ``conv2d`` with one
-    input channel took 0.3 s on a 1230² tile): gx = [1 2 1]ᵀ/4 ⊗ [-1 0 1], gy the transpose."""
+    input channel takes 0.3 s on a 1230² tile): gx = [1 2 1]ᵀ/4 ⊗ [-1 0 1], gy the transpose."""
     lum = F.pad(image.mean(dim=1, keepdim=True), (1, 1, 1, 1), mode="replicate")
     smooth_rows = (lum[..., :-2, :] + 2.0 * lum[..., 1:-1, :] + lum[..., 2:, :]) * 0.25
     smooth_cols = (lum[..., :, :-2] + 2.0 * lum[..., :, 1:-1] + lum[..., :, 2:]) * 0.25
@@ -219,16 +220,16 @@ class ScaleNet(nn.Module):
         return self._forward_in_blocks(image, map_)
 
     # Block side without gradients: 256 px (294² with the halo) keeps the cost volumes in cache;
-    # a 2408² tile's scale-1 pass took 3.3-3.4 s with 256-px blocks, 5.0-5.2 s with 448, 5.8 with 640.
+    # a 2408² tile's scale-1 pass takes 3.3-3.4 s with 256-px blocks, 5.0-5.2 s with 448, 5.8 with 640.
     inference_block_px = 256
 
     def _forward_in_blocks(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same output, computed in square blocks overlapping by the receptive radius, so memory
-        is bounded by the block, not the tile (a 2300×2300 tile took 14.7 GB in one piece).
+        is bounded by the block, not the tile (a 2300×2300 tile takes 14.7 GB in one piece).
         Every operation is local except the edge normalization, whose mean is taken once.
 
         With n > 1 torch threads, n blocks run at once, one thread each: most operations here
-        are short and memory-bound, and one block split over 2 threads ran only 1.3× faster than
+        are short and memory-bound, and one block split over 2 threads runs only 1.3× faster than
         on one."""
         h, w = image.shape[-2:]
         halo = self.receptive_radius_px
@@ -252,12 +253,8 @@ class ScaleNet(nn.Module):
             for block in blocks:
                 run(block)
             return field, logits
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
-                list(pool.map(run, blocks))
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+            list(pool.map(run, blocks))
         return field, logits
 
     def _compress(self, corr: torch.Tensor, edge_corr: torch.Tensor) -> torch.Tensor:

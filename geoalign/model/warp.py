@@ -1,9 +1,12 @@
-"""Torch versions of :mod:`geoalign.deform` warps, for moving maps inside the network.
+"""The math of :mod:`geoalign.deform` in torch: warps, field sampling, inversion and composition.
 
-Same convention (fields ``(N, 2, H, W)`` in pixels, dx east, dy south, on the misaligned grid;
-the field value of pixel (i, j) sits at its centre). Uses ``grid_sample(align_corners=False)``:
-normalized -1 is the left edge of pixel 0, so pixel index j + d maps to ``2 (j + 0.5 + d) / W - 1``.
-Tested to agree with the numpy versions in ``tests/model/test_warp.py``.
+The same functions as ``geoalign.deform`` (``warp_raster``, ``sample_field``, ``invert_field``,
+``compose_fields``), on batches of tensors with gradients, so the chain moves maps inside the
+network and a composed pipeline warps whole tiles fast; plus the resampling and smoothing the
+chain needs. Same convention (fields ``(N, 2, H, W)`` in pixels, dx east, dy south, on the
+misaligned grid; the field value of pixel (i, j) sits at its centre). Uses
+``grid_sample(align_corners=False)``: normalized -1 is the left edge of pixel 0, so pixel index
+j + d maps to ``2 (j + 0.5 + d) / W - 1``. Each function is tested against its numpy twin in ``tests/model/test_warp.py``.
 """
 
 from __future__ import annotations

@@ -112,6 +112,8 @@ def load_calibration(model_dir) -> Calibration:
 
 def write_calibration_section(model_dir, calibration: Calibration) -> None:
     """Add (or replace) the ``trust_calibration`` section of the model card."""
-    from geoalign.model.card import update_card
+    from geoalign.model.card import read_card, write_card
 
-    update_card(model_dir, trust_calibration=calibration.to_json())
+    card = read_card(model_dir)
+    card["trust_calibration"] = calibration.to_json()
+    write_card(model_dir, card)

@@ -46,10 +46,10 @@ class PatchNet(nn.Module):
     Includes the chain's parameter-free edge smoothing of that scale, so the output is the
     correction the chain applies."""
 
-    def __init__(self, net: nn.Module, smooth_sigma: float = 0.0) -> None:
+    def __init__(self, net: nn.Module, smooth_sigma_px: float = 0.0) -> None:
         super().__init__()
         self.net = net
-        self.smooth_sigma = float(smooth_sigma)
+        self.smooth_sigma_px = float(smooth_sigma_px)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from geoalign.model.scale_net import edge_map
@@ -57,8 +57,8 @@ class PatchNet(nn.Module):
 
         image, map_ = x[:, :3], x[:, 3:]
         field, _ = self.net(image, map_)
-        if self.smooth_sigma > 0:
-            field = smooth_field_at_edges(field, edge_map(map_), self.smooth_sigma)
+        if self.smooth_sigma_px > 0:
+            field = smooth_field_at_edges(field, edge_map(map_), self.smooth_sigma_px)
         return field
 
 
@@ -68,7 +68,7 @@ def centre(y: torch.Tensor) -> torch.Tensor:
 
 
 def patch_net(chain, scale: int) -> PatchNet:
-    return PatchNet(chain.net(scale), chain.config.smooth_sigma).eval()
+    return PatchNet(chain.net(scale), chain.config.smooth_sigma_px).eval()
 
 
 @dataclass

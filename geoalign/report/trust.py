@@ -170,7 +170,7 @@ class TrustReport:
         tiles = [t for t in tiles if t not in self.tiles]
         if not tiles:
             return
-        from geoalign.align.compose import move_map
+        from geoalign.inference.compose import move_map
 
         self._keep_preview(image, core, r0, c0)
         local_field = np.asarray(self.local.predict(image, valid, map_), np.float32)

@@ -16,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from geoalign.grid import reproject_to, transform_bbox
+from geoalign.io.guard import refuse_output_over_input
 from geoalign.io.vectors import DRIVERS, write_vectors
 from geoalign.sources import SourceError
 from geoalign.sources.output import crs_label
@@ -64,13 +65,22 @@ def load_buildings(
 
 def fetch_buildings(
     source: str, bbox: tuple[float, float, float, float], out_path: str | Path, *,
-    bbox_crs="EPSG:4326", dst_crs=None,
+    bbox_crs="EPSG:4326", dst_crs=None, timeout_s: float | None = None,
+    retries: int | None = None, deadline_s: float | None = None,
 ) -> BuildingsResult:
-    """Fetch the buildings of ``bbox`` from ``source`` and write them to ``out_path``."""
+    """Fetch the buildings of ``bbox`` from ``source`` and write them to ``out_path``.
+
+    ``timeout_s``, ``retries``, ``deadline_s``: see :func:`geoalign.sources.http.limits`."""
+    from geoalign.sources.http import limits
+
     out_path = Path(out_path)
     if out_path.suffix.lower() not in DRIVERS:  # fail before downloading anything
         raise SourceError(f"{out_path}: write buildings as one of {', '.join(sorted(DRIVERS))}.")
-    gdf = load_buildings(source, bbox, bbox_crs=bbox_crs, dst_crs=dst_crs)
+    kind, _, target = source.partition(":")
+    if kind in ("file", "osm-xml"):
+        refuse_output_over_input([out_path], [target])
+    with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
+        gdf = load_buildings(source, bbox, bbox_crs=bbox_crs, dst_crs=dst_crs)
     write_vectors(gdf, out_path)
     kinds = gdf.geometry.geom_type
     holes = gdf.geometry.apply(

@@ -13,12 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import geopandas as gpd
+import numpy as np
 import pyogrio
 from shapely.geometry import box
 
 from geoalign.errors import CRSError, EmptyInputError, InputFileError
 from geoalign.grid import reproject_to, transform_bbox
-from geoalign.io.vectors import clean_buildings
+from geoalign.io.vectors import check_coordinates, check_extent, clean_buildings
 from geoalign.sources import http
 
 
@@ -52,6 +53,8 @@ def buildings_from_file(
         raise CRSError(
             f"{name}: the vector data has no CRS; set one (e.g. `ogr2ogr -a_srs EPSG:4326`)."
         )
+    if info.get("total_bounds") is not None and np.isfinite(info["total_bounds"]).all():
+        check_extent(info["total_bounds"], info["crs"], source=name)
     file_bbox = transform_bbox(bbox, bbox_crs, info["crs"])
     try:
         gdf = gpd.read_file(path, layer=layer, bbox=file_bbox)
@@ -63,6 +66,7 @@ def buildings_from_file(
         raise EmptyInputError(
             f"{name}: no features in the bbox {tuple(bbox)} ({bbox_crs}); check --bbox and --bbox-crs."
         )
+    check_coordinates(gdf, source=name)
     gdf = clean_buildings(gdf, source=name)
     if dst_crs is not None:
         gdf = reproject_to(gdf, dst_crs, source=name)

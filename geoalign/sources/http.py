@@ -9,12 +9,17 @@ The cache is keyed by the full request URL (query string included) and written t
 :func:`geoalign.io.atomic.atomic_path`, and only once the whole body has arrived and passed the
 caller's check, so a dropped connection never leaves a partial tile in it.
 
+Time and size are bounded: each attempt waits at most ``settings.timeout_s`` for the server
+between two reads, the whole fetch ends within ``settings.deadline_s`` (see :func:`time_limit`),
+and an answer held in memory stops at ``settings.max_answer_bytes``.
+
 Every failure the user can cause (offline, wrong URL, server error) ends as a
 :class:`~geoalign.errors.DownloadError` whose message names the host and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -22,10 +27,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from geoalign.errors import DownloadError
 from geoalign.io.atomic import atomic_path
@@ -41,6 +47,8 @@ MISSING_STATUSES = frozenset({204, 404, 410})
 MAX_PAUSE_S = 60.0
 
 _local = threading.local()
+#: ``time.monotonic()`` by which the current fetch must end (``None``: no deadline).
+_deadline: float | None = None
 
 
 class ContentError(Exception):
@@ -61,6 +69,124 @@ class Fetched:
     url: str
     content: bytes | None
     from_cache: bool
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Every request inside the block ends by ``seconds`` from now, retries and pauses included."""
+    global _deadline
+    saved = _deadline
+    if seconds is not None:
+        end = time.monotonic() + float(seconds)
+        _deadline = end if saved is None else min(saved, end)
+    try:
+        yield
+    finally:
+        _deadline = saved
+
+
+@contextlib.contextmanager
+def limits(*, timeout_s: float | None = None, retries: int | None = None,
+           deadline_s: float | None = None) -> Iterator[None]:
+    """Within the block: ``settings.timeout_s`` / ``max_retries`` / ``deadline_s`` overridden by
+    the values given (a command's --timeout, --retries, --deadline), the deadline counting from
+    now. Restored afterwards."""
+    saved = (settings.timeout_s, settings.max_retries, settings.deadline_s)
+    if timeout_s is not None:
+        settings.timeout_s = float(timeout_s)
+    if retries is not None:
+        settings.max_retries = int(retries)
+    if deadline_s is not None:
+        settings.deadline_s = float(deadline_s)
+    try:
+        with time_limit(settings.deadline_s):
+            yield
+    finally:
+        settings.timeout_s, settings.max_retries, settings.deadline_s = saved
+
+
+def remaining_s() -> float | None:
+    """Seconds left before the deadline (``None`` when there is none)."""
+    return None if _deadline is None else _deadline - time.monotonic()
+
+
+def attempt_timeout_s() -> float:
+    """The timeout of the next attempt: ``settings.timeout_s``, less when the deadline is closer."""
+    left = remaining_s()
+    timeout = float(settings.timeout_s)
+    return timeout if left is None else max(0.05, min(timeout, left))
+
+
+class DeadlineExceeded(Exception):
+    """The fetch's deadline passed (not retried)."""
+
+
+class TooLarge(Exception):
+    """An answer is bigger than ``settings.max_answer_bytes`` (not retried)."""
+
+
+def read_body(response: requests.Response) -> bytes:
+    """The body of a streamed response, read chunk by chunk so that neither a server dripping
+    bytes past the deadline nor an endless answer can hold the fetch or fill the memory."""
+    limit = int(settings.max_answer_bytes)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"its answer is {int(declared) / 2**20:.0f} MiB")
+    chunks, n_bytes = [], 0
+    for chunk in _arriving(response):
+        n_bytes += len(chunk)
+        if n_bytes > limit:
+            raise TooLarge(f"its answer exceeds {limit / 2**20:.0f} MiB")
+        left = remaining_s()
+        if left is not None and left <= 0:
+            raise DeadlineExceeded()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _arriving(response: requests.Response, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+    """The body as it arrives: each read returns what is there (``iter_content`` waits for a
+    whole chunk, so a server dripping a byte at a time would hold it past any deadline)."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(chunk_size=chunk_bytes)
+        return
+    try:
+        while True:
+            chunk = raw.read1(chunk_bytes, decode_content=True)
+            if not chunk:
+                return
+            yield chunk
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as err:
+        raise requests.exceptions.ChunkedEncodingError(err) from None
+    except urllib3.exceptions.ReadTimeoutError as err:
+        raise requests.exceptions.ConnectionError(err) from None
+
+
+def bounded_body_hook(response: requests.Response, *args, **kwargs) -> requests.Response:
+    """A requests response hook reading the body through :func:`read_body` (for libraries such
+    as osmnx that make their own requests); errors become :class:`DownloadError`."""
+    host = urlsplit(response.url).netloc or response.url
+    try:
+        body = read_body(response)
+    except TooLarge as err:
+        raise DownloadError(_too_large_message(host, str(err), response.url)) from None
+    except DeadlineExceeded:
+        raise DownloadError(_deadline_message(host, response.url)) from None
+    response._content = body  # what ``response.content`` returns from here on
+    response._content_consumed = True
+    return response
+
+
+def _too_large_message(host: str, what: str, url: str) -> str:
+    return (f"{host}: {what}, more than geoalign holds in memory "
+            f"({settings.max_answer_bytes / 2**20:.0f} MiB, "
+            f"geoalign.sources.settings.max_answer_bytes); ask for a smaller --bbox ({url}).")
+
+
+def _deadline_message(host: str, url: str) -> str:
+    return (f"could not download from {host}: the fetch ran past its deadline of "
+            f"{settings.deadline_s:g} s (--deadline) ({url}).")
 
 
 def session() -> requests.Session:
@@ -111,12 +237,13 @@ def get(
         return Fetched(url, path.read_bytes(), True)
 
     def attempt() -> bytes | None:
-        response = session().get(url, timeout=settings.timeout_s)
-        if missing_ok and response.status_code in MISSING_STATUSES:
-            return None
-        _raise_for_status(response)
-        body = response.content
-        _check_length(response, len(body))
+        with session().get(url, timeout=attempt_timeout_s(), stream=True) as response:
+            if missing_ok and response.status_code in MISSING_STATUSES:
+                _drain(response)
+                return None
+            _raise_for_status(response)
+            body = read_body(response)
+            _check_length(response, len(body))
         if check is not None:
             check(body)
         return body
@@ -137,7 +264,7 @@ def download_file(url: str, *, suffix: str | None = None, use_cache: bool | None
         return path
 
     def attempt() -> None:
-        with session().get(url, timeout=settings.timeout_s, stream=True) as response:
+        with session().get(url, timeout=attempt_timeout_s(), stream=True) as response:
             _raise_for_status(response)
             with atomic_path(path) as tmp:
                 n_bytes = 0
@@ -145,6 +272,9 @@ def download_file(url: str, *, suffix: str | None = None, use_cache: bool | None
                     for chunk in response.iter_content(chunk_size=1 << 20):
                         fh.write(chunk)
                         n_bytes += len(chunk)
+                        left = remaining_s()
+                        if left is not None and left <= 0:
+                            raise DeadlineExceeded()
                 _check_length(response, n_bytes)
 
     _with_retries(attempt, url)
@@ -163,7 +293,20 @@ class _Truncated(Exception):
     """The body is shorter than its Content-Length: the connection dropped mid-transfer."""
 
 
+def _drain(response: requests.Response, max_bytes: int = 1 << 16) -> None:
+    """Read a short error body, so that the connection closes cleanly (closing it with unread
+    bytes resets it, which servers log as errors)."""
+    with contextlib.suppress(requests.exceptions.RequestException, OSError):
+        n_bytes = 0
+        for chunk in response.iter_content(chunk_size=1 << 14):
+            n_bytes += len(chunk)
+            if n_bytes >= max_bytes:
+                break
+
+
 def _raise_for_status(response: requests.Response) -> None:
+    if response.status_code in RETRY_STATUSES or response.status_code >= 400:
+        _drain(response)
     if response.status_code in RETRY_STATUSES:
         raise _RetryableStatus(response)
     if response.status_code >= 400:
@@ -191,11 +334,19 @@ def _with_retries(attempt: Callable[[], object], url: str):
     host = urlsplit(url).netloc or url
     n_attempts = 1 + max(0, int(settings.max_retries))
     pause_s = float(settings.backoff_s)
+    failure = "no attempt made"
     for i in range(n_attempts):
+        left = remaining_s()
+        if left is not None and left <= 0:
+            raise DownloadError(_deadline_message(host, url))
         try:
             return attempt()
         except DownloadError:
             raise
+        except DeadlineExceeded:
+            raise DownloadError(_deadline_message(host, url)) from None
+        except TooLarge as err:
+            raise DownloadError(_too_large_message(host, str(err), url)) from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as err:
             raise DownloadError(f"{url}: not a valid URL ({_reason(err)}).") from None
@@ -210,9 +361,15 @@ def _with_retries(attempt: Callable[[], object], url: str):
             failure, wait_s = f"dropped the connection mid-transfer ({err})", pause_s
         except requests.exceptions.Timeout:
             failure, wait_s = f"did not answer within {settings.timeout_s:g} s", pause_s
+            left = remaining_s()
+            if left is not None and left <= 0.05:
+                raise DownloadError(_deadline_message(host, url)) from None
         except requests.exceptions.RequestException as err:
             failure, wait_s = _reason(err), pause_s
         if i + 1 < n_attempts:
+            left = remaining_s()
+            if left is not None:
+                wait_s = max(0.0, min(wait_s, left))
             log.info("%s %s; retrying in %.2f s (attempt %d of %d)", host, failure, wait_s,
                      i + 2, n_attempts)
             time.sleep(wait_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from geoalign.io.guard import refuse_output_over_input
 from geoalign.sources import SourceError
 from geoalign.sources.output import ImageryResult
 
@@ -26,8 +27,24 @@ def fetch_imagery(
     layer: str | None = None,
     dst_crs=None,
     progress: bool = False,
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    deadline_s: float | None = None,
 ) -> ImageryResult:
-    """Fetch the imagery of ``bbox`` from ``source`` into a GeoTIFF at ``out_path``."""
+    """Fetch the imagery of ``bbox`` from ``source`` into a GeoTIFF at ``out_path``.
+
+    ``timeout_s``, ``retries``, ``deadline_s``: see :func:`geoalign.sources.http.limits`
+    (default: :mod:`geoalign.sources.settings`)."""
+    from geoalign.sources.http import limits
+
+    with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
+        return _fetch_imagery(source, bbox, out_path, bbox_crs=bbox_crs, zoom=zoom,
+                              resolution_m=resolution_m, layer=layer, dst_crs=dst_crs,
+                              progress=progress)
+
+
+def _fetch_imagery(source, bbox, out_path, *, bbox_crs, zoom, resolution_m, layer, dst_crs,
+                   progress) -> ImageryResult:
     if zoom is not None and resolution_m is not None:
         raise SourceError("give either --zoom or --resolution, not both.")
     kind, _, target = source.partition(":")
@@ -36,6 +53,8 @@ def fetch_imagery(
             f"--source {source!r} is not understood; use xyz:<provider or URL template>, "
             "wms:<GetMap URL> (with --layer) or file:<raster path>."
         )
+    if kind == "file":
+        refuse_output_over_input([out_path], [target])
     common = dict(bbox_crs=bbox_crs, zoom=zoom, resolution_m=resolution_m, dst_crs=dst_crs,
                   progress=progress)
     if kind == "xyz":

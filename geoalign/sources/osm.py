@@ -27,6 +27,7 @@ import math
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -108,12 +109,19 @@ def osmnx_configured() -> Iterator:
     import osmnx as ox
 
     names = ("cache_folder", "use_cache", "requests_timeout", "http_user_agent", "overpass_url",
-             "log_console")
+             "log_console", "requests_kwargs")
     saved = {name: getattr(ox.settings, name) for name in names}
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "osmnx")
     ox.settings.use_cache = settings.use_cache
     # also Overpass's own [timeout:N] of the query, which must be an integer of seconds
-    ox.settings.requests_timeout = int(math.ceil(max(settings.timeout_s, OVERPASS_TIMEOUT_S)))
+    timeout_s = max(settings.timeout_s, OVERPASS_TIMEOUT_S)
+    left = http.remaining_s()
+    if left is not None:  # the fetch's deadline bounds the wait too
+        timeout_s = max(1.0, min(timeout_s, left))
+    ox.settings.requests_timeout = int(math.ceil(timeout_s))
+    # answers read through geoalign's size cap and deadline
+    ox.settings.requests_kwargs = {**saved["requests_kwargs"],
+                                   "hooks": {"response": [http.bounded_body_hook]}}
     ox.settings.http_user_agent = settings.user_agent
     ox.settings.log_console = False
     if settings.overpass_url:
@@ -167,6 +175,7 @@ def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:
     ways are all present and complete; plus the nodes and member ways those need."""
     try:
         with _open_xml(path) as fh:
+            refuse_entities(path)
             root = ET.parse(fh).getroot()
     except (ET.ParseError, OSError, EOFError) as err:
         raise InputFileError(f"{path}: not a readable OSM XML file ({_first_line(err)}).") from None
@@ -216,6 +225,36 @@ def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:
              check.n_building_ways - len(check.skipped_ways),
              check.n_building_relations - len(check.skipped_relations))
     return check
+
+
+class _PrologEnd(Exception):
+    """The root element starts: the DTD, if any, is behind."""
+
+
+def refuse_entities(path: Path) -> None:
+    """Refuse an XML file whose DTD declares entities: OSM files declare none, and a file that
+    does is an entity-expansion bomb ("billion laughs") or reaches for other files (external
+    entities). Only the prolog is read (the DTD precedes the root element)."""
+    parser = xml.parsers.expat.ParserCreate()
+
+    def refuse(name, *args) -> None:
+        raise InputFileError(f"{path}: declares the XML entity {name!r}; OSM files declare none, "
+                             "so it is refused (entity expansion, external files).")
+
+    def root_starts(*args) -> None:
+        raise _PrologEnd()
+
+    parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = root_starts
+    with _open_xml(path) as fh:
+        try:
+            while chunk := fh.read(1 << 16):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+        except _PrologEnd:
+            return
+        except xml.parsers.expat.ExpatError:
+            return  # reported by the real parse, with its line and column
 
 
 def _tags(element: ET.Element) -> dict[str, str]:

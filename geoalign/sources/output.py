@@ -13,7 +13,6 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import rasterio
@@ -28,7 +27,7 @@ from rasterio.windows import Window
 from geoalign.errors import EmptyInputError
 from geoalign.grid import PixelGrid
 from geoalign.io.atomic import atomic_path
-from geoalign.io.raster import geotiff_profile
+from geoalign.io.raster import block_windows, geotiff_profile
 from geoalign.progress import progress as progress_bar
 
 #: Size of the square blocks the outputs are written (and copied) in, in pixels.
@@ -107,13 +106,6 @@ def snapped_grid(
     width, height = max(1, col1 - col0), max(1, row1 - row0)
     transform = Affine(px, 0.0, origin[0] + col0 * px, 0.0, -py, origin[1] - row0 * py)
     return PixelGrid(transform, width, height, CRS.from_user_input(crs))
-
-
-def blocks(width: int, height: int, block_px: int = BLOCK_PX) -> Iterator[Window]:
-    """Row-major windows of ``block_px`` (edges smaller) covering a raster."""
-    for row in range(0, height, block_px):
-        for col in range(0, width, block_px):
-            yield Window(col, row, min(block_px, width - col), min(block_px, height - row))
 
 
 def output_profile(grid: PixelGrid, *, count: int = 3, dtype: str = "uint8", nodata=None) -> dict:
@@ -199,7 +191,7 @@ def write_from_dataset(
         with rasterio.open(tmp, "w", **profile) as dst:
             if aligned:
                 col0, row0 = (int(round(v)) for v in offset)
-                for window in blocks(grid.width, grid.height):
+                for window in block_windows(grid.width, grid.height, BLOCK_PX):
                     src_window = Window(col0 + window.col_off, row0 + window.row_off,
                                         window.width, window.height)
                     # boundless reads build a VRT each time: only when the block sticks out
@@ -216,7 +208,7 @@ def write_from_dataset(
                                width=grid.width, height=grid.height, resampling=resampling,
                                add_alpha=src.nodata is None) as vrt:
                     indexes = list(range(1, src.count + 1))
-                    for window in blocks(grid.width, grid.height):
+                    for window in block_windows(grid.width, grid.height, BLOCK_PX):
                         data = vrt.read(indexes, window=window)
                         mask = vrt.dataset_mask(window=window)
                         _write_block(dst, window, data, mask, src.nodata)

@@ -18,6 +18,12 @@ cache_folder: Path = _default_cache_folder()
 use_cache: bool = True
 #: Seconds to wait for a server to connect and for each read (one value, as requests takes it).
 timeout_s: float = 30.0
+#: Seconds the whole fetch may take, attempts and pauses included (``None``: no limit); a server
+#: that accepts connections and never answers fails within it.
+deadline_s: float | None = None
+#: Largest answer held in memory (a tile, a GetMap chunk, an Overpass answer), in bytes; a bigger
+#: one is refused in one line instead of filling the memory.
+max_answer_bytes: int = 512 * 1024 * 1024
 #: Attempts after the first one for connection errors, dropped transfers, 429 and 5xx answers.
 max_retries: int = 3
 #: First pause between attempts in seconds; it doubles after every failed attempt.

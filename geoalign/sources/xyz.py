@@ -40,7 +40,6 @@ from geoalign.grid import PixelGrid, transform_bbox
 from geoalign.progress import progress as progress_bar
 from geoalign.sources import SourceError, http, settings
 from geoalign.sources.output import (
-    EARTH_RADIUS_M,
     WEB_MERCATOR_HALF_M,
     ImageryResult,
     crs_label,
@@ -105,8 +104,7 @@ def tile_source(spec: str) -> TileSource:
 
 def ground_resolution_m(zoom: int, lat_deg: float, tile_size_px: int = 256) -> float:
     """Ground size in metres of one pixel at ``zoom`` and latitude ``lat_deg``."""
-    return (2.0 * math.pi * EARTH_RADIUS_M * math.cos(math.radians(lat_deg))
-            / (tile_size_px * 2**zoom))
+    return web_mercator_pixel_m(zoom, tile_size_px) * math.cos(math.radians(lat_deg))
 
 
 def zoom_for_resolution(resolution_m: float, lat_deg: float, *, max_zoom: int = DEFAULT_MAX_ZOOM,

@@ -29,19 +29,16 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
 
     A random GSD is already part of every render, so one scale serves a scale-shared chain.
     """
-    import json
     from pathlib import Path
 
-    from geoalign.progress import progress as progress_bar
-
-    from geoalign import __version__
-    from geoalign.dataset.build import FORMAT_VERSION, MANIFEST
+    from geoalign.dataset.build import MANIFEST, is_dataset_entry, write_manifest
     from geoalign.dataset.config import DatasetConfig
+    from geoalign.progress import progress as progress_bar
     from geoalign.dataset.shards import ShardWriter
     from geoalign.io.atomic import atomic_dir
 
     config = DatasetConfig(scales=(0,), patch_px=patch_px, max_disp_px=max_disp_px, seed=seed)
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), marker=MANIFEST, ours=is_dataset_entry) as tmp:
         counts, shards = {}, {}
         for split, n in (("train", n_train), ("val", n_val)):
             writer = ShardWriter(tmp, 0, split, config.shard_size)
@@ -51,8 +48,6 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
                 writer.add(pair, [-1, 0, 0, patch_px, patch_px, pair.amplitude_px])
             writer.flush()
             counts[split], shards[f"0/{split}"] = writer.count, writer.shards
-        manifest = {"format_version": FORMAT_VERSION, "geoalign_version": __version__, "gsd_m": None,
-                    "config": config.to_json(), "sources": [{"synthetic": True, "seed": seed}],
-                    "field_units": "pixels of the pair's own scale", "counts": {"0": counts}, "shards": shards}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        write_manifest(tmp, gsd_m=None, config=config, sources=[{"synthetic": True, "seed": seed}],
+                       counts={0: counts}, shards=shards)
     return Path(out_dir)

@@ -1,4 +1,5 @@
-"""Iterative dataset realignment (papers.md §2): train on D_r, align the ORIGINAL maps of D0 → D_{r+1}.
+"""Iterative dataset realignment (Girard, Charpiat, Tarabalka, IGARSS 2019): train on D_r, align
+the ORIGINAL maps of D0 → D_{r+1}.
 
 The public round loop is :func:`realign_rounds`. A dataset here is a list of
 :class:`~geoalign.dataset.SourcePair` (image + buildings); each round rebuilds the pairs of its
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,44 +27,38 @@ import shapely
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
-from geoalign.deform import correct_geometries
-from geoalign.grid import PixelGrid, reproject_to
+from geoalign.errors import InputFileError, OptionError
+from geoalign.grid import reproject_to
+from geoalign.inference.compose import behind_local
+from geoalign.inference.layer import align_layer
+from geoalign.inference.protocol import FieldPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings, write_vectors
 from geoalign.model.chain import Chain
 from geoalign.model.checkpoint import load_model, save_model
 from geoalign.model.predictor import ChainPredictor
-from geoalign.rasterize import MAP_CHANNELS, rasterize_map
 from geoalign.train.trainer import TrainConfig, TrainSet, train_chain
 
 log = logging.getLogger(__name__)
 
 
-def align_source(predictor, image_path: Path, buildings_path: Path, gsd_m: float | None):
-    """Align one source's buildings with a predictor (a FieldPredictor) on the whole image (small rasters).
+def align_source(predictor: FieldPredictor, image_path: Path, buildings_path: Path, gsd_m: float | None,
+                 *, work_dir: Path | None = None):
+    """Align one source's buildings with ``predictor`` (:func:`geoalign.inference.layer.align_layer`,
+    the aligner of ``geoalign align``; its field GeoTIFF goes to a temporary folder in ``work_dir``).
 
-    Returns (aligned GeoDataFrame in the input CRS, per-vertex shift in pixels at ``gsd_m``).
+    Returns (aligned GeoDataFrame in the input CRS, per-vertex move in pixels at ``gsd_m``, the
+    image's own pixels when None).
     """
-    with RasterReader(image_path) as reader:
-        grid = PixelGrid.of(reader)
-        factor = (gsd_m / reader.gsd_m) if gsd_m else 1.0  # source px per model px
-        shape = (max(8, int(round(reader.height / factor))), max(8, int(round(reader.width / factor))))
-        image, valid = reader.read(out_shape=shape)
-        gdf = read_buildings(buildings_path)
-        crs_in = gdf.crs
-        gdf = reproject_to(gdf, reader.crs, source=str(buildings_path))
-        sx, sy = reader.width / shape[1], reader.height / shape[0]
-        geoms_src = np.asarray(grid.to_pixels(gdf.geometry.values), dtype=object)
-        geoms_px = shapely.transform(geoms_src, lambda xy: xy / np.array([sx, sy]))
-        map_ = rasterize_map(geoms_px, shape, channels=getattr(predictor, "channels", None) or MAP_CHANNELS)
-        field = predictor.predict(image, valid, map_)
-        moved = correct_geometries(geoms_px, field)
-        before, after = shapely.get_coordinates(geoms_px), shapely.get_coordinates(moved)
-        moved_src = shapely.transform(moved, lambda xy: xy * np.array([sx, sy]))
-        out = gdf.copy()
-        out["geometry"] = grid.to_crs_coords(moved_src)
-        out = out.set_crs(reader.crs, allow_override=True).to_crs(crs_in)
-    return out, np.linalg.norm(after - before, axis=1) if len(before) else np.zeros(0)
+    gdf = read_buildings(buildings_path)
+    with RasterReader(image_path) as reader, tempfile.TemporaryDirectory(dir=work_dir) as tdir:
+        aligned, _ = align_layer(reader, gdf, predictor, Path(tdir) / "field.tif", show_progress=False,
+                                 source=str(buildings_path))
+        crs, px_m = reader.crs, gsd_m or reader.gsd_m
+        before = shapely.get_coordinates(reproject_to(gdf, crs).geometry.values)
+        after = shapely.get_coordinates(reproject_to(aligned, crs).geometry.values)
+    out = aligned.drop(columns=["shift_m", "outside_image", "partly_outside"])
+    return out, np.linalg.norm(after - before, axis=1) / px_m if len(before) else np.zeros(0)
 
 
 def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float | None) -> np.ndarray:
@@ -72,7 +68,8 @@ def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float 
     a = shapely.get_coordinates(reproject_to(read_buildings(a_path), crs).geometry.values)
     b = shapely.get_coordinates(reproject_to(read_buildings(b_path), crs).geometry.values)
     if len(a) != len(b):
-        raise ValueError(f"{a_path} and {b_path} do not have the same vertices")
+        raise InputFileError(f"{a_path} and {b_path} do not have the same vertices: compare a layer with "
+                             "its own aligned or misaligned copy.")
     gsd = gsd_m or src_gsd
     return np.linalg.norm(a - b, axis=1) / gsd
 
@@ -84,8 +81,6 @@ def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scal
     """The predictor a round realigns D0 with (an eval-mode copy of the chain: training goes on)."""
     if realign_with == "learned":
         return ChainPredictor(chain.copy_with(), gsd_m)
-    from geoalign.align.resolve import behind_local
-
     return behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)), gsd_m))
 
 
@@ -105,7 +100,7 @@ def realign_rounds(
     ``first_dataset``: an already built D0 (its pairs are used as they are for round 0).
     """
     if realign_with not in REALIGN_WITH:
-        raise ValueError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
+        raise OptionError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     chain = chain or Chain()
@@ -133,7 +128,7 @@ def realign_rounds(
         predictor = realigner(chain, gsd_m, realign_with, learned_scales)
         nxt, shifts, err_before, err_after = [], [], [], []
         for k, (orig, src) in enumerate(zip(sources, current)):
-            aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m)
+            aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m, work_dir=rdir)
             out = rdir / "realigned" / f"{k}.geojson"
             out.parent.mkdir(parents=True, exist_ok=True)
             write_vectors(aligned, out)

@@ -8,7 +8,10 @@ Stages, each resumable (a kill loses at most ``checkpoint_every`` steps):
    realign the original maps of D0 → D_{r+1} (:func:`geoalign.train.realign.realign_rounds`).
 
 The final model (weights + config + model card) is written to ``model_dir``; checkpoints, histories
-and realigned maps live in ``work_dir``.
+and realigned maps live in ``work_dir``. The card (:func:`geoalign.model.card.training_card`) also
+records the pipeline ``geoalign align`` runs with the model (``align_pipeline``,
+``combination.learned_scales``) and the smoothing layer added to the trained chain
+(``smooth_sigma_px``: parameter-free, so it is set after training, not learned).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import torch
 from geoalign.dataset import DatasetConfig, SourcePair
 from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
-from geoalign.model.card import write_card
+from geoalign.errors import OptionError
+from geoalign.model.card import PIPELINES, training_card, write_card
 from geoalign.model.chain import Chain, ChainConfig
-from geoalign.model.checkpoint import save_model
-from geoalign.model.scale_net import count_parameters, flops_per_megapixel
+from geoalign.model.checkpoint import check_model_dir_writable, save_model
+from geoalign.model.threads import torch_threads
 from geoalign.synthetic import build_synthetic_dataset
 from geoalign.train.realign import realign_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
@@ -46,11 +50,31 @@ def train_model(
     steps: int = 500, pretrain_steps: int = 500, synthetic_pairs: int = 3000, synthetic_weight: float = 0.3,
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
+    align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
+    smooth_sigma_px: float = 6.0, command: str = "",
 ) -> dict:
-    """Train a chain on a built dataset; returns the model card. ``realign_with``: what realigns
-    D0 between rounds (:func:`geoalign.train.realign.realign_rounds`)."""
-    torch.set_num_threads(threads)
+    """Train a chain on a built dataset; returns the model card.
+
+    ``realign_with``: what realigns D0 between rounds (:func:`geoalign.train.realign.realign_rounds`);
+    ``align_pipeline`` and ``learned_scales``: the pipeline the card selects for ``geoalign align``;
+    ``smooth_sigma_px``: the smoothing layer of the saved chain; ``command``: the command line,
+    recorded on the card."""
+    if align_pipeline not in PIPELINES:
+        raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
+    with torch_threads(threads):
+        return _train(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
+                      pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
+                      synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
+                      resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
+                      align_pipeline=align_pipeline, learned_scales=learned_scales,
+                      smooth_sigma_px=smooth_sigma_px, command=command)
+
+
+def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+           seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
+           learned_scales, smooth_sigma_px, command) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
+    check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
     work_dir.mkdir(parents=True, exist_ok=True)
     sources, dcfg = dataset_sources(dataset_dir)
@@ -79,27 +103,24 @@ def train_model(
     chain, round_metrics = realign_rounds(
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
-        realign_with=realign_with,
+        realign_with=realign_with, learned_scales=tuple(learned_scales or (1,)),
     )
+    if smooth_sigma_px > 0:
+        chain = chain.copy_with(smooth_sigma_px=float(smooth_sigma_px))
     save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
-    net = chain.net(chain.config.scales[0])
-    card = {
-        "model": "geoalign chained multiscale alignment network",
-        "gsd_m": dcfg.gsd_m, "scales": list(chain.config.scales), "shared_weights": chain.config.shared,
-        "parameters": count_parameters(chain), "parameters_per_scale_net": count_parameters(net),
-        "flops_per_megapixel_per_scale": flops_per_megapixel(chain.config.net),
-        "context_px": chain.context_px,
-        "training": {"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
-                     "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
-                     "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
-                     "steps_per_round": steps, "rounds": rounds, "realign_with": realign_with,
-                     "seed": seed, "threads": threads,
-                     "wall_s_this_invocation": time.perf_counter() - start},
-        "held_out": {"val_sources": [str(s.image) for s in sources if s.split == "val"],
-                     "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},
-        "metrics": {"pretrain_last": pre_hist[-1] if pre_hist else None,
-                    "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
-    }
+    card = training_card(
+        chain=chain, gsd_m=dcfg.gsd_m, align_pipeline=align_pipeline, learned_scales=learned_scales,
+        realign_with=realign_with, command=command,
+        training={"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
+                  "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
+                  "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
+                  "steps_per_round": steps, "rounds": rounds, "seed": seed, "threads": threads,
+                  "wall_s_this_invocation": time.perf_counter() - start},
+        held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],
+                  "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},
+        metrics={"pretrain_last": pre_hist[-1] if pre_hist else None,
+                 "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
+    )
     write_card(model_dir, card)
     from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
     compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)

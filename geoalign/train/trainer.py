@@ -6,7 +6,7 @@ comes from ``numpy.random.default_rng([seed, step])``, so a run killed and resum
 checkpoint replays exactly the batches an uninterrupted run would have seen.
 
 Loss: mean squared field error over the pixels where the field is observable (around the true or
-misaligned buildings, papers.md §1: "over the pixels of the map"), plus ``seg_weight`` × the
+misaligned buildings: "over the pixels of the map", Zampieri et al., ECCV 2018), plus ``seg_weight`` × the
 building-segmentation cross-entropy of the auxiliary head. Validation: median end-point error at
 the misaligned map's edge pixels (where polygon vertices sit) against the predict-zero error.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,9 +27,10 @@ import torch.nn.functional as F
 
 from geoalign.dataset import PairDataset
 from geoalign.dataset.torch_dataset import read_manifest
-from geoalign.errors import CheckpointError
+from geoalign.errors import CheckpointError, EmptyInputError
 from geoalign.io.atomic import atomic_path
-from geoalign.model.chain import Chain, ChainConfig
+from geoalign.model.chain import Chain
+from geoalign.model.threads import torch_threads
 from geoalign.progress import progress as progress_bar
 from geoalign.train.augment import augment_batch
 
@@ -146,11 +146,18 @@ def train_chain(
     """Train ``chain`` in place; checkpoints and ``history.jsonl`` go to ``run_dir``. Returns the history.
 
     ``val_root``: dataset whose ``val`` split gives the per-epoch metrics (default: the first set).
-    ``max_seconds`` stops early (checkpointed), e.g. to share a time budget.
+    ``max_seconds`` stops early (checkpointed), e.g. to share a time budget. torch runs on
+    ``config.threads`` threads, restored afterwards.
     """
+    with torch_threads(config.threads):
+        return _train_chain(chain, train_sets, run_dir, config, val_root=val_root, resume=resume,
+                            progress=progress, max_seconds=max_seconds)
+
+
+def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Path, config: TrainConfig, *,
+                 val_root: str | Path | None, resume: bool, progress: bool, max_seconds: float | None) -> list[dict]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
     scales = list(chain.config.scales)
     sets, weights = [], []
     for ts in train_sets:
@@ -164,7 +171,7 @@ def train_chain(
             sets.append((ts, per_scale))
             weights.append(ts.weight)
     if not sets:
-        raise ValueError("no training pairs in the given datasets")
+        raise EmptyInputError("no training pairs in the given datasets: build one with `geoalign dataset build`.")
     weights = np.asarray(weights, float) / np.sum(weights)
     val_root = Path(val_root) if val_root is not None else Path(train_sets[0].root)
     val_sets = {s: PairDataset(val_root, s, "val") for s in (int(k) for k in read_manifest(val_root)["counts"])}

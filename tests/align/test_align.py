@@ -10,10 +10,13 @@ import shapely
 from click.testing import CliRunner
 from scipy import ndimage
 
-from geoalign.align import ComposedPredictor, TileSource, WorkGrid, align_raster, predict_tiled
+from geoalign.align import align_raster
+from geoalign.inference import ComposedPredictor, TileInputs, WorkGrid, predict_tiled
 from geoalign.baselines import LocalOffsetPredictor
+from geoalign.errors import OptionError
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_vectors
+from geoalign.rasterize import MAP_CHANNELS
 
 from .conftest import median_error, smooth_misalignment, translate_geoms
 
@@ -125,8 +128,10 @@ def test_crs_mismatch_is_reprojected(misaligned, aligned_native, aligned_wgs84):
 class _SmoothContentPredictor:
     """A predictor whose output is a smooth function of the image content around each pixel."""
 
+    name = "smooth-content"
     gsd_m = None
     context_px = 16
+    channels = MAP_CHANNELS
 
     def predict(self, image, valid, map_):
         g = ndimage.gaussian_filter(image.mean(axis=0), 3.0, truncate=4.0)
@@ -140,7 +145,7 @@ def _run_tiled(reader, geoms, predictor, tile_px):
     def sink(r0, strip):
         out[:, r0:r0 + strip.shape[1]] = strip
 
-    predict_tiled(TileSource(reader, grid, geoms), predictor, tile_px=tile_px, blend_px=32,
+    predict_tiled(TileInputs(reader, grid, geoms), predictor, tile_px=tile_px, blend_px=32,
                   sink=sink, show_progress=False)
     return out
 
@@ -155,8 +160,7 @@ def test_tiled_blended_equals_untiled_no_seams(austin):
 
 def test_global_shift_through_the_tiler_counts_buildings_at_the_raster_border(austin, austin_px):
     """The raster-wide pass counts each tile's footprint, which reaches the raster's edge: buildings
-    within the blend width of the border are evidence too (the session-5 tiling change had
-    dropped them, and the whole global baseline moved)."""
+    within the blend width of the border are evidence too."""
     from geoalign.baselines import GlobalShiftPredictor
 
     _, _, _, geoms = austin_px
@@ -187,6 +191,9 @@ def test_tiles_without_buildings_get_zero_field(austin, austin_px, tmp_path):
 
 
 class _ConstantPredictor:
+    name = "constant"
+    channels = MAP_CHANNELS
+
     def __init__(self, dx, dy, gsd_m=None):
         self.dx, self.dy, self.gsd_m, self.context_px = dx, dy, gsd_m, 0
 
@@ -217,8 +224,10 @@ def test_composed_predictors_add_constant_fields(austin_px):
 class _ZeroStage:
     """A later stage that asks for context and moves nothing."""
 
+    name = "zero"
     gsd_m = None
     context_px = 74
+    channels = MAP_CHANNELS
 
     def __init__(self):
         self.shapes = []
@@ -230,7 +239,7 @@ class _ZeroStage:
 
 def test_a_composed_stage_sees_the_tiles_it_would_see_alone(austin, austin_px):
     """The local-offset search lays its windows from the tile's corner: the context a later stage
-    adds around the tile must not change its answer (it did: 32 px held-out strips, 6 seeds)."""
+    adds around the tile must not change its answer."""
     _, _, _, geoms = austin_px
     mis, _ = smooth_misalignment(geoms, (1000, 1000), 16.0, seed=4)
     with RasterReader(austin["image"]) as reader:
@@ -247,7 +256,7 @@ def test_a_composed_stage_sees_the_tiles_it_would_see_alone(austin, austin_px):
 def test_moving_the_map_with_a_coarse_inverse_matches_the_exact_warp(austin_px):
     """move_map inverts the field on a 2× coarser grid: on a smooth field the moved map equals the
     exact backward warp of geoalign.deform except on a few edge pixels."""
-    from geoalign.align import move_map
+    from geoalign.inference import move_map
     from geoalign.deform import invert_field, random_smooth_field, warp_raster
     from geoalign.rasterize import rasterize_map
 
@@ -295,7 +304,7 @@ def test_default_predictor_follows_the_card_else_falls_back_to_classical():
     else:
         assert name == "local" and "classical fallback" in note
         assert isinstance(predictor, LocalOffsetPredictor)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(OptionError, match="unknown method"):
         resolve_predictor("magic")
 
 
@@ -307,3 +316,64 @@ def test_importing_the_align_package_does_not_load_torch():
     code = "import sys, geoalign.align, geoalign.baselines; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_per_tile_hook_sees_every_tile_and_its_field_makes_the_blend(austin, austin_px):
+    """``on_tile`` gets each tile once with its windows, geotransform, inputs and footprint field;
+    blending those fields with the tiles' weights gives what the sink got, and ``predict_tile``
+    alone gives the same tile."""
+    from geoalign.inference import predict_tile
+
+    _, _, grid_px, geoms = austin_px
+    seen = []
+    with RasterReader(austin["image"]) as reader:
+        grid = WorkGrid.for_predictor(reader, None)
+        inputs = TileInputs(reader, grid, geoms)
+        out = np.zeros((2, grid.height, grid.width), np.float32)
+
+        def sink(r0, strip):
+            out[:, r0:r0 + strip.shape[1]] = strip
+
+        stats = predict_tiled(inputs, _SmoothContentPredictor(), tile_px=300, blend_px=32, sink=sink,
+                              show_progress=False, on_tile=seen.append)
+        again = predict_tile(inputs, _SmoothContentPredictor(), seen[5].tile)
+    assert len(seen) == stats["tiles"] == 16
+    assert sum(t.has_buildings for t in seen) == stats["tiles_with_buildings"]
+    blended = np.zeros_like(out)
+    for t in seen:
+        fr0, fr1, fc0, fc1 = t.tile.foot
+        assert t.field.shape == (2, fr1 - fr0, fc1 - fc0)
+        assert t.map_.shape[1:] == (t.tile.inp[1] - t.tile.inp[0], t.tile.inp[3] - t.tile.inp[2])
+        # the footprint's geotransform puts its corner where the image grid does
+        assert t.footprint_transform * (0, 0) == pytest.approx(grid_px.transform * (fc0, fr0))
+        assert t.transform * (0, 0) == pytest.approx(grid_px.transform * (t.tile.inp[2], t.tile.inp[0]))
+        blended[:, fr0:fr1, fc0:fc1] += t.field * t.tile.weight_rows[None, :, None] * t.tile.weight_cols[None, None, :]
+    assert np.abs(blended - out).max() < 1e-5 and np.abs(out).max() > 1.0
+    np.testing.assert_array_equal(again.field, seen[5].field)
+
+
+def test_the_per_tile_hook_gets_each_stages_field_of_a_pipeline(austin, austin_px):
+    _, _, _, geoms = austin_px
+    seen = []
+    combo = ComposedPredictor([_ConstantPredictor(2.0, 1.0), _ConstantPredictor(-0.5, 3.0)])
+    with RasterReader(austin["image"]) as reader:
+        grid = WorkGrid.for_predictor(reader, None)
+        predict_tiled(TileInputs(reader, grid, geoms), combo, tile_px=512, sink=lambda r0, s: None,
+                      show_progress=False, on_tile=seen.append)
+    t = next(t for t in seen if t.has_buildings)
+    first, second = t.stage_fields
+    assert np.allclose(first, [[[2.0]], [[1.0]]]) and np.allclose(second, [[[-0.5]], [[3.0]]])
+    assert np.allclose(t.field, [[[1.5]], [[4.0]]])
+
+
+def test_predictors_declare_the_protocols_they_follow():
+    """The tiler picks the raster-wide pass and per-stage fields by protocol, not by probing."""
+    from geoalign.baselines import GlobalShiftPredictor, TVL1Predictor
+    from geoalign.inference import FieldPredictor, RasterWidePredictor, StagedPredictor
+
+    local, global_, tvl1 = LocalOffsetPredictor(), GlobalShiftPredictor(), TVL1Predictor()
+    combo = ComposedPredictor([local, _ZeroStage()])
+    assert all(isinstance(p, FieldPredictor) for p in (local, global_, tvl1, combo))
+    assert isinstance(global_, RasterWidePredictor) and not isinstance(local, RasterWidePredictor)
+    assert isinstance(combo, StagedPredictor) and not isinstance(local, StagedPredictor)
+    assert combo.name == "local+zero" and combo.channels == MAP_CHANNELS and combo.context_px == local.context_px + 74

@@ -171,12 +171,12 @@ def test_preregistration_removes_a_source_wide_offset(tmp_path, austin):
     assert res.exit_code == 0, res.output
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest  # the input is untouched
     prereg = tmp_path / "ds.preregistered"
-    report = json.loads((prereg / "preregister.json").read_text())
-    moved = read_buildings(report["sources"][0]["preregistered"])
+    summary = json.loads((prereg / "preregister.json").read_text())
+    moved = read_buildings(summary["sources"][0]["preregistered"])
     assert list(moved["bid"]) == list(truth["bid"])
     err_before = np.hypot(*(shapely.get_coordinates(shifted.geometry.values) - shapely.get_coordinates(truth.geometry.values)).T) / px
     err_after = np.hypot(*(shapely.get_coordinates(moved.geometry.values) - shapely.get_coordinates(truth.geometry.values)).T) / px
     assert np.median(err_before) == pytest.approx(np.hypot(5, 4), abs=1e-6)
     assert np.median(err_after) < 1.5  # back to within the labels' own ~1 px offset from the roofs
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["sources"][0]["buildings_path"] == report["sources"][0]["preregistered"]
+    assert manifest["sources"][0]["buildings_path"] == summary["sources"][0]["preregistered"]

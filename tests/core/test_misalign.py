@@ -30,6 +30,10 @@ def test_misalign_cli_moves_within_bound_and_field_corrects(tmp_path, austin):
     shift = np.hypot(*(m_px - t_px).T)
     assert shift.max() <= 12.0 + 1e-6 and np.median(shift) > 2.0
     with rasterio.open(field_tif) as src:
-        field = src.read()
+        field_m = src.read()
         assert src.crs == truth.crs and src.count == 2
+        # align's displacement.tif convention: dx east, dy north, in metres
+        assert src.descriptions == ("dx, east (metre)", "dy, north (metre)")
+        assert src.tags(1)["units"] == "metre"
+        field = np.stack([field_m[0] / src.transform.a, field_m[1] / src.transform.e])
     assert np.abs(correct_points(m_px, field) - t_px).max() < 0.01

@@ -1,4 +1,4 @@
-"""Scale net, chain, torch warps vs numpy warps, checkpoints, predictor protocol."""
+"""Scale net, chain, checkpoints, the chain as a predictor (the torch warps: ``test_warp.py``)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geoalign.deform import compose_fields, invert_field, random_smooth_field, warp_raster
-from geoalign.errors import CheckpointError
+from geoalign.deform import random_smooth_field
+from geoalign.errors import CheckpointError, OptionError
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import WEIGHTS, CONFIG, load_model, save_model
-from geoalign.model.predictor import FieldPredictor, load_predictor
+from geoalign.inference.protocol import FieldPredictor
+from geoalign.model.predictor import load_predictor
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, count_parameters
-from geoalign.model.warp import compose_fields_torch, invert_field_torch, resize_field, warp_raster_torch
 
 TINY = ChainConfig(scales=(2, 1, 0), net=ScaleNetConfig(features=4, hidden=4, range_px=2.0))
 
@@ -27,27 +27,6 @@ def _field(shape, amp=3.0, seed=0):
 
 def _t(a):
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
-
-
-def test_torch_warp_matches_numpy():
-    rng = np.random.default_rng(1)
-    raster = rng.random((3, 40, 50)).astype(np.float32)
-    phi = _field((40, 50))
-    ref = warp_raster(raster, phi)
-    got = warp_raster_torch(_t(raster), _t(phi))[0].numpy()
-    assert np.abs(got - ref)[:, 4:-4, 4:-4].max() < 1e-4
-
-
-def test_torch_invert_and_compose_match_numpy():
-    a, b = _field((48, 48), seed=2), _field((48, 48), amp=2.0, seed=3)
-    inner = (slice(None), slice(5, -5), slice(5, -5))
-    assert np.abs(invert_field_torch(_t(a), 20)[0].numpy() - invert_field(a))[inner].max() < 1e-3
-    assert np.abs(compose_fields_torch(_t(a), _t(b))[0].numpy() - compose_fields(a, b))[inner].max() < 1e-3
-
-
-def test_resize_field_scales_units():
-    f = torch.ones(1, 2, 8, 8)
-    assert torch.allclose(resize_field(f, (32, 32)), torch.full((1, 2, 32, 32), 4.0))
 
 
 @pytest.mark.parametrize("shape", [(17, 23), (64, 64), (5, 9)])
@@ -149,19 +128,22 @@ def test_edge_weighted_smoothing_keeps_constants_and_averages_noise():
 
 
 def test_chain_smoothing_config_round_trips_and_widens_context(tmp_path):
-    smooth = ChainConfig(scales=TINY.scales, net=TINY.net, smooth_sigma=3.0)
+    smooth = ChainConfig(scales=TINY.scales, net=TINY.net, smooth_sigma_px=3.0)
     assert ChainConfig.from_json(smooth.to_json()) == smooth
-    old = TINY.to_json()
-    old.pop("smooth_sigma")  # configs written before the option load as "no smoothing"
-    assert ChainConfig.from_json(old).smooth_sigma == 0.0
+    plain = TINY.to_json()
+    plain.pop("smooth_sigma_px")  # a config without the entry loads as "no smoothing"
+    assert ChainConfig.from_json(plain).smooth_sigma_px == 0.0
+    shipped_key = {**plain, "smooth_sigma": 3.0}  # the shipped model's config.json names it so
+    assert ChainConfig.from_json(shipped_key).smooth_sigma_px == 3.0
     assert Chain(smooth).context_px == Chain(TINY).context_px + 9 * (4 + 2 + 1)
     save_model(Chain(smooth), tmp_path / "m", gsd_m=0.3)
-    assert load_model(tmp_path / "m")[0].config.smooth_sigma == 3.0
+    assert load_model(tmp_path / "m")[0].config.smooth_sigma_px == 3.0
 
 
 def test_buildings_over_invalid_pixels_carry_no_evidence():
     """A building drawn where the image is invalid (nodata, padding past the raster) must not
-    steer the field: it is left out, and the image is not blacked out (that drew a false edge)."""
+    steer the field: it is left out, and the image is not blacked out (that would draw a false
+    edge)."""
     from geoalign.rasterize import rasterize_map
     from shapely.geometry import box
 
@@ -191,8 +173,8 @@ def test_copy_with_keeps_weights_and_mode():
     assert same.training and same is not chain
     with torch.no_grad():
         assert torch.equal(same.eval()(image, map_), chain.eval()(image, map_))
-        smoothed = chain.copy_with(smooth_sigma=2.0)
-        assert smoothed.config.smooth_sigma == 2.0 and chain.config.smooth_sigma == 0.0
+        smoothed = chain.copy_with(smooth_sigma_px=2.0)
+        assert smoothed.config.smooth_sigma_px == 2.0 and chain.config.smooth_sigma_px == 0.0
         assert not torch.equal(smoothed(image, map_), chain(image, map_))
 
 
@@ -213,18 +195,18 @@ def test_fine_stages_runs_only_the_chosen_scales_with_the_same_weights():
     unshared = Chain(ChainConfig(scales=(2, 1, 0), shared=False, net=TINY.net))
     sub = unshared.fine_stages((0,))
     assert set(sub.nets) == {"0"} and torch.equal(sub.net(0).head[0].weight, unshared.net(0).head[0].weight)
-    with pytest.raises(ValueError, match="no network for scale"):
+    with pytest.raises(OptionError, match="no network for scale"):
         unshared.fine_stages((3, 0))
 
 
 def test_combination_uses_the_cards_learned_scales(tmp_path):
     from geoalign.align import resolve_predictor
-    from geoalign.model.card import update_card
+    from geoalign.model.card import read_card, write_card
 
     save_model(Chain(TINY), tmp_path / "m", gsd_m=0.3)
     combo, name, _ = resolve_predictor("local+learned", tmp_path / "m")
     assert name == "local+learned" and combo.stages[1].chain.config.scales == (2, 1, 0)
-    update_card(tmp_path / "m", combination={"learned_scales": [0, 1]})
+    write_card(tmp_path / "m", {**read_card(tmp_path / "m"), "combination": {"learned_scales": [0, 1]}})
     combo, _, _ = resolve_predictor("local+learned", tmp_path / "m")
     assert combo.stages[1].chain.config.scales == (1, 0)
     assert combo.context_px == combo.stages[0].context_px + combo.stages[1].chain.context_px

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
+from geoalign.dataset import DatasetConfig, SourcePair
 from geoalign.deform import random_smooth_field, warp_raster
+from geoalign.errors import OptionError
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.scale_net import ScaleNetConfig
 from geoalign.synthetic import build_synthetic_dataset, render_city
@@ -100,7 +101,7 @@ def test_realignment_with_the_classical_stage_first_removes_a_label_offset(austi
     m = metrics[0]
     assert m["realign_with"] == "local+learned [0]"
     assert m["d0_median_error_px"] > 4.0 and m["realigned_median_error_px"] < 0.3 * m["d0_median_error_px"]
-    with pytest.raises(ValueError, match="realign_with"):
+    with pytest.raises(OptionError, match="realign_with"):
         realign_rounds(sources, tmp_path / "x", rounds=1, realign_with="tvl1")
 
 

@@ -40,5 +40,5 @@ def test_train_stores_the_statistics_with_the_model(tiny_dataset, tmp_path):
     train_model(tiny_dataset, tmp_path / "model", work_dir=tmp_path / "work", rounds=1, steps=2, pretrain_steps=0,
                 synthetic_weight=0.0, batch_size=2, progress=False, chain_config=TINY)
     stats = TrainingStats.load(tmp_path / "model")
-    assert sorted(stats.scales) == [0, 1]  # the card names no combination: every scale the dataset holds
+    assert sorted(stats.scales) == [1]  # the scales align's pipeline runs (the card's combination.learned_scales)
     assert all(st.reference.count > 0 for st in stats.scales.values())

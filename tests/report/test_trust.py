@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import similarity as sim
-from geoalign.align.compose import move_map
+from geoalign.inference.compose import move_map
 from geoalign.baselines.local_offset import LocalOffsetPredictor
 from geoalign.dataset.torch_dataset import PairDataset
 from geoalign.model.checkpoint import load_model

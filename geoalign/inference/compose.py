@@ -5,15 +5,18 @@ residual. Stage k's field ``psi`` lives on the grid the previous stages align to
 ``compose_fields(phi, psi)`` (geoalign.deform): ``phi(q) + psi(q + phi(q))``.
 
 The warps run in torch (``grid_sample``, the chain's own warps, tested equal to the numpy ones of
-:mod:`geoalign.deform`): on a 1000² tile scipy's ``map_coordinates`` took 1.5 s of the 3.9 s.
-torch is imported where it is used, so importing :mod:`geoalign.align` does not load it.
+:mod:`geoalign.deform` in ``tests/model/test_warp.py``): on a 1000² tile scipy's
+``map_coordinates`` costs 1.5 s of a 3.9 s pipeline. torch is imported where it is used, so
+importing :mod:`geoalign.inference` or :mod:`geoalign.align` does not load it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from geoalign.inference.protocol import FieldPredictor
 
 if TYPE_CHECKING:
     import torch
@@ -65,30 +68,43 @@ def _compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 class ComposedPredictor:
-    """A FieldPredictor running ``stages`` in order, composing their fields."""
+    """A FieldPredictor (and :class:`~geoalign.inference.protocol.StagedPredictor`) running
+    ``stages`` in order, composing their fields. The stages share one GSD and one set of map
+    channels."""
 
-    def __init__(self, stages, *, name: str | None = None) -> None:
+    def __init__(self, stages: Sequence[FieldPredictor], *, name: str | None = None) -> None:
         self.stages = list(stages)
         if not self.stages:
             raise ValueError("a composed predictor needs at least one stage")
-        gsds = {s.gsd_m for s in self.stages if getattr(s, "gsd_m", None)}
+        gsds = {s.gsd_m for s in self.stages if s.gsd_m}
         if len(gsds) > 1:
             raise ValueError(f"stages work at different GSDs {sorted(gsds)}; wrap them per GSD")
-        self.gsd_m = gsds.pop() if gsds else None
-        self._contexts = [int(getattr(s, "context_px", 0) or 0) for s in self.stages]
+        channels = {tuple(s.channels) for s in self.stages}
+        if len(channels) > 1:
+            raise ValueError(f"stages read different map channels {sorted(channels)}")
+        self.gsd_m: float | None = gsds.pop() if gsds else None
+        self.channels: tuple[str, ...] = channels.pop()
+        self._contexts = [int(s.context_px) for s in self.stages]
         self.context_px = int(sum(self._contexts))
-        self.name = name or "+".join(getattr(s, "name", type(s).__name__) for s in self.stages)
+        self.name: str = name or "+".join(s.name for s in self.stages)
 
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
+        return self.predict_stages(image, valid, map_)[0]
+
+    def predict_stages(self, image: np.ndarray, valid: np.ndarray,
+                       map_: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The composed field and each stage's own field (stage k's on the map moved by stages < k)."""
         total = np.zeros((2, *image.shape[-2:]), np.float32)
+        own: list[np.ndarray] = []
         for i, stage in enumerate(self.stages):
             moved = map_ if i == 0 else move_map(map_, total)
             field = _within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
+            own.append(field)
             total = field if i == 0 else _compose(total, field)
-        return total
+        return total, own
 
 
-def _within_own_context(stage, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
+def _within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
                         margin: int) -> np.ndarray:
     """``stage``'s field on the tile less ``margin`` px per side, the ring outside extended by its
     nearest values.
@@ -97,12 +113,12 @@ def _within_own_context(stage, image: np.ndarray, valid: np.ndarray, map_: np.nd
     plus its own context (the margin is the others' share), the window it gets when it runs
     alone:
 
-    * the local-offset search lays its window lattice from the tile's corner. With the learned
-      stage's 74 px added around it the lattice moved and its answer changed: held-out strips,
-      32 px, 6 seeds, local alone 3.44 px against 4.07 for local+learned, whose first stage
-      gave other offsets. Now the first stage equals local alone (tested).
-    * the learned stage, last, only needs its own 74 px around the footprint: on the first
-      stage's 72 px as well it computed a fifth more pixels (2048-px tiles), all thrown away.
+    * the local-offset search lays its window lattice from the tile's corner, so a wider window
+      shifts the lattice and changes its answer (held-out strips, 32 px, 6 seeds: 3.44 px on its
+      own window against 4.07 px with the learned stage's 74 px added around it); on its own
+      window the first stage equals ``local`` alone (tested);
+    * the learned stage, last, needs only its own 74 px around the footprint: the first stage's
+      72 px as well would add a fifth more pixels to compute on 2048-px tiles, all thrown away.
 
     The ring feeds the next stage's context only (its outer 2 px at most: contexts 72 and 74)."""
     h, w = image.shape[-2:]
@@ -113,3 +129,13 @@ def _within_own_context(stage, image: np.ndarray, valid: np.ndarray, map_: np.nd
     field = np.asarray(stage.predict(image[(slice(None), *inner)], valid[inner], map_[(slice(None), *inner)]),
                        np.float32)
     return np.pad(field, ((0, 0), (m, m), (m, m)), mode="edge")
+
+
+def behind_local(learned: FieldPredictor, *, search_px: int = 40) -> ComposedPredictor:
+    """The ``local+learned`` pipeline: the classical local-offset search
+    (:class:`~geoalign.baselines.LocalOffsetPredictor`), then ``learned`` on its residual, both on
+    ``learned``'s grid."""
+    from geoalign.baselines import classical_predictor
+
+    local = classical_predictor("local", search_px=search_px, gsd_m=learned.gsd_m)
+    return ComposedPredictor([local, learned], name="local+learned")
