@@ -1,6 +1,10 @@
 """What ``align --report`` adds around the tiler: the report's construction from align's own
 objects, the per-building columns and the trust gate, and the actual errors with ``--truth``.
 
+:class:`ReportRequest` is what :func:`geoalign.align.align_raster` takes (``report=``): it starts
+the :class:`TrustReport` on the same working grid and map as the aligner, hands it each tile
+through the tiler's hook, and finishes it into the output set.
+
 Wiring (one pass over the imagery):
 
 1. before the tiler runs: ``report = new_report(model_dir, map_geoms_work_px, work_grid_shape,
@@ -17,6 +21,10 @@ Wiring (one pass over the imagery):
 
 from __future__ import annotations
 
+import logging
+import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -91,3 +99,81 @@ def truth_errors(aligned: gpd.GeoDataFrame, positions: np.ndarray, truth_path: s
                                                                                t_geoms[j].boundary)
         out.append(np.asarray(e, np.float64) / work_scale)
     return out
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """``align --report`` options (see docs/trust-report.md)."""
+
+    model_dir: str | Path | None = None  # statistics and calibration (None: the shipped model)
+    tile_m: float | None = None  # report tile side (None: the learned stage's training patch)
+    low_density_quantile: float = 0.05
+    trust_gate_px: float | None = None
+    truth_path: str | Path | None = None
+    id_field: str | None = None
+    search_px: int = 40
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        from geoalign.report.writers import NAMES
+
+        return NAMES
+
+    def start(self, reader, buildings: gpd.GeoDataFrame, predictor) -> "RunningReport":
+        """The report of one align run: the buildings on the aligner's working grid (the same
+        cleaning, reprojection and scaling as :func:`geoalign.inference.layer.align_layer`)."""
+        from geoalign.grid import PixelGrid, reproject_to
+        from geoalign.inference.tiling import WorkGrid, work_transform
+        from geoalign.io.vectors import clean_buildings
+
+        if getattr(predictor, "name", "") != "local+learned":
+            from geoalign.errors import OptionError
+
+            raise OptionError(f"--report is calibrated for the local+learned pipeline, not {predictor.name!r}; "
+                              "run without --method (the default pipeline) or with --method local+learned.")
+        grid = PixelGrid.of(reader)
+        work = WorkGrid.for_predictor(reader, predictor.gsd_m)
+        vlog = logging.getLogger("geoalign.io.vectors")
+        level = vlog.level
+        vlog.setLevel(logging.ERROR)  # the aligner reports the same repairs once
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cleaned = clean_buildings(buildings, non_areal="kept unchanged")
+        finally:
+            vlog.setLevel(level)
+        geoms = grid.to_pixels(np.asarray(reproject_to(cleaned, grid.crs).geometry.values, dtype=object))
+        if work.px_ratio != 1.0:
+            geoms = shapely.transform(geoms, lambda xy: xy / work.px_ratio)
+        report = new_report(self.model_dir, geoms, (work.height, work.width),
+                            work_transform(reader.transform, work.px_ratio), tile_m=self.tile_m,
+                            low_density_quantile=self.low_density_quantile, trust_gate_px=self.trust_gate_px,
+                            search_px=self.search_px)
+        return RunningReport(self, report, buildings.index.get_indexer(cleaned.index), grid, work.px_ratio,
+                             reader.crs, time.perf_counter())
+
+
+@dataclass
+class RunningReport:
+    request: ReportRequest
+    report: TrustReport
+    positions: np.ndarray  # row of align's output of each report building
+    grid: object  # the image's PixelGrid
+    px_ratio: float  # working pixel / image pixel
+    crs: object
+    t0: float
+
+    def on_tile(self, tile_field) -> None:
+        self.report.on_tile_field(tile_field)
+
+    def finish(self, aligned: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, stage: Path) -> gpd.GeoDataFrame:
+        """Columns and gate on ``aligned``; the report's files under ``stage``; returns the layer."""
+        result = self.report.finish()
+        out = building_columns(aligned, result, self.positions, np.asarray(buildings.geometry.values, dtype=object))
+        if self.request.truth_path is not None:
+            result.add_truth(truth_errors(out, self.positions, self.request.truth_path, self.request.id_field,
+                                          self.grid, self.px_ratio))
+        model = str(self.request.model_dir) if self.request.model_dir else "shipped default model"
+        self.report.write(stage, result, crs=self.crs, model=model,
+                          timings={"align_with_report": round(time.perf_counter() - self.t0, 2)})
+        return out

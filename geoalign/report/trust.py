@@ -137,10 +137,14 @@ class TrustReport:
         cent = np.full((self.n, 2), np.nan)
         if present.any():
             cent[present] = shapely.get_coordinates(shapely.centroid(geoms[present]))
-        inside = present & (cent[:, 0] >= 0) & (cent[:, 0] < self.width) & (cent[:, 1] >= 0) & (cent[:, 1] < self.height)
+        # on the raster: touching it (a building across the edge belongs to the edge's tile)
+        on = present.copy()
+        if present.any():
+            on[present] = shapely.intersects(geoms[present], shapely.box(0, 0, self.width, self.height))
+        cent[on] = np.clip(cent[on], 0, np.array([self.width, self.height]) - 1e-6)
         self.centroids = cent
         self.tile_rc = np.full((self.n, 2), -1, np.int64)
-        self.tile_rc[inside] = np.floor(cent[inside][:, ::-1] / self.tile_px).astype(np.int64)
+        self.tile_rc[on] = np.floor(cent[on][:, ::-1] / self.tile_px).astype(np.int64)
         self.n_rows, self.n_cols = math.ceil(self.height / self.tile_px), math.ceil(self.width / self.tile_px)
         self.features = np.full((self.n, len(FEATURES)), np.nan)
         self.move_px = np.full(self.n, np.nan)
