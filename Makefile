@@ -92,6 +92,11 @@ bench-accuracy: $(STAMP)
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
 
+# Training steps per second with 1 and 2 processes (DistributedDataParallel)
+.PHONY: bench-ddp
+bench-ddp: $(STAMP)
+	$(BIN)/python -m benchmarks.ddp_speed
+
 # The shipped default model (geoalign/model/default): weights, config and model card, all written by
 # these two commands; resumable: re-run `make train-default` after a kill (it passes --resume).
 # Benchmark figures join the card with `python -m benchmarks.record_card`.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.options import parse_scales, seed_option
+from cli.options import FiniteFloat, parse_scales, seed_option
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.dataset.preview import write_preview
 
@@ -29,16 +29,16 @@ def dataset() -> None:
 @click.option("--patch-size", "patch_px", default=96, show_default=True, type=click.IntRange(8),
               help="Patch side in pixels (of each scale).")
 @click.option("--stride", "stride_fraction", default=0.5, show_default=True,
-              type=click.FloatRange(0.05, 1.0), help="Patch stride as a fraction of the patch side.")
+              type=FiniteFloat(0.05, 1.0), help="Patch stride as a fraction of the patch side.")
 @click.option("--samples-per-patch", default=1, show_default=True, type=click.IntRange(1),
               help="Random deformations drawn per patch.")
-@click.option("--gsd", "gsd_m", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--gsd", "gsd_m", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Ground sampling distance (m) of scale 0 [default: the first source's].")
 @click.option("--max-disp-scale-px", "max_disp_px", default=2.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True),
+              type=FiniteFloat(min=0, min_open=True),
               help="Maximum displacement in pixels of each scale s (2 = 2^(s+1) pixels of scale 0, "
                    "as in Zampieri et al., ECCV 2018).")
-@click.option("--holdout-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--holdout-fraction", default=0.2, show_default=True, type=FiniteFloat(0, 1, max_open=True),
               help="East strip of every source held out for validation.")
 @click.option("--preregister", type=click.Choice(["global", "local"]), default=None,
               help="First align every source's buildings to its image with this classical method "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import bbox_crs_option, bbox_option, output_option
+from cli.options import FiniteFloat, bbox_crs_option, bbox_option, output_option
 
 source_help_imagery = (
     "xyz:<xyzservices provider name or URL template with {z}/{x}/{y}>, "
@@ -18,13 +18,13 @@ source_help_buildings = "osm (Overpass API), osm-xml:<OSM XML file>, or file:<ve
 
 def network_options(fn):
     """--timeout, --retries, --deadline: how long a fetch may wait on a server."""
-    fn = click.option("--deadline", "deadline_s", type=click.FloatRange(min=0, min_open=True),
+    fn = click.option("--deadline", "deadline_s", type=FiniteFloat(min=0, min_open=True),
                       default=None, metavar="SECONDS",
                       help="Give up when the whole fetch has taken this long, retries included "
                            "[default: no limit].")(fn)
     fn = click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
                       help="Attempts after the first for a failed or dropped request.")(fn)
-    fn = click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+    fn = click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
                       default=30.0, show_default=True, metavar="SECONDS",
                       help="Longest wait for a server to connect or send the next bytes.")(fn)
     return fn
@@ -42,7 +42,7 @@ def fetch() -> None:
 @output_option
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Web-mercator zoom level (tiles' own resolution).")
-@click.option("--resolution", "resolution_m", type=click.FloatRange(min=0, min_open=True),
+@click.option("--resolution", "resolution_m", type=FiniteFloat(min=0, min_open=True),
               default=None, metavar="METRES", help="Ground resolution in metres per pixel.")
 @click.option("--layer", default=None, help="WMS layer name (wms: sources).")
 @click.option("--crs", "dst_crs", default=None,

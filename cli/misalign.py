@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import seed_option
+from cli.options import FiniteFloat, seed_option
 
 
 @click.command("misalign")
@@ -13,9 +13,9 @@ from cli.options import seed_option
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Misaligned buildings (.gpkg, .geojson).")
 @click.option("--max-disp", "max_disp_px", default=16.0, show_default=True,
-              type=click.FloatRange(min=0), help="Largest displacement, in image pixels.")
+              type=FiniteFloat(min=0), help="Largest displacement, in image pixels.")
 @click.option("--correlation-length", "correlation_length_px", default=128.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Smoothness of the field, in image pixels.")
+              type=FiniteFloat(min=0, min_open=True), help="Smoothness of the field, in image pixels.")
 @click.option("--field", "field_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the correcting field as a 2-band GeoTIFF: dx east, dy north, in the "
                    "image CRS's units (metres), like align's displacement.tif.")

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import click
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses nan and inf (click's FloatRange lets them through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 bbox_option = click.option(
     "--bbox",
     nargs=4,
-    type=float,
+    type=FiniteFloat(),
     required=True,
     metavar="W S E N",
     help="Bounding box: west south east north, in --bbox-crs units.",

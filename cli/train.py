@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import parse_scales, seed_option
+from cli.options import FiniteFloat, parse_scales, seed_option
 
 
 @click.command("train")
@@ -26,32 +26,38 @@ from cli.options import parse_scales, seed_option
 @click.option("--learned-scales", default="1", show_default=True, metavar="S,S", callback=parse_scales,
               help="Scales of the chain that run behind the classical stage in local+learned, and that "
                    "realign the maps with --realign-with local+learned.")
-@click.option("--smooth-sigma-px", default=6.0, show_default=True, type=click.FloatRange(0),
+@click.option("--smooth-sigma-px", default=6.0, show_default=True, type=FiniteFloat(0),
               help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
                    "parameter-free, not used while training; 0: none).")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(1), help="Training steps per round.")
 @click.option("--pretrain-steps", default=500, show_default=True, type=click.IntRange(0),
               help="Steps on synthetic cities before the real data (0: none).")
 @click.option("--synthetic-pairs", default=3000, show_default=True, type=click.IntRange(1))
-@click.option("--synthetic-weight", default=0.3, show_default=True, type=click.FloatRange(0),
+@click.option("--synthetic-weight", default=0.3, show_default=True, type=FiniteFloat(0),
               help="Share of synthetic batches mixed into the rounds.")
 @click.option("--batch-size", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="CPU threads for torch.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and round outputs [default: runs/<MODEL_DIR name>].")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoints.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(1),
+              help="Training processes on this machine (DistributedDataParallel; each takes its share of every "
+                   "batch and --threads threads). Several machines: torchrun, see docs/distributed.md.")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
-          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, seed) -> None:
+          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
+    from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
 
-    card = train_model(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
-                       pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
-                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
-                       resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
-                       learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
-                       command=" ".join(["geoalign", *sys.argv[1:]]))
+    card = launch(train_model, nproc, dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
+                  pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
+                  synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
+                  resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
+                  learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
+                  command=" ".join(["geoalign", *sys.argv[1:]]))
+    if card is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     for m in card["metrics"]["rounds"]:
         click.echo(json.dumps({k: m[k] for k in m if k != "val"}), err=True)
     click.echo(f"model written to {model_dir}", err=True)

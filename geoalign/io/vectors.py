@@ -86,12 +86,13 @@ def check_extent(extent, crs, *, source: str) -> None:
     name = crs.to_string()
     if crs.is_geographic:
         if max(abs(w), abs(e)) > MAX_LON_DEG or max(abs(s), abs(n)) > MAX_LAT_DEG:
-            raise CRSError(
-                f"{source}: coordinates ({shown}) are impossible in the declared CRS {name} "
-                "(longitude/latitude in degrees); a GeoJSON without a \"crs\" member is read as "
-                "WGS84: reproject the file to EPSG:4326, or save it in a format that keeps its CRS "
-                "(GeoPackage)."
-            )
+            if source.lower().endswith((".geojson", ".json")):
+                hint = ("a GeoJSON without a \"crs\" member is read as WGS84: reproject the file "
+                        "to EPSG:4326, or save it in a format that keeps its CRS (GeoPackage).")
+            else:
+                hint = "check the file's CRS (e.g. `ogrinfo -so FILE LAYER`)."
+            raise CRSError(f"{source}: coordinates ({shown}) are impossible in the declared CRS "
+                           f"{name} (longitude/latitude in degrees); {hint}")
         return
     unit_m = 1.0
     if crs.axis_info and crs.axis_info[0].unit_conversion_factor:

@@ -72,6 +72,7 @@ def fetch_buildings(
 
     ``timeout_s``, ``retries``, ``deadline_s``: see :func:`geoalign.sources.http.limits`."""
     from geoalign.sources.http import limits
+    from geoalign.sources.imagery import no_folder_left_on_failure
 
     out_path = Path(out_path)
     if out_path.suffix.lower() not in DRIVERS:  # fail before downloading anything
@@ -79,9 +80,10 @@ def fetch_buildings(
     kind, _, target = source.partition(":")
     if kind in ("file", "osm-xml"):
         refuse_output_over_input([out_path], [target])
-    with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
-        gdf = load_buildings(source, bbox, bbox_crs=bbox_crs, dst_crs=dst_crs)
-    write_vectors(gdf, out_path)
+    with no_folder_left_on_failure(out_path):
+        with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
+            gdf = load_buildings(source, bbox, bbox_crs=bbox_crs, dst_crs=dst_crs)
+        write_vectors(gdf, out_path)
     kinds = gdf.geometry.geom_type
     holes = gdf.geometry.apply(
         lambda g: any(len(p.interiors) for p in getattr(g, "geoms", [g])))

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from geoalign.io.guard import refuse_output_over_input
 from geoalign.sources import SourceError
@@ -37,10 +39,25 @@ def fetch_imagery(
     (default: :mod:`geoalign.sources.settings`)."""
     from geoalign.sources.http import limits
 
-    with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s):
+    with limits(timeout_s=timeout_s, retries=retries, deadline_s=deadline_s), \
+            no_folder_left_on_failure(out_path):
         return _fetch_imagery(source, bbox, out_path, bbox_crs=bbox_crs, zoom=zoom,
                               resolution_m=resolution_m, layer=layer, dst_crs=dst_crs,
                               progress=progress)
+
+
+@contextlib.contextmanager
+def no_folder_left_on_failure(out_path: str | Path) -> Iterator[None]:
+    """Folders created for ``out_path`` (``-o new/dir/x.tif``) are removed again when the fetch
+    fails, as long as they are empty: a failed fetch leaves nothing behind."""
+    missing = [p for p in Path(out_path).absolute().parents if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder: never removes anything else
+        raise
 
 
 def _fetch_imagery(source, bbox, out_path, *, bbox_crs, zoom, resolution_m, layer, dst_crs,

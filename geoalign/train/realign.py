@@ -37,6 +37,7 @@ from geoalign.io.vectors import read_buildings, write_vectors
 from geoalign.model.chain import Chain
 from geoalign.model.checkpoint import load_model, save_model
 from geoalign.model.predictor import ChainPredictor
+from geoalign.train.distributed import on_main
 from geoalign.train.trainer import TrainConfig, TrainSet, train_chain
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,40 @@ def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scal
     return behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)), gsd_m))
 
 
+def _next_sources(metrics: dict) -> list[SourcePair]:
+    return [SourcePair(Path(s["image"]), Path(s["buildings"]), s["split"]) for s in metrics["next_sources"]]
+
+
+def _finish_round(r: int, rdir: Path, chain: Chain, sources: Sequence[SourcePair], truth: Sequence[Path | None] | None,
+                  gsd_m: float, realign_with: str, learned_scales: tuple[int, ...], steps: int,
+                  history: list[dict]) -> dict:
+    """Save round ``r``'s model, realign the original maps with it, write and return the round's metrics."""
+    save_model(chain, rdir / "model", gsd_m=gsd_m)
+    predictor = realigner(chain, gsd_m, realign_with, learned_scales)
+    nxt, shifts, err_before, err_after = [], [], [], []
+    for k, orig in enumerate(sources):
+        aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m, work_dir=rdir)
+        out = rdir / "realigned" / f"{k}.geojson"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_vectors(aligned, out)
+        nxt.append(replace(orig, buildings=out))
+        shifts.append(shift)
+        if truth is not None and truth[k] is not None:
+            err_before.append(vertex_errors_px(orig.buildings, truth[k], orig.image, gsd_m))
+            err_after.append(vertex_errors_px(out, truth[k], orig.image, gsd_m))
+    all_shift = np.concatenate(shifts) if shifts else np.zeros(0)
+    m = {"round": r, "train_steps": steps, "val": history[-1] if history else {},
+         "realign_with": realign_with if realign_with == "learned" else f"{realign_with} {list(learned_scales)}",
+         "mean_shift_px": float(all_shift.mean()) if all_shift.size else 0.0,
+         "next_sources": [s.to_json() for s in nxt]}
+    if err_before:
+        eb, ea = np.concatenate(err_before), np.concatenate(err_after)
+        m.update({"d0_median_error_px": float(np.median(eb)), "realigned_median_error_px": float(np.median(ea)),
+                  "d0_rms_error_px": float(np.sqrt((eb**2).mean())), "realigned_rms_error_px": float(np.sqrt((ea**2).mean()))})
+    (rdir / "metrics.json").write_text(json.dumps(m, indent=2))
+    return m
+
+
 def realign_rounds(
     sources: Sequence[SourcePair], work_dir: str | Path, *, rounds: int = 3,
     dataset_config: DatasetConfig = DatasetConfig(), train_config: TrainConfig = TrainConfig(),
@@ -114,42 +149,22 @@ def realign_rounds(
             m = json.loads(done.read_text())
             chain, _ = load_model(rdir / "model")
             chain.train()
-            current = [SourcePair(Path(s["image"]), Path(s["buildings"]), s["split"]) for s in m["next_sources"]]
+            current = _next_sources(m)
             metrics.append(m)
             continue
         ds_dir = Path(first_dataset) if (r == 0 and first_dataset is not None) else rdir / "dataset"
-        if not (ds_dir / MANIFEST).exists():
-            build_dataset(current, ds_dir, dataset_config, progress=progress)
+        if on_main(lambda: not (ds_dir / MANIFEST).exists()):  # one answer for every rank
+            on_main(build_dataset, current, ds_dir, dataset_config, progress=progress)  # rank 0 builds, the others wait
         history = train_chain(chain, [TrainSet(ds_dir, 1.0, f"D{r}"), *extra_sets], rdir / "train", train_config,
                               val_root=val_root or ds_dir, resume=resume, progress=progress)
         if gsd_m is None:
             gsd_m = read_manifest(ds_dir)["gsd_m"]
-        save_model(chain, rdir / "model", gsd_m=gsd_m)
-        predictor = realigner(chain, gsd_m, realign_with, learned_scales)
-        nxt, shifts, err_before, err_after = [], [], [], []
-        for k, (orig, src) in enumerate(zip(sources, current)):
-            aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m, work_dir=rdir)
-            out = rdir / "realigned" / f"{k}.geojson"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_vectors(aligned, out)
-            nxt.append(replace(orig, buildings=out))
-            shifts.append(shift)
-            if truth is not None and truth[k] is not None:
-                err_before.append(vertex_errors_px(orig.buildings, truth[k], orig.image, gsd_m))
-                err_after.append(vertex_errors_px(out, truth[k], orig.image, gsd_m))
+        # Rank 0 realigns D0 (a whole-image inference per source) and writes the round; the others wait.
+        m = on_main(_finish_round, r, rdir, chain, sources, truth, gsd_m, realign_with, learned_scales,
+                    train_config.steps, history)
         chain.train()
-        all_shift = np.concatenate(shifts) if shifts else np.zeros(0)
-        m = {"round": r, "train_steps": train_config.steps, "val": history[-1] if history else {},
-             "realign_with": realign_with if realign_with == "learned" else f"{realign_with} {list(learned_scales)}",
-             "mean_shift_px": float(all_shift.mean()) if all_shift.size else 0.0,
-             "next_sources": [s.to_json() for s in nxt]}
-        if err_before:
-            eb, ea = np.concatenate(err_before), np.concatenate(err_after)
-            m.update({"d0_median_error_px": float(np.median(eb)), "realigned_median_error_px": float(np.median(ea)),
-                      "d0_rms_error_px": float(np.sqrt((eb**2).mean())), "realigned_rms_error_px": float(np.sqrt((ea**2).mean()))})
-        done.write_text(json.dumps(m, indent=2))
         metrics.append(m)
         if on_round:
             on_round(r, m)
-        current = nxt
+        current = _next_sources(m)
     return chain, metrics

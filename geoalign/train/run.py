@@ -31,6 +31,7 @@ from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import check_model_dir_writable, save_model
 from geoalign.model.threads import torch_threads
 from geoalign.synthetic import build_synthetic_dataset
+from geoalign.train.distributed import is_main, on_main, rank_rows
 from geoalign.train.realign import realign_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
 
@@ -61,6 +62,7 @@ def train_model(
     recorded on the card."""
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
+    rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
     with torch_threads(threads):
         return _train(dataset_dir, model_dir, work_dir=work_dir, rounds=rounds, steps=steps,
                       pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
@@ -86,9 +88,9 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     pre_hist: list[dict] = []
     if pretrain_steps > 0:
         synth = work_dir / "synthetic"
-        if not (synth / MANIFEST).exists():
-            build_synthetic_dataset(synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px, seed=seed,
-                                    progress=progress)
+        if on_main(lambda: not (synth / MANIFEST).exists()):  # one answer for every rank
+            on_main(build_synthetic_dataset, synth, n_train=synthetic_pairs, n_val=200, patch_px=dcfg.patch_px,
+                    seed=seed, progress=progress)  # rank 0 builds, the others wait
         pcfg = TrainConfig(**{**base.to_json(), "steps": pretrain_steps, "val_every": 100, "val_pairs": 64})
         pdir = work_dir / "pretrain"
         if resume and (pdir / STATE).exists() and int(load_state(pdir / STATE)["step"]) >= pretrain_steps:
@@ -107,7 +109,8 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     )
     if smooth_sigma_px > 0:
         chain = chain.copy_with(smooth_sigma_px=float(smooth_sigma_px))
-    save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
+    if is_main():  # rank 0 writes the model folder (every rank holds the same weights)
+        save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
     card = training_card(
         chain=chain, gsd_m=dcfg.gsd_m, align_pipeline=align_pipeline, learned_scales=learned_scales,
         realign_with=realign_with, command=command,
@@ -121,9 +124,10 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         metrics={"pretrain_last": pre_hist[-1] if pre_hist else None,
                  "rounds": [{k: v for k, v in m.items() if k != "next_sources"} for m in round_metrics]},
     )
-    write_card(model_dir, card)
-    from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
-    compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)
+    if is_main():
+        write_card(model_dir, card)
+        from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
+        compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)
     return card
 
 

@@ -3,7 +3,8 @@
 Each step draws one training set (by weight), one of its scales, a batch of pairs, and trains the
 network of that scale (with a scale-shared chain, the one network). Every random draw of a step
 comes from ``numpy.random.default_rng([seed, step])``, so a run killed and resumed from its last
-checkpoint replays exactly the batches an uninterrupted run would have seen.
+checkpoint replays exactly the batches an uninterrupted run would have seen; with several processes
+(:mod:`geoalign.train.distributed`) each computes its rows of that batch, so any process count resumes it.
 
 Loss: mean squared field error over the pixels where the field is observable (around the true or
 misaligned buildings: "over the pixels of the map", Zampieri et al., ECCV 2018), plus ``seg_weight`` × the
@@ -32,7 +33,8 @@ from geoalign.io.atomic import atomic_path
 from geoalign.model.chain import Chain
 from geoalign.model.threads import torch_threads
 from geoalign.progress import progress as progress_bar
-from geoalign.train.augment import augment_batch
+from geoalign.train.distributed import (agree_on_step, augment_rows, data_parallel, is_main, mean_over_ranks,
+                                        on_main, rank_rows)
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +79,19 @@ def observable_weight(map_mis: torch.Tensor, map_true: torch.Tensor, valid: torc
     return valid * (0.02 + near)
 
 
-def batch_loss(net, batch: dict[str, torch.Tensor], seg_weight: float) -> tuple[torch.Tensor, dict]:
+def batch_loss(net, batch: dict[str, torch.Tensor], seg_weight: float,
+               denominator=lambda sums: sums) -> tuple[torch.Tensor, dict]:
+    """``denominator``: maps this batch's weight sums to the ones the loss divides by (with several
+    processes, the global batch's: :func:`geoalign.train.distributed.mean_over_ranks`)."""
     pred, seg = net(batch["image"], batch["map"])
     w = observable_weight(batch["map"], batch["map_true"], batch["valid"])
+    w_sum, v_sum = denominator(torch.stack([w.sum(), batch["valid"].sum()]).detach())
     se = ((pred - batch["field"]) ** 2).sum(1)
-    field_loss = (w * se).sum() / w.sum().clamp_min(1e-6)
-    zero_loss = (w * (batch["field"] ** 2).sum(1)).sum() / w.sum().clamp_min(1e-6)
+    field_loss = (w * se).sum() / w_sum.clamp_min(1e-6)
+    zero_loss = (w * (batch["field"] ** 2).sum(1)).sum() / w_sum.clamp_min(1e-6)
     v = batch["valid"]
     bce = F.binary_cross_entropy_with_logits(seg[:, 0], (batch["map_true"][:, 0] > 0.5).float(), reduction="none")
-    seg_loss = (bce * v).sum() / v.sum().clamp_min(1.0)
+    seg_loss = (bce * v).sum() / v_sum.clamp_min(1.0)
     return field_loss + seg_weight * seg_loss, {"field": float(field_loss.detach()), "zero": float(zero_loss), "seg": float(seg_loss.detach())}
 
 
@@ -191,15 +197,19 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
             history = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
             history = [h for h in history if h["step"] <= step]
         log.info("resumed at step %d (%.0f s of training)", step, elapsed)
-    elif hist_path.exists():
+    elif hist_path.exists() and is_main():
         hist_path.unlink()
 
     def log_entry(entry: dict) -> None:
         history.append(entry)
-        with open(hist_path, "w") as f:
-            f.writelines(json.dumps(h) + "\n" for h in history)
+        if is_main():
+            with open(hist_path, "w") as f:
+                f.writelines(json.dumps(h) + "\n" for h in history)
 
     def validate() -> dict:
+        return on_main(validate_here)  # rank 0 validates, the other ranks receive its metrics
+
+    def validate_here() -> dict:
         chain.eval()
         out = {}
         for s, ds in sorted(val_sets.items()):
@@ -215,37 +225,42 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
     t_start = time.perf_counter() - elapsed
     run_start = time.perf_counter()
     ema = None
+    train_net = data_parallel(chain.net)
     while step < config.steps:
         rng = np.random.default_rng([config.seed, step])
         ts, per_scale = sets[int(rng.choice(len(sets), p=weights))]
         s = int(rng.choice(sorted(per_scale)))
         ds = per_scale[s]
-        batch = _collate(ds, rng.integers(0, len(ds), config.batch_size))
-        batch = augment_batch(batch, rng, crop_px=config.crop_px, colour=config.augment,
-                              geometric=config.augment, resolution_jitter=1.3 if config.augment else 1.0)
+        part = rank_rows(config.batch_size)  # this process's rows of the step's global batch
+        batch = _collate(ds, rng.integers(0, len(ds), config.batch_size)[part])
+        batch = augment_rows(batch, rng, part, config.batch_size, crop_px=config.crop_px, colour=config.augment,
+                             geometric=config.augment, resolution_jitter=1.3 if config.augment else 1.0)
         for g in opt.param_groups:
             g["lr"] = _lr(config, step)
-        loss, parts = batch_loss(chain.net(s), batch, config.seg_weight)
+        loss, parts = batch_loss(train_net(s), batch, config.seg_weight, mean_over_ranks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(chain.parameters(), 5.0)
         opt.step()
         step += 1
+        stop = max_seconds is not None and time.perf_counter() - run_start > max_seconds
+        loss, parts, stop = agree_on_step(loss, parts, stop)
         ratio = parts["field"] / max(parts["zero"], 1e-6)
         ema = ratio if ema is None else 0.98 * ema + 0.02 * ratio
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", vs_zero=f"{ema:.2f}")
         if step % 25 == 0:
             log.debug("step %d loss %.4f field/zero(ema) %.3f", step, loss.item(), ema)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if (step % config.checkpoint_every == 0 or step == config.steps) and is_main():
             save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
         if step % config.val_every == 0 or step == config.steps:
             entry = {"step": step, "time_s": time.perf_counter() - t_start, "loss": loss.item(),
                      "field_vs_zero_ema": ema, **validate()}
             log_entry(entry)
             bar.write(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}))
-        if max_seconds is not None and time.perf_counter() - run_start > max_seconds:
-            save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
+        if stop:
+            if is_main():
+                save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
             break
     bar.close()
     return history

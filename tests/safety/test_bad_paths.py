@@ -185,3 +185,12 @@ def test_os_errors_map_to_one_line_with_the_users_path():
     err = PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/data/in.tif")
     assert os_error_message(err) == ("/data/in.tif: Permission denied (check its permissions or "
                                      "choose another path).")
+
+
+def test_a_geopackage_labelled_wgs84_holding_metres_names_its_crs(austin, tmp_path):
+    gdf = gpd.read_file(austin["buildings"])
+    path = tmp_path / "mislabelled.gpkg"
+    gdf.set_crs("EPSG:4326", allow_override=True).to_file(path, driver="GPKG")
+    line = assert_one_line_error(invoke(["misalign", austin["image"], path, "-o", tmp_path / "m.gpkg"]),
+                                 "impossible in the declared CRS EPSG:4326", "check the file's CRS")
+    assert "GeoJSON" not in line

@@ -253,3 +253,17 @@ def test_a_hostile_tile_url_is_cached_inside_the_cache_folder(serve, tmp_path):
     cache = (tmp_path / "cache").resolve()
     written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
     assert all(p.is_relative_to(cache) or p == out.resolve() for p in written), written
+
+
+@pytest.mark.parametrize("kind", ["xyz", "wms", "buildings"])
+def test_a_failed_fetch_leaves_no_folder_it_created(kind, silent_server, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "new" / "deeper" / ("x.gpkg" if kind == "buildings" else "x.tif")
+    source = {"xyz": ["imagery", *BBOX, "--zoom", "18", "--source", f"xyz:{silent_server}/{{z}}/{{x}}/{{y}}.png"],
+              "wms": ["imagery", *BBOX, "--resolution", "1", "--source", f"wms:{silent_server}/wms",
+                      "--layer", "a"],
+              "buildings": ["buildings", *BBOX, "--source", f"file:{silent_server}/b.geojson"]}[kind]
+    result, _ = run(["fetch", *source, "-o", out, "--timeout", "0.3", "--retries", "0"])
+    one_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "notes.txt"] or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

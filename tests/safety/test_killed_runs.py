@@ -91,3 +91,39 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(austin, tiny_disk):
     assert sorted(p.name for p in out.iterdir()) == [".geoalign.lock", "notes.txt"]
     assert verify_output_set(out) != []
     assert not list(out.glob(STAGING_PREFIX + "*"))
+
+
+def test_a_killed_align_then_a_rerun_gives_the_result_of_a_run_never_killed(austin, tmp_path):
+    from geoalign.io.output_set import RUN_MANIFEST
+
+    import rasterio
+    from rasterio.windows import Window
+
+    image = tmp_path / "crop.tif"  # 500×500 px of the Austin sample: three runs in seconds
+    with rasterio.open(austin["image"]) as src:
+        window = Window(0, 0, 500, 500)
+        profile = {**src.profile, "width": 500, "height": 500, "transform": src.window_transform(window)}
+        with rasterio.open(image, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    args = lambda out: ["align", image, austin["buildings"], "-o", out, "--method", "local"]  # noqa: E731
+    fresh, killed = tmp_path / "fresh", tmp_path / "killed"
+    assert _run(args(fresh)).returncode == 0
+    killed.mkdir()
+    (killed / "notes.txt").write_text("mine")
+    _kill_when(args(killed), lambda: any(killed.glob(STAGING_PREFIX + "*/*")))
+    assert not (killed / RUN_MANIFEST).exists()  # nothing there looks complete
+    r = _run(args(killed))
+    assert r.returncode == 0, r.stderr
+    assert verify_output_set(killed) == []
+    assert not list(killed.glob(STAGING_PREFIX + "*"))
+    assert (killed / "notes.txt").read_text() == "mine"
+    for name in ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png"):
+        a, b = fresh / name, killed / name
+        if name == "aligned.gpkg":  # GeoPackage stores its write time: compare the features
+            import geopandas as gpd
+
+            ga, gb = gpd.read_file(a), gpd.read_file(b)
+            assert ga.drop(columns="geometry").equals(gb.drop(columns="geometry"))
+            assert all(x.equals_exact(y, 0) for x, y in zip(ga.geometry, gb.geometry))
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
