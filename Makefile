@@ -109,3 +109,10 @@ DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 500 --threads 1
 train-default: $(STAMP)
 	test -f runs/real03/manifest.json || $(BIN)/geoalign dataset build $(DEFAULT_SOURCES) -o runs/real03 --gsd 0.3 --holdout-fraction 0.2 --scales 3,2,1,0 --seed 0
 	$(BIN)/geoalign train runs/real03 -o geoalign/model/default $(DEFAULT_TRAIN_OPTIONS) --resume
+	$(BIN)/geoalign model stats geoalign/model/default runs/real03 --threads 1 --seed 0
+	$(BIN)/geoalign model calibrate geoalign/model/default --threads 1
+
+# --- trust report: does expected_error_px track the actual error on held-out regions? ---
+.PHONY: bench-trust
+bench-trust: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.trust

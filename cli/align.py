@@ -26,7 +26,7 @@ from geoalign.errors import OptionError
 @click.option("--learned-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
                    "them for --method learned; the model card's for local+learned: scale 1 only, "
-                   "'1,0' is ~3x slower and a few tenths of a pixel more accurate).")
+                   "'1,0' is ~3x slower; docs/model.md compares them).")
 @click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
@@ -40,9 +40,32 @@ from geoalign.errors import OptionError
 @click.option("--rasters", default=None, metavar="LIST_OR_GLOB",
               help="Several rasters as one mosaic (glob, .txt list or comma-separated paths; same "
                    "CRS and pixel size); then the only argument is BUILDINGS.")
+@click.option("--report", "with_report", is_flag=True,
+              help="Also write the trust report (OUTDIR/report/: tiles with density, uncertainty, "
+                   "expected error; low_density and to_review layers; figures) and add "
+                   "expected_error_px, confidence and gated to every building.")
+@click.option("--tile-m", type=click.FloatRange(min=1.0), default=None,
+              help="Report tile side in metres [default: the learned stage's training patch, 57.6 m].")
+@click.option("--low-density-quantile", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
+              help="Tiles whose density falls below this quantile of the training patches' are low-density.")
+@click.option("--trust-gate", "trust_gate_px", type=click.FloatRange(min=0.0), default=None, metavar="PX",
+              help="Leave in place (gated=true) buildings whose expected error exceeds PX working pixels "
+                   "or that lie in low-density tiles.")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Reference buildings: the report adds each tile's actual error_px (needs --id-field).")
+@click.option("--id-field", default=None, help="Field matching BUILDINGS to --truth.")
 def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer,
-          workers, scheduler, rasters) -> None:
+          workers, scheduler, rasters, with_report, tile_m, low_density_quantile, trust_gate_px, truth_path,
+          id_field) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
+    from geoalign.report.attach import ReportRequest
+
+    needs = [o for o, v in (("--tile-m", tile_m), ("--trust-gate", trust_gate_px), ("--truth", truth_path))
+             if v is not None]
+    if needs and not with_report:
+        raise click.UsageError(f"{', '.join(needs)} needs --report.")
+    if (truth_path is None) != (id_field is None):
+        raise click.UsageError("--truth and --id-field go together.")
     if rasters is not None:  # then the one argument is BUILDINGS
         if buildings is not None:
             raise click.UsageError("Got unexpected extra argument: with --rasters give one argument, BUILDINGS.")
@@ -54,11 +77,16 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
         raise click.UsageError("Missing option '-o' / '--out-dir'.")
     if workers is not None and scheduler is not None:
         raise OptionError("give --workers (a local cluster) or --scheduler (an existing one), not both.")
-    if workers is None and scheduler is None and rasters is None:
+    distributed = workers is not None or scheduler is not None or rasters is not None
+    if with_report and distributed:
+        raise OptionError("--report runs in one process: drop --workers, --scheduler and --rasters.")
+    if not distributed:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
                                                   learned_scales=learned_scales)
+        report = ReportRequest(model_dir, tile_m, low_density_quantile, trust_gate_px, truth_path, id_field,
+                               search_px) if with_report else None
         result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
-                              tile_px=tile_px, layer=layer)
+                              tile_px=tile_px, layer=layer, report=report)
     else:  # tiles on a Dask cluster and/or several rasters (geoalign.distributed)
         from geoalign.distributed import PredictorSpec, align_distributed, align_rasters
 

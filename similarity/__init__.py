@@ -12,9 +12,11 @@ from .kernels import (correlation, gram, influence, kernel, rotation_invariant_s
 from .losses import (group_mean_similarity, group_similarity_loss, pair_similarity_loss,
                      whitened_jacobians)
 from .neighbours import similarity_histogram, topk_neighbours
+from .reference import ReferenceStats, reference_stats, score
 from .uncertainty import uncertainty
 
 __all__ = [
+    "ReferenceStats",
     "correlation",
     "denoising_factor",
     "gram",
@@ -27,7 +29,9 @@ __all__ = [
     "normalize_jacobians",
     "pair_similarity_loss",
     "positive_density",
+    "reference_stats",
     "rotation_invariant_similarity",
+    "score",
     "shift",
     "similarity",
     "similarity_histogram",

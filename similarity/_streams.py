@@ -51,9 +51,15 @@ def _chunk_projections(problem: Problem, x: Tensor, directions: dict[str, Tensor
         return jvp(lambda p: problem(p, x), (problem.params,), (tangent,))[1]
     # ``output`` often selects a few entries of a large output (the centre pixel of a field):
     # copy them out, or the kept views would hold every batch's whole tangent field alive.
-    if next(iter(directions.values())).shape[0] == 1:  # one direction: no vmap overhead
+    q = next(iter(directions.values())).shape[0]
+    if q == 1:  # one direction: no vmap overhead
         return along({k: v[0] for k, v in directions.items()}).unsqueeze(2).clone()
-    return vmap(along, out_dims=2)(directions).clone()
+    try:
+        return vmap(along, out_dims=2)(directions).clone()
+    except RuntimeError as err:  # an operation torch.func cannot batch (e.g. channels_last)
+        if "vmap" not in str(err):
+            raise
+        return torch.stack([along({k: v[i] for k, v in directions.items()}) for i in range(q)], dim=2).clone()
 
 
 def projections(problem: Problem, data: Data, directions: Tensor,

@@ -39,8 +39,37 @@ def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK
             return
         except _fused.Unsupported:
             pass  # weight sharing seen at run time, before anything was yielded
+    vmappable = True
     for x in iter_batches(data, chunk_size):
-        yield _chunk_jacobians(problem, x)
+        if vmappable:
+            try:
+                yield _chunk_jacobians(problem, x)
+                continue
+            except RuntimeError as err:  # an operation torch.func cannot batch
+                if "vmap" not in str(err):
+                    raise
+                vmappable = False
+        yield _looped_jacobians(problem, x)
+
+
+def _looped_jacobians(problem: Problem, x: Tensor) -> Tensor:
+    """(n, ...) -> (n, d, p) with one forward and d backward passes per sample.
+
+    For models torch.func cannot vmap (e.g. convolutions in ``channels_last`` memory format,
+    whose ``contiguous(memory_format=...)`` has no batching rule): slower, same values."""
+    params = {k: v.detach().requires_grad_(True) for k, v in problem.params.items()}
+    leaves = list(params.values())
+    out = []
+    with torch.enable_grad():
+        for i in range(x.shape[0]):
+            y = problem(params, x[i:i + 1])[0]
+            rows = []
+            for a in range(y.shape[0]):
+                g = torch.autograd.grad(y[a], leaves, retain_graph=a + 1 < y.shape[0], allow_unused=True)
+                rows.append(torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                                       for gi, p in zip(g, leaves)]))
+            out.append(torch.stack(rows))
+    return torch.stack(out).detach()
 
 
 def normalize_jacobians(J: Tensor, rtol: float | None = None) -> tuple[Tensor, Tensor]:

@@ -73,21 +73,27 @@ def align_raster(
     method: str | None = None, note: str = "", tile_px: int = 2048, blend_px: int = 64,
     layer: str | None = None, overlay_max_px: int = 1600, show_progress: bool = True,
     on_tile: Callable[[TileField], None] | None = None, predict: Callable[..., dict] = predict_tiled,
-    inputs: list[str | Path] | None = None,
+    inputs: list[str | Path] | None = None, report=None,
 ) -> AlignResult:
     """Align the buildings to the image with ``predictor`` (:func:`geoalign.inference.layer.align_layer`)
     and write the output set (module docstring); ``on_tile``: the tiler's per-tile hook;
     ``predict``: what computes and blends the tiles (:func:`geoalign.inference.layer.write_field`);
-    ``inputs``: the files the run reads, when more than the image (a mosaic's rasters)."""
+    ``inputs``: the files the run reads, when more than the image (a mosaic's rasters);
+    ``report``: a :class:`geoalign.report.attach.ReportRequest` (trust report, same pass)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     gdf = read_vectors(buildings_path, layer=layer)
-    names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png")
-    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align",
-                                                               inputs=[*(inputs or [image_path]), buildings_path]) as stage:
+    names = ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png") + (report.names if report else ())
+    read = [*(inputs or [image_path]), buildings_path] + ([report.truth_path] if report and report.truth_path else [])
+    with RasterReader(image_path) as reader, output_set(out_dir, names, command="align", inputs=read) as stage:
+        trust = report.start(reader, gdf, predictor) if report else None
+        hook = on_tile if trust is None else (trust.on_tile if on_tile is None else
+                                              (lambda tf: (on_tile(tf), trust.on_tile(tf))))
         aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
                                      blend_px=blend_px, show_progress=show_progress,
-                                     source=str(buildings_path), on_tile=on_tile, predict=predict)
+                                     source=str(buildings_path), on_tile=hook, predict=predict)
+        if trust is not None:
+            aligned = trust.finish(aligned, gdf, stage)
         write_vectors(aligned, stage / "aligned.geojson")
         write_vectors(aligned, stage / "aligned.gpkg")
         moving = moved_mask(aligned)

@@ -129,6 +129,7 @@ class LocalOffsetPredictor:
 
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         H, W = image.shape[-2:]
+        self.last_windows: list[dict[str, np.ndarray]] = []  # per level: the evidence of every window
         if not np.any(map_[0]):
             return np.zeros((2, H, W), np.float32)
         img_full = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
@@ -178,6 +179,7 @@ class LocalOffsetPredictor:
             surfaces = ndimage.convolve(grid, kernel[:, :, None, None], mode="constant").reshape(surfaces.shape)
             energy = ndimage.convolve(energy.reshape(ny, nx), kernel.astype(np.float64), mode="constant").ravel()
         peak = find_peaks(surfaces, energy, prior_lvl)
+        second = _second_peak_ratio(surfaces)
         offset_full = peak.offset_yx[:, ::-1].T * f  # (2, N) dx, dy full-res px
         residual = (offset_full - prior_full).reshape(2, ny, nx)
         evidence = energy / energy.max() if energy.max() > 0 else energy
@@ -187,8 +189,13 @@ class LocalOffsetPredictor:
         if valid is not None and not valid.all():
             weight *= _window_valid_fraction(valid, origins * f, win * f) >= MIN_WINDOW_VALID
         weight = weight.reshape(ny, nx)
-        weight = self._reject_outliers(residual, weight)
-        return _GridField(cy, cx, self._interpolate(residual, weight))
+        kept = self._reject_outliers(residual, weight)
+        self.last_windows.append({  # read by the trust report (geoalign.report)
+            "cy": cy, "cx": cx, "confidence": peak.confidence.reshape(ny, nx),
+            "second_peak_ratio": second.reshape(ny, nx), "evidence": evidence.reshape(ny, nx),
+            "at_border": peak.at_border.reshape(ny, nx), "weight": weight, "kept_weight": kept,
+            "residual": residual, "search_px": np.array(level.search_px)})
+        return _GridField(cy, cx, self._interpolate(residual, kept))
 
     def _reject_outliers(self, residual: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Down-weight offsets far from the median of their weighted 3×3 neighbours."""
@@ -228,3 +235,20 @@ class LocalOffsetPredictor:
         eps = 0.02 * float(weight[weight > 0].mean())
         return np.stack([ndimage.gaussian_filter(residual[c] * weight, sigma, mode="constant")
                          for c in range(2)]) / (wsum + eps)[None]
+
+
+def _second_peak_ratio(surfaces: np.ndarray, exclude_px: int = 2) -> np.ndarray:
+    """(peak − mean) / (second peak − mean) per surface, the second peak taken outside
+    ±``exclude_px`` lags of the first: ≫ 1 for one clear match, ≈ 1 for an ambiguous one
+    (repeated structures, no structure)."""
+    n, S, _ = surfaces.shape
+    flat = surfaces.reshape(n, -1).astype(np.float64)
+    mean = flat.mean(axis=1)
+    iy, ix = np.divmod(flat.argmax(axis=1), S)
+    yy, xx = np.mgrid[:S, :S]
+    near = (np.abs(yy[None] - iy[:, None, None]) <= exclude_px) & (np.abs(xx[None] - ix[:, None, None]) <= exclude_px)
+    rest = np.where(near.reshape(n, -1), -np.inf, flat).max(axis=1)
+    top = flat.max(axis=1) - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isfinite(rest) & (rest - mean > 1e-12), top / np.maximum(rest - mean, 1e-12), 1.0)
+    return np.where(top > 0, ratio, 1.0)

@@ -126,6 +126,8 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     )
     if is_main():
         write_card(model_dir, card)
+        from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
+        compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)
     return card
 
 

@@ -1,0 +1,154 @@
+"""The evidence each stage of the pipeline leaves on one alignment tile, as numbers per point.
+
+* Classical stage (:class:`~geoalign.baselines.local_offset.LocalOffsetPredictor`): per window
+  of each level, the correlation peak's height in standard deviations of its surface
+  (sharpness), its ratio to the second peak, the window's map-edge evidence, whether the peak
+  sat on the search border, whether the window was rejected as an outlier, and how far its
+  offset lies from its neighbours' median. Points take the values of their nearest window.
+* Learned stage (a chain scale s): the similarity of patches of the tile to the training set
+  (:func:`similarity.score` against :mod:`geoalign.report.stats`): N_S, uncertainty,
+  denoising factor, the paper's shift ŷ − E_k[ŷ], and E_k[training error] (the kernel-weighted
+  error of the network on the training patches it treats as neighbours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+import similarity as sim
+from geoalign.report.stats import ScaleStats, centre, patch_net
+
+
+def _disagreement(residual: np.ndarray) -> np.ndarray:
+    """|offset − median of the 3×3 neighbours' offsets| per window (px), 0 for a lone window."""
+    if residual.shape[1] * residual.shape[2] < 2:
+        return np.zeros(residual.shape[1:])
+    med = np.stack([ndimage.median_filter(r, size=3, mode="nearest") for r in residual])
+    return np.hypot(*(residual - med))
+
+
+@dataclass
+class WindowLevel:
+    """One level's windows (centres in the tile's input pixels) and their statistics."""
+
+    cy: np.ndarray
+    cx: np.ndarray
+    stats: dict[str, np.ndarray]  # name -> (ny, nx)
+
+    @classmethod
+    def from_record(cls, rec: dict[str, np.ndarray]) -> "WindowLevel":
+        w, kept = rec["weight"], rec["kept_weight"]
+        stats = {
+            "log_confidence": np.log1p(np.clip(rec["confidence"], 0, None)),
+            "log_second_peak_ratio": np.log(np.clip(rec["second_peak_ratio"], 1.0, 1e3)),
+            "sqrt_evidence": np.sqrt(np.clip(rec["evidence"], 0, None)),
+            "unused": ((w <= 0) | (kept < 0.5 * w)).astype(np.float64),  # border peak, weak or outlier
+            "at_border": rec["at_border"].astype(np.float64),
+            "log_disagreement": np.log1p(_disagreement(rec["residual"])),
+        }
+        return cls(np.asarray(rec["cy"], np.float64), np.asarray(rec["cx"], np.float64), stats)
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> dict[str, np.ndarray]:
+        """Each statistic of the nearest window to each point (input pixels)."""
+        iy = np.abs(self.cy[None, :] - np.asarray(ys, np.float64)[:, None]).argmin(1)
+        ix = np.abs(self.cx[None, :] - np.asarray(xs, np.float64)[:, None]).argmin(1)
+        return {k: v[iy, ix] for k, v in self.stats.items()}
+
+
+def classical_levels(records: list[dict[str, np.ndarray]]) -> list[WindowLevel]:
+    return [WindowLevel.from_record(r) for r in records]
+
+
+def _pool_image(image: np.ndarray, f: int) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None]
+    if f == 1:
+        return t
+    h, w = t.shape[-2:]
+    t = F.pad(t, (0, (-w) % f, 0, (-h) % f), mode="replicate")
+    return F.avg_pool2d(t, f)
+
+
+def _pool_map(map_: np.ndarray, f: int, channels: tuple[str, ...]) -> torch.Tensor:
+    from geoalign.model.chain import downsample_map
+
+    t = torch.from_numpy(np.ascontiguousarray(map_, np.float32))[None]
+    if f == 1:
+        return t
+    h, w = t.shape[-2:]
+    t = F.pad(t, (0, (-w) % f, 0, (-h) % f))
+    return downsample_map(t, f, channels)
+
+
+class LearnedScorer:
+    """Scores patches of a tile against one learned scale's training statistics."""
+
+    def __init__(self, chain, stats: ScaleStats) -> None:
+        self.scale = stats.scale
+        self.factor = 2 ** stats.scale
+        self.patch_px = stats.patch_px
+        self.stats = stats
+        self.model = patch_net(chain, stats.scale)
+        self.channels = tuple(chain.config.channels)
+        self.dtype = next(self.model.parameters()).dtype
+
+    @property
+    def footprint_px(self) -> int:
+        """Side of one patch in working pixels (the training patch at the model's GSD)."""
+        return self.patch_px * self.factor
+
+    def patches(self, image: np.ndarray, map_: np.ndarray, centres_rc: np.ndarray) -> torch.Tensor:
+        """(k, 3 + C, P, P) patches of scale s centred on ``centres_rc`` (working px of the arrays)."""
+        f, P = self.factor, self.patch_px
+        img = _pool_image(image, f)
+        mp = _pool_map(map_, f, self.channels)
+        half = P // 2
+        img = F.pad(img, (half, half, half, half), mode="replicate")
+        mp = F.pad(mp, (half, half, half, half))
+        out = []
+        for r, c in np.asarray(centres_rc, np.float64).reshape(-1, 2):
+            rs, cs = int(round(r / f)), int(round(c / f))  # centre at scale s, +half for the pad
+            rs = min(max(rs, 0), img.shape[-2] - 2 * half)
+            cs = min(max(cs, 0), img.shape[-1] - 2 * half)
+            out.append(torch.cat([img[0, :, rs:rs + P, cs:cs + P], mp[0, :, rs:rs + P, cs:cs + P]]))
+        return torch.stack(out).to(self.dtype) if out else torch.zeros(0, 3 + len(self.channels), P, P)
+
+    def score(self, patches: torch.Tensor) -> dict[str, np.ndarray]:
+        """Per patch: density, density_quantile, uncertainty, denoising_factor, shift (2, working
+        px), neighbour_error_px (working px), nearest exemplars (3) and their k^{C,rot}."""
+        if len(patches) == 0:
+            return {}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # per-patch backward passes of small convolutions: a 2nd thread only spins
+        try:
+            with torch.no_grad():
+                pred = centre(self.model(patches)).double()
+            s = sim.score(self.model, patches, self.stats.reference, centre, chunk_size=8)
+        finally:
+            torch.set_num_threads(threads)
+        km = s["kernel_mean"].numpy()  # (k, 5): E_k[ŷ], E_k[y], E_k[err] (scale-s px)
+        out = {
+            "density": s["density"].numpy(),
+            "density_quantile": self.stats.quantile_of(s["density"].numpy()),
+            "uncertainty": s["uncertainty"].numpy(),
+            "denoising_factor": s["denoising_factor"].numpy(),
+            "shift_px": (pred.numpy() - km[:, 0:2]) * self.factor,
+            "neighbour_error_px": km[:, 4] * self.factor,
+        }
+        if "exemplar_rotation_similarity" in s:
+            rot = s["exemplar_rotation_similarity"].numpy()
+            order = np.argsort(-rot, axis=1)[:, :3]
+            out["nearest_exemplars"] = order
+            out["nearest_similarity"] = np.take_along_axis(rot, order, axis=1)
+        return out
+
+
+def edge_strength(image: np.ndarray) -> np.ndarray:
+    """Luminance gradient magnitude (H, W): where the image has structure to match against."""
+    lum = image.mean(axis=0)
+    gy, gx = np.gradient(lum)
+    return np.hypot(gx, gy)

@@ -1,0 +1,82 @@
+"""`geoalign align --report` end to end on a crop of the Austin sample (shipped model)."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from click.testing import CliRunner
+from rasterio.windows import Window
+
+from cli.main import main
+from geoalign.model.predictor import DEFAULT_MODEL_DIR
+from geoalign.report.stats import STATS_FILE
+from geoalign.report.writers import NAMES
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / STATS_FILE).exists(), reason="no shipped statistics")
+
+
+@pytest.fixture(scope="module")
+def crop(austin, tmp_path_factory):
+    """The sample's south-east 400 px (its east edge cuts buildings) and its buildings, shifted by 2 m."""
+    d = tmp_path_factory.mktemp("crop")
+    with rasterio.open(austin["image"]) as src:
+        win = Window(600, 600, 400, 400)
+        prof = src.profile | {"width": 400, "height": 400, "transform": src.window_transform(win)}
+        with rasterio.open(d / "image.tif", "w", **prof) as dst:
+            dst.write(src.read(window=win))
+        bounds = rasterio.windows.bounds(win, src.transform)
+    truth = gpd.read_file(austin["buildings"]).to_crs(prof["crs"])
+    truth = truth[truth.intersects(shapely.box(*bounds))]
+    truth = truth.assign(bid=np.arange(len(truth)))
+    assert len(truth) >= 10
+    truth.to_file(d / "truth.gpkg")
+    truth.set_geometry(truth.translate(2.0, -1.0)).to_file(d / "shifted.gpkg")
+    return d
+
+
+def _run(args):
+    return CliRunner().invoke(main, ["-q", "align", *args], catch_exceptions=False)
+
+
+def test_align_report_writes_the_layers_columns_and_gate(crop, tmp_path):
+    out = tmp_path / "out"
+    res = _run([str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(out), "--report", "--trust-gate", "4",
+                "--truth", str(crop / "truth.gpkg"), "--id-field", "bid"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads((out / "run.json").read_text())["files"]
+    assert set(NAMES) <= set(listed)  # one output set with the aligned layers
+    aligned = gpd.read_file(out / "aligned.geojson")
+    shifted = gpd.read_file(crop / "shifted.gpkg").to_crs(aligned.crs)
+    assert {"expected_error_px", "confidence", "gated"} <= set(aligned.columns)
+    on = ~aligned["outside_image"]
+    assert aligned.loc[on, "expected_error_px"].notna().all() and aligned.loc[on, "confidence"].between(0, 1).all()
+    gated = aligned["gated"].to_numpy(bool)
+    report_tiles = json.loads((out / "report/tiles.geojson").read_text())["features"]
+    assert gated.any()
+    if not any(f["properties"]["low_density"] for f in report_tiles):  # then only the gate gates
+        assert (aligned.loc[gated, "expected_error_px"] > 4).all()
+        assert (aligned.loc[on & ~aligned["gated"], "expected_error_px"] <= 4).all()
+    for g, s in zip(aligned.geometry[gated], shifted.geometry[gated]):
+        assert g.equals_exact(s, 1e-6)  # left where the input had it
+    assert (aligned.loc[gated, "shift_m"] == 0).all()
+    tiles = json.loads((out / "report/tiles.geojson").read_text())["features"]
+    with_b = [f["properties"] for f in tiles if f["properties"]["n_buildings"] > 0]
+    assert with_b and all(p["error_px"] is not None and p["error_px"] >= 0 for p in with_b)
+    doc = json.loads((out / "report/report.json").read_text())
+    assert doc["buildings_gated"] == int(gated.sum()) and doc["thresholds"]["trust_gate_px"] == 4.0
+
+
+def test_report_options_without_report_or_on_an_uncalibrated_pipeline_are_one_line_errors(crop, tmp_path):
+    base = [str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(tmp_path / "o")]
+    res = CliRunner().invoke(main, ["align", *base, "--trust-gate", "3"])
+    assert res.exit_code != 0 and "needs --report" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["align", *base, "--report", "--truth", str(crop / "truth.gpkg")])
+    assert res.exit_code != 0 and "--id-field" in res.output
+    res = CliRunner().invoke(main, ["align", *base, "--report", "--method", "local"])
+    assert res.exit_code != 0 and "local+learned" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
