@@ -39,12 +39,6 @@ HISTORY_PATTERNS: dict[str, str] = {
 }
 _COMPILED = {name: re.compile(p, re.IGNORECASE) for name, p in HISTORY_PATTERNS.items()}
 
-#: Files other helpers own; their hits are fixed when those branches merge. Temporary: the set
-#: empties as they do, and a path here whose hits are gone fails ``test_pending_list_is_current``.
-PENDING_OTHERS: frozenset[str] = frozenset({
-    "similarity/README.md",
-})
-
 #: Text formats the project writes by hand. Data files (GeoJSON samples, OSM extracts, rasters)
 #: and benchmark result files (written by the benchmarks) are not prose of the project.
 TEXT_SUFFIXES = {".md", ".py", ".txt", ".toml", ".cfg", ".ini", ".yml", ".yaml", ".sh", ".json"}
@@ -150,13 +144,6 @@ def test_the_scan_covers_the_project():
 
 
 def test_project_text_speaks_of_the_product_not_its_history():
-    found = {rel: hits for rel, hits in _hits_by_file().items() if rel not in PENDING_OTHERS}
+    found = _hits_by_file()
     lines = [f"{rel}:{n}: [{name}] {line}" for rel, hits in found.items() for n, name, line in hits]
     assert not lines, "history wording:\n" + "\n".join(lines)
-
-
-def test_pending_list_is_current():
-    """Every path in PENDING_OTHERS still has hits; once fixed, it leaves the list."""
-    found = _hits_by_file()
-    stale = sorted(p for p in PENDING_OTHERS if p not in found)
-    assert not stale, f"no history wording left in {stale}: remove them from PENDING_OTHERS"
