@@ -181,6 +181,8 @@ def write_vectors(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
         raise InputFileError(
             f"{path}: unknown vector format; use one of {', '.join(sorted(DRIVERS))}."
         )
+    # GeoPackage 1.3: the newest version QGIS 3.22 reads without a warning on every open
+    options = {"dataset_options": {"VERSION": "1.3"}} if driver == "GPKG" else {}
     with atomic_path(path) as tmp:
-        gdf.to_file(tmp, driver=driver, layer=path.stem)  # not the temporary file's name
+        gdf.to_file(tmp, driver=driver, layer=path.stem, **options)  # not the temporary file's name
     return path

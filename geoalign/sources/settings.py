@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoalign.settings import cache_folder as _default_cache_folder
+from geoalign.settings import overpass_url_from_env
 
 
 #: Folder of the on-disk HTTP cache (tiles, GetMap chunks, Overpass answers, cadaster files).
@@ -36,5 +37,5 @@ max_workers: int = 4
 max_tiles: int = 50_000
 #: Largest WIDTH/HEIGHT of one WMS GetMap request; bigger areas are requested in chunks.
 wms_max_size_px: int = 2048
-#: Overpass API base URL handed to osmnx (``None``: osmnx's own default).
-overpass_url: str | None = None
+#: Overpass API base URL handed to osmnx (``None``: osmnx's own default; ``$GEOALIGN_OVERPASS_URL``).
+overpass_url: str | None = overpass_url_from_env()

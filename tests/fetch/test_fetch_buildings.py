@@ -159,3 +159,22 @@ def test_cadaster_local_file_reprojected(tmp_path):
         fetch_buildings(f"file:{AUSTIN_BUILDINGS}", (2.29, 48.85, 2.30, 48.86), tmp_path / "e.gpkg")
     with pytest.raises(InputFileError, match="no such vector file"):
         fetch_buildings(f"file:{tmp_path / 'nope.geojson'}", (0, 0, 1, 1), tmp_path / "e.gpkg")
+
+
+def test_the_overpass_url_comes_from_the_environment(serve, tmp_path):
+    """``GEOALIGN_OVERPASS_URL`` points a separate geoalign process (e.g. the QGIS plugin's) at
+    another Overpass API."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    queries: list[str] = []
+    server = serve(overpass_app(overpass_json_from_xml(KIRCHBERG_OSM), queries))
+    env = {**os.environ, "GEOALIGN_OVERPASS_URL": f"{server.url}/api", "GEOALIGN_CACHE_DIR": str(tmp_path / "c")}
+    out = tmp_path / "b.gpkg"
+    geoalign = str(Path(sys.executable).parent / "geoalign")
+    proc = subprocess.run([geoalign, "-q", "fetch", "buildings", "--bbox", *map(str, KIRCHBERG_BBOX),
+                           "--source", "osm", "-o", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(queries) == 1 and len(gpd.read_file(out)) == 32
