@@ -70,7 +70,7 @@ def arrows_symbol() -> QgsMarkerSymbol:
 
 def to_review_labels() -> QgsVectorLayerSimpleLabeling:
     settings = QgsPalLayerSettings()
-    settings.fieldName = "rank"
+    settings.fieldName = "review_rank"
     settings.enabled = True
     settings.placement = QgsPalLayerSettings.OverPoint
     fmt = QgsTextFormat()
@@ -119,7 +119,7 @@ def main() -> None:
     save("Polygon", "field=low_density:boolean", "low_density",
          QgsSingleSymbolRenderer(symbol_of(QgsFillSymbol(), hatch, QgsSimpleFillSymbolLayer(
              QColor(0, 0, 0, 0), Qt.NoBrush, QColor("#7b3294"), Qt.SolidLine, 0.4))))
-    save("Polygon", "field=rank:integer", "to_review",
+    save("Polygon", "field=review_rank:integer", "to_review",
          QgsSingleSymbolRenderer(outline(QColor("#ff7f00"), 0.8)), labeling=to_review_labels())
 
 

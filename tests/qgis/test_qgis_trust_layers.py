@@ -50,7 +50,7 @@ def report_run(out):
     write_geojson(out / "report" / "tiles.geojson", fields, tiles)
     write_geojson(out / "report" / "low_density.geojson", fields, [t for t in tiles if t[1][1]])
     ranked = sorted(tiles, key=lambda t: -t[1][0])[:3]
-    write_geojson(out / "report" / "to_review.geojson", fields + [("rank", QVariant.Int)],
+    write_geojson(out / "report" / "to_review.geojson", fields + [("review_rank", QVariant.Int)],
                   [(g, (*v, r)) for r, (g, v) in enumerate(ranked, start=1)])
     source = QgsVectorLayer(str(AUSTIN_BUILDINGS), "b", "ogr")
     options = QgsVectorFileWriter.SaveVectorOptions()
@@ -84,8 +84,8 @@ def test_trust_layers_load_with_their_styles(provider, project, tmp_path):
     assert layers["low-density tiles"].featureCount() == 2
     assert layers["low-density tiles"].renderer().symbol().symbolLayer(0).layerType() == "LinePatternFill"
     review = layers["to review (rank)"]
-    assert review.labelsEnabled() and review.labeling().settings().fieldName == "rank"
-    assert sorted(f["rank"] for f in review.getFeatures()) == [1, 2, 3]
+    assert review.labelsEnabled() and review.labeling().settings().fieldName == "review_rank"
+    assert sorted(f["review_rank"] for f in review.getFeatures()) == [1, 2, 3]
     confidence = layers["confidence"].renderer()
     assert confidence.classAttribute() == "confidence"
     assert [confidence.symbolForValue(v).symbolLayer(0).strokeColor().name() for v in (0.1, 0.9)] == [

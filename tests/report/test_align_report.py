@@ -13,6 +13,9 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 
 from cli.main import main
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 from geoalign.model.predictor import DEFAULT_MODEL_DIR
 from geoalign.report.stats import STATS_FILE
 from geoalign.report.writers import NAMES
@@ -69,6 +72,7 @@ def test_align_report_writes_the_layers_columns_and_gate(crop, tmp_path):
     assert with_b and all(p["error_px"] is not None and p["error_px"] >= 0 for p in with_b)
     doc = json.loads((out / "report/report.json").read_text())
     assert doc["buildings_gated"] == int(gated.sum()) and doc["thresholds"]["trust_gate_px"] == 4.0
+    _check_qgis_styles_name_columns_of(out)
 
 
 def test_report_options_without_report_or_on_an_uncalibrated_pipeline_are_one_line_errors(crop, tmp_path):
@@ -80,3 +84,18 @@ def test_report_options_without_report_or_on_an_uncalibrated_pipeline_are_one_li
     res = CliRunner().invoke(main, ["align", *base, "--report", "--method", "local"])
     assert res.exit_code != 0 and "local+learned" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o").exists()
+
+
+def _check_qgis_styles_name_columns_of(out) -> None:
+    """Every attribute a QGIS style of the plugin reads exists in the layer it styles."""
+    import re
+
+    from geoalign.io.vectors import read_vectors
+
+    styles = ROOT / "qgis_plugin" / "geoalign_qgis" / "styles"
+    layers = {"tiles": out / "report/tiles.geojson", "low_density": out / "report/low_density.geojson",
+              "to_review": out / "report/to_review.geojson", "confidence": out / "aligned.gpkg"}
+    for style, path in layers.items():
+        qml = (styles / f"{style}.qml").read_text()
+        fields = set(re.findall(r'(?:field|attr|fieldName)="([A-Za-z_]+)"', qml))
+        assert fields and fields <= set(read_vectors(path).columns), (style, fields)

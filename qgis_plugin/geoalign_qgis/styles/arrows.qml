@@ -1,73 +1,73 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis styleCategories="AllStyleCategories" simplifyDrawingTol="1" minScale="100000000" symbologyReferenceScale="-1" hasScaleBasedVisibilityFlag="0" labelsEnabled="0" simplifyDrawingHints="1" readOnly="0" simplifyLocal="1" simplifyMaxScale="1" maxScale="0" simplifyAlgorithm="0" version="3.22.16-Białowieża">
+<qgis styleCategories="AllStyleCategories" simplifyLocal="1" symbologyReferenceScale="-1" maxScale="0" labelsEnabled="0" readOnly="0" simplifyAlgorithm="0" simplifyDrawingTol="1" minScale="100000000" version="3.22.16-Białowieża" simplifyMaxScale="1" hasScaleBasedVisibilityFlag="0" simplifyDrawingHints="1">
   <flags>
     <Identifiable>1</Identifiable>
     <Removable>1</Removable>
     <Searchable>1</Searchable>
     <Private>0</Private>
   </flags>
-  <temporal limitMode="0" startField="" endExpression="" enabled="0" mode="0" durationUnit="min" accumulate="0" durationField="" fixedDuration="0" endField="" startExpression="">
+  <temporal durationUnit="min" enabled="0" fixedDuration="0" durationField="" mode="0" endExpression="" startField="" limitMode="0" endField="" startExpression="" accumulate="0">
     <fixedRange>
       <start></start>
       <end></end>
     </fixedRange>
   </temporal>
-  <renderer-v2 symbollevels="0" enableorderby="0" referencescale="-1" forceraster="0" type="singleSymbol">
+  <renderer-v2 forceraster="0" type="singleSymbol" symbollevels="0" enableorderby="0" referencescale="-1">
     <symbols>
-      <symbol name="0" force_rhr="0" alpha="1" type="marker" clip_to_extent="1">
+      <symbol clip_to_extent="1" type="marker" alpha="1" force_rhr="0" name="0">
         <data_defined_properties>
           <Option type="Map">
-            <Option name="name" value="" type="QString"/>
+            <Option value="" type="QString" name="name"/>
             <Option name="properties"/>
-            <Option name="type" value="collection" type="QString"/>
+            <Option value="collection" type="QString" name="type"/>
           </Option>
         </data_defined_properties>
-        <layer enabled="1" pass="0" class="GeometryGenerator" locked="0">
+        <layer pass="0" enabled="1" class="GeometryGenerator" locked="0">
           <Option type="Map">
-            <Option name="SymbolType" value="Line" type="QString"/>
-            <Option name="geometryModifier" value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" type="QString"/>
-            <Option name="units" value="MapUnit" type="QString"/>
+            <Option value="Line" type="QString" name="SymbolType"/>
+            <Option value="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" type="QString" name="geometryModifier"/>
+            <Option value="MapUnit" type="QString" name="units"/>
           </Option>
           <prop v="Line" k="SymbolType"/>
           <prop v="make_line($geometry, translate($geometry, &quot;dx&quot; * &quot;draw_scale&quot;, &quot;dy&quot; * &quot;draw_scale&quot;))" k="geometryModifier"/>
           <prop v="MapUnit" k="units"/>
           <data_defined_properties>
             <Option type="Map">
-              <Option name="name" value="" type="QString"/>
+              <Option value="" type="QString" name="name"/>
               <Option name="properties"/>
-              <Option name="type" value="collection" type="QString"/>
+              <Option value="collection" type="QString" name="type"/>
             </Option>
           </data_defined_properties>
-          <symbol name="@0@0" force_rhr="0" alpha="1" type="line" clip_to_extent="1">
+          <symbol clip_to_extent="1" type="line" alpha="1" force_rhr="0" name="@0@0">
             <data_defined_properties>
               <Option type="Map">
-                <Option name="name" value="" type="QString"/>
+                <Option value="" type="QString" name="name"/>
                 <Option name="properties"/>
-                <Option name="type" value="collection" type="QString"/>
+                <Option value="collection" type="QString" name="type"/>
               </Option>
             </data_defined_properties>
-            <layer enabled="1" pass="0" class="ArrowLine" locked="0">
+            <layer pass="0" enabled="1" class="ArrowLine" locked="0">
               <Option type="Map">
-                <Option name="arrow_start_width" value="0.35" type="QString"/>
-                <Option name="arrow_start_width_unit" value="MM" type="QString"/>
-                <Option name="arrow_start_width_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                <Option name="arrow_type" value="0" type="QString"/>
-                <Option name="arrow_width" value="0.35" type="QString"/>
-                <Option name="arrow_width_unit" value="MM" type="QString"/>
-                <Option name="arrow_width_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                <Option name="head_length" value="1" type="QString"/>
-                <Option name="head_length_unit" value="MM" type="QString"/>
-                <Option name="head_length_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                <Option name="head_thickness" value="0.7" type="QString"/>
-                <Option name="head_thickness_unit" value="MM" type="QString"/>
-                <Option name="head_thickness_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                <Option name="head_type" value="0" type="QString"/>
-                <Option name="is_curved" value="0" type="QString"/>
-                <Option name="is_repeated" value="0" type="QString"/>
-                <Option name="offset" value="0" type="QString"/>
-                <Option name="offset_unit" value="MM" type="QString"/>
-                <Option name="offset_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                <Option name="ring_filter" value="0" type="QString"/>
+                <Option value="0.35" type="QString" name="arrow_start_width"/>
+                <Option value="MM" type="QString" name="arrow_start_width_unit"/>
+                <Option value="3x:0,0,0,0,0,0" type="QString" name="arrow_start_width_unit_scale"/>
+                <Option value="0" type="QString" name="arrow_type"/>
+                <Option value="0.35" type="QString" name="arrow_width"/>
+                <Option value="MM" type="QString" name="arrow_width_unit"/>
+                <Option value="3x:0,0,0,0,0,0" type="QString" name="arrow_width_unit_scale"/>
+                <Option value="1" type="QString" name="head_length"/>
+                <Option value="MM" type="QString" name="head_length_unit"/>
+                <Option value="3x:0,0,0,0,0,0" type="QString" name="head_length_unit_scale"/>
+                <Option value="0.7" type="QString" name="head_thickness"/>
+                <Option value="MM" type="QString" name="head_thickness_unit"/>
+                <Option value="3x:0,0,0,0,0,0" type="QString" name="head_thickness_unit_scale"/>
+                <Option value="0" type="QString" name="head_type"/>
+                <Option value="0" type="QString" name="is_curved"/>
+                <Option value="0" type="QString" name="is_repeated"/>
+                <Option value="0" type="QString" name="offset"/>
+                <Option value="MM" type="QString" name="offset_unit"/>
+                <Option value="3x:0,0,0,0,0,0" type="QString" name="offset_unit_scale"/>
+                <Option value="0" type="QString" name="ring_filter"/>
               </Option>
               <prop v="0.35" k="arrow_start_width"/>
               <prop v="MM" k="arrow_start_width_unit"/>
@@ -91,32 +91,32 @@
               <prop v="0" k="ring_filter"/>
               <data_defined_properties>
                 <Option type="Map">
-                  <Option name="name" value="" type="QString"/>
+                  <Option value="" type="QString" name="name"/>
                   <Option name="properties"/>
-                  <Option name="type" value="collection" type="QString"/>
+                  <Option value="collection" type="QString" name="type"/>
                 </Option>
               </data_defined_properties>
-              <symbol name="@@0@0@0" force_rhr="0" alpha="1" type="fill" clip_to_extent="1">
+              <symbol clip_to_extent="1" type="fill" alpha="1" force_rhr="0" name="@@0@0@0">
                 <data_defined_properties>
                   <Option type="Map">
-                    <Option name="name" value="" type="QString"/>
+                    <Option value="" type="QString" name="name"/>
                     <Option name="properties"/>
-                    <Option name="type" value="collection" type="QString"/>
+                    <Option value="collection" type="QString" name="type"/>
                   </Option>
                 </data_defined_properties>
-                <layer enabled="1" pass="0" class="SimpleFill" locked="0">
+                <layer pass="0" enabled="1" class="SimpleFill" locked="0">
                   <Option type="Map">
-                    <Option name="border_width_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                    <Option name="color" value="255,215,0,255" type="QString"/>
-                    <Option name="joinstyle" value="bevel" type="QString"/>
-                    <Option name="offset" value="0,0" type="QString"/>
-                    <Option name="offset_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-                    <Option name="offset_unit" value="MM" type="QString"/>
-                    <Option name="outline_color" value="48,48,48,255" type="QString"/>
-                    <Option name="outline_style" value="solid" type="QString"/>
-                    <Option name="outline_width" value="0.15" type="QString"/>
-                    <Option name="outline_width_unit" value="MM" type="QString"/>
-                    <Option name="style" value="solid" type="QString"/>
+                    <Option value="3x:0,0,0,0,0,0" type="QString" name="border_width_map_unit_scale"/>
+                    <Option value="255,215,0,255" type="QString" name="color"/>
+                    <Option value="bevel" type="QString" name="joinstyle"/>
+                    <Option value="0,0" type="QString" name="offset"/>
+                    <Option value="3x:0,0,0,0,0,0" type="QString" name="offset_map_unit_scale"/>
+                    <Option value="MM" type="QString" name="offset_unit"/>
+                    <Option value="48,48,48,255" type="QString" name="outline_color"/>
+                    <Option value="solid" type="QString" name="outline_style"/>
+                    <Option value="0.15" type="QString" name="outline_width"/>
+                    <Option value="MM" type="QString" name="outline_width_unit"/>
+                    <Option value="solid" type="QString" name="style"/>
                   </Option>
                   <prop v="3x:0,0,0,0,0,0" k="border_width_map_unit_scale"/>
                   <prop v="255,215,0,255" k="color"/>
@@ -131,9 +131,9 @@
                   <prop v="solid" k="style"/>
                   <data_defined_properties>
                     <Option type="Map">
-                      <Option name="name" value="" type="QString"/>
+                      <Option value="" type="QString" name="name"/>
                       <Option name="properties"/>
-                      <Option name="type" value="collection" type="QString"/>
+                      <Option value="collection" type="QString" name="type"/>
                     </Option>
                   </data_defined_properties>
                 </layer>
@@ -158,7 +158,7 @@
     </activeChecks>
     <checkConfiguration/>
   </geometryOptions>
-  <legend type="default-vector" showLabelLegend="0"/>
+  <legend showLabelLegend="0" type="default-vector"/>
   <referencedLayers/>
   <fieldConfiguration>
     <field configurationFlags="None" name="dx">
@@ -184,28 +184,28 @@
     </field>
   </fieldConfiguration>
   <aliases>
-    <alias name="" field="dx" index="0"/>
-    <alias name="" field="dy" index="1"/>
-    <alias name="" field="draw_scale" index="2"/>
+    <alias index="0" field="dx" name=""/>
+    <alias index="1" field="dy" name=""/>
+    <alias index="2" field="draw_scale" name=""/>
   </aliases>
   <defaults>
-    <default expression="" field="dx" applyOnUpdate="0"/>
-    <default expression="" field="dy" applyOnUpdate="0"/>
-    <default expression="" field="draw_scale" applyOnUpdate="0"/>
+    <default expression="" applyOnUpdate="0" field="dx"/>
+    <default expression="" applyOnUpdate="0" field="dy"/>
+    <default expression="" applyOnUpdate="0" field="draw_scale"/>
   </defaults>
   <constraints>
-    <constraint exp_strength="0" field="dx" constraints="0" notnull_strength="0" unique_strength="0"/>
-    <constraint exp_strength="0" field="dy" constraints="0" notnull_strength="0" unique_strength="0"/>
-    <constraint exp_strength="0" field="draw_scale" constraints="0" notnull_strength="0" unique_strength="0"/>
+    <constraint constraints="0" field="dx" notnull_strength="0" exp_strength="0" unique_strength="0"/>
+    <constraint constraints="0" field="dy" notnull_strength="0" exp_strength="0" unique_strength="0"/>
+    <constraint constraints="0" field="draw_scale" notnull_strength="0" exp_strength="0" unique_strength="0"/>
   </constraints>
   <constraintExpressions>
-    <constraint desc="" field="dx" exp=""/>
-    <constraint desc="" field="dy" exp=""/>
-    <constraint desc="" field="draw_scale" exp=""/>
+    <constraint field="dx" exp="" desc=""/>
+    <constraint field="dy" exp="" desc=""/>
+    <constraint field="draw_scale" exp="" desc=""/>
   </constraintExpressions>
   <expressionfields/>
   <attributeactions/>
-  <attributetableconfig sortOrder="0" sortExpression="" actionWidgetStyle="dropDown">
+  <attributetableconfig sortExpression="" sortOrder="0" actionWidgetStyle="dropDown">
     <columns/>
   </attributetableconfig>
   <conditionalstyles>
