@@ -172,7 +172,7 @@ def test_failing_run_raises_geoalign_message(provider, project, tmp_path):
 def test_trust_options_follow_what_the_cli_supports(provider, project, misaligned_austin, tmp_path):
     """--report/--trust-gate are passed when `geoalign align --help` lists them, else refused in one line."""
     help_text = cli("align", "--help").stdout
-    params = {"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": LOCAL,
+    params = {"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0,  # the model's pipeline
               "TRUST_REPORT": True, "TRUST_GATE": 3.0, "OUTPUT": str(tmp_path / "trust")}
     if "--report" not in help_text:
         with pytest.raises(QgsProcessingException) as err:
@@ -185,3 +185,6 @@ def test_trust_options_follow_what_the_cli_supports(provider, project, misaligne
     assert "--report --trust-gate 3.0" in feedback.commands[0]
     names = [layer.name() for layer, _ in group_layers(project, "geoalign: austin_misaligned")]
     assert "expected error (px)" in names and "confidence" in names
+    gated = [f["gated"] for layer, _ in group_layers(project, "geoalign: austin_misaligned")
+             if layer.name() == "aligned" for f in layer.getFeatures()]
+    assert gated and any(gated)  # --trust-gate 3 leaves the least trusted buildings in place
