@@ -32,3 +32,10 @@ class CheckpointError(GeoalignError):
 class OptionError(GeoalignError):
     """An option or setting has a value geoalign cannot use (unknown method, a scale the model
     lacks, ...)."""
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line
+    errors that quote a library's complaint."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -28,7 +28,7 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from geoalign.errors import CRSError, InputFileError
+from geoalign.errors import CRSError, InputFileError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,6 @@ def open_raster(path: str | Path, *, require_crs: bool = True) -> Iterator[Raste
         yield reader
     finally:
         reader.close()
-
-
-def first_line(err: Exception) -> str:
-    """The first line of an exception's message (its type's name when it has none), for one-line
-    errors that quote a library's complaint."""
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def block_windows(width: int, height: int, block_px: int) -> Iterator[Window]:

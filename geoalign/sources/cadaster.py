@@ -17,7 +17,7 @@ import numpy as np
 import pyogrio
 from shapely.geometry import box
 
-from geoalign.errors import CRSError, EmptyInputError, InputFileError
+from geoalign.errors import CRSError, EmptyInputError, InputFileError, first_line
 from geoalign.grid import reproject_to, transform_bbox
 from geoalign.io.vectors import check_coordinates, check_extent, clean_buildings
 from geoalign.sources import http
@@ -48,7 +48,7 @@ def buildings_from_file(
     try:
         info = pyogrio.read_info(path, layer=layer)
     except Exception as err:  # pyogrio raises DataSourceError, DataLayerError, ...
-        raise InputFileError(f"{name}: not a readable vector dataset ({_first_line(err)}).") from None
+        raise InputFileError(f"{name}: not a readable vector dataset ({first_line(err)}).") from None
     if not info.get("crs"):
         raise CRSError(
             f"{name}: the vector data has no CRS; set one (e.g. `ogr2ogr -a_srs EPSG:4326`)."
@@ -59,7 +59,7 @@ def buildings_from_file(
     try:
         gdf = gpd.read_file(path, layer=layer, bbox=file_bbox)
     except Exception as err:
-        raise InputFileError(f"{name}: not a readable vector dataset ({_first_line(err)}).") from None
+        raise InputFileError(f"{name}: not a readable vector dataset ({first_line(err)}).") from None
     if len(gdf):
         gdf = gdf[gdf.geometry.intersects(box(*file_bbox))]  # the driver's filter may be loose
     if len(gdf) == 0:
@@ -79,8 +79,3 @@ def source_name(location: str) -> str:
         parts = urlsplit(location)
         return f"{parts.netloc}/{Path(parts.path).name}"
     return location
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -36,7 +36,7 @@ import geopandas as gpd
 import requests
 from shapely.geometry import box
 
-from geoalign.errors import DownloadError, EmptyInputError, InputFileError
+from geoalign.errors import DownloadError, EmptyInputError, InputFileError, first_line
 from geoalign.io.vectors import clean_buildings
 from geoalign.sources import http, settings
 
@@ -93,7 +93,7 @@ def buildings_from_bbox(bbox_wgs84: tuple[float, float, float, float]) -> gpd.Ge
                 "and --bbox-crs."
             ) from None
         except ox._errors.ResponseStatusCodeError as err:
-            raise DownloadError(f"the Overpass API at {url} failed: {_first_line(err)}") from None
+            raise DownloadError(f"the Overpass API at {url} failed: {first_line(err)}") from None
         except requests.exceptions.RequestException as err:
             raise DownloadError(
                 f"could not download from the Overpass API at {url}: {http._reason(err)}; check "
@@ -178,7 +178,7 @@ def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:
             refuse_entities(path)
             root = ET.parse(fh).getroot()
     except (ET.ParseError, OSError, EOFError) as err:
-        raise InputFileError(f"{path}: not a readable OSM XML file ({_first_line(err)}).") from None
+        raise InputFileError(f"{path}: not a readable OSM XML file ({first_line(err)}).") from None
     if root.tag != "osm":
         raise InputFileError(f"{path}: not an OSM XML file (root element <{root.tag}>).")
 
@@ -278,8 +278,3 @@ def tidy_osm_buildings(gdf: gpd.GeoDataFrame, *, source: str) -> gpd.GeoDataFram
     gdf = clean_buildings(gpd.GeoDataFrame(gdf, geometry=gdf.geometry.name, crs=gdf.crs),
                           source=source)
     return gdf.reset_index(drop=True)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
