@@ -100,7 +100,7 @@ def check_replaceable_dir(folder: str | os.PathLike, *, marker: str,
     if not entries:
         return
     strangers = [e for e in entries if not ours(e)]
-    if not strangers and _written_by_geoalign(path / marker):
+    if not strangers and written_by_geoalign(path / marker):
         return
     example = (strangers or entries)[0]
     raise OutputNotOursError(
@@ -108,7 +108,8 @@ def check_replaceable_dir(folder: str | os.PathLike, *, marker: str,
         "would delete them. Choose a new or empty folder.")
 
 
-def _written_by_geoalign(marker: Path) -> bool:
+def written_by_geoalign(marker: Path) -> bool:
+    """Whether ``marker`` is a JSON file naming a ``geoalign_version`` (datasets, run.json)."""
     try:
         return "geoalign_version" in json.loads(marker.read_text())
     except (OSError, ValueError, TypeError):

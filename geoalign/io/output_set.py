@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Sequence
 
 from geoalign import __version__
 from geoalign.errors import GeoalignError
-from geoalign.io.guard import OutputNotOursError, refuse_folder_over_input
+from geoalign.io.guard import OutputNotOursError, refuse_folder_over_input, written_by_geoalign
 
 RUN_MANIFEST = "run.json"
 LOCK = ".geoalign.lock"
@@ -152,20 +152,13 @@ def _listed(out_dir: Path) -> set[str]:
 def _refuse_strangers(out_dir: Path, names: Sequence[str]) -> None:
     listed = _listed(out_dir)
     run_json = out_dir / RUN_MANIFEST
-    if run_json.exists() and not _is_ours(run_json):
+    if run_json.exists() and not written_by_geoalign(run_json):
         raise OutputNotOursError(f"{run_json} exists and was not written by geoalign; move it or "
                                  "choose another output folder.")
     for n in names:
         if (out_dir / n).exists() and n not in listed:
             raise OutputNotOursError(f"{out_dir / n} exists and was not written by geoalign; move it "
                                      "or choose another output folder.")
-
-
-def _is_ours(run_json: Path) -> bool:
-    try:
-        return "geoalign_version" in json.loads(run_json.read_text())
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 def verify_output_set(out_dir: str | Path) -> list[str]:
