@@ -93,7 +93,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(austin, tiny_disk):
     assert not list(out.glob(STAGING_PREFIX + "*"))
 
 
-def test_a_killed_align_then_a_rerun_gives_the_result_of_a_run_never_killed(austin, tmp_path):
+@pytest.mark.parametrize("options", [["--method", "local"], ["--report"]], ids=["local", "report"])
+def test_a_killed_align_then_a_rerun_gives_the_result_of_a_run_never_killed(austin, tmp_path, options):
     from geoalign.io.output_set import RUN_MANIFEST
 
     import rasterio
@@ -105,7 +106,7 @@ def test_a_killed_align_then_a_rerun_gives_the_result_of_a_run_never_killed(aust
         profile = {**src.profile, "width": 500, "height": 500, "transform": src.window_transform(window)}
         with rasterio.open(image, "w", **profile) as dst:
             dst.write(src.read(window=window))
-    args = lambda out: ["align", image, austin["buildings"], "-o", out, "--method", "local"]  # noqa: E731
+    args = lambda out: ["align", image, austin["buildings"], "-o", out, *options]  # noqa: E731
     fresh, killed = tmp_path / "fresh", tmp_path / "killed"
     assert _run(args(fresh)).returncode == 0
     killed.mkdir()
@@ -117,9 +118,12 @@ def test_a_killed_align_then_a_rerun_gives_the_result_of_a_run_never_killed(aust
     assert verify_output_set(killed) == []
     assert not list(killed.glob(STAGING_PREFIX + "*"))
     assert (killed / "notes.txt").read_text() == "mine"
-    for name in ("displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png"):
+    names = ["displacement.tif", "aligned.geojson", "aligned.gpkg", "overlay.png"]
+    if "--report" in options:  # report.json also holds timings
+        names += ["report/tiles.geojson", "report/to_review.geojson", "report/report.gpkg"]
+    for name in names:
         a, b = fresh / name, killed / name
-        if name == "aligned.gpkg":  # GeoPackage stores its write time: compare the features
+        if name.endswith(".gpkg"):  # GeoPackage stores its write time: compare the features
             import geopandas as gpd
 
             ga, gb = gpd.read_file(a), gpd.read_file(b)
