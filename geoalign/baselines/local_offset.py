@@ -12,9 +12,7 @@ full-resolution pixels):
    (:mod:`geoalign.baselines.correlation`); at the first level each surface is summed with its
    neighbours' (3×3, weights 1, ½, ¼), so a window with one small building borrows evidence;
 3. the sub-pixel peak gives an offset; its weight is the window's map-edge evidence times how far
-   the peak stands out of the surface (0 when the peak sits on the border of the search range,
-   and 0 when less than ``MIN_WINDOW_VALID`` of the window lies on valid image: past the raster's
-   edge the correlation loses one side of its evidence and its peak drifts);
+   the peak stands out of the surface (0 when the peak sits on the border of the search range);
 4. residual offsets that disagree with their neighbours' median by more than
    ``outlier_px`` are nearly ignored;
 5. residuals are interpolated by normalized convolution (Gaussian, one window spacing) on the
@@ -80,27 +78,6 @@ class _GridField:
         return np.stack([np.einsum("ni,ij,nj->n", my, v, mx) for v in self.values])
 
 
-#: Least fraction of valid image a window must hold for its offset to count: past the raster's
-#: edge the correlation loses one side of its evidence and its peak drifts. Counted on the window
-#: alone, not on the window grown by its search range: on strips narrower than a grown window
-#: (the held-out strips of ``make bench-accuracy``) that would discard every window (Kampala
-#: strip, 16 px, 2 seeds: 1.18 / 0.51 px without the rule, 7.00 / 2.77 grown, 1.06 / 0.55 alone).
-MIN_WINDOW_VALID = 0.75
-
-
-def _window_valid_fraction(valid: np.ndarray, origins_px: np.ndarray, window_px: int) -> np.ndarray:
-    """For each window (origin row, col in full-resolution px), its valid fraction (outside the
-    array counts as invalid)."""
-    H, W = valid.shape
-    integral = np.pad(np.cumsum(np.cumsum(valid.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
-    r0, c0 = origins_px[:, 0], origins_px[:, 1]
-    r1, c1 = r0 + window_px, c0 + window_px
-    R0, C0 = np.clip(r0, 0, H), np.clip(c0, 0, W)
-    R1, C1 = np.clip(r1, 0, H), np.clip(c1, 0, W)
-    inside = integral[R1, C1] - integral[R0, C1] - integral[R1, C0] + integral[R0, C0]
-    return inside / ((r1 - r0) * (c1 - c0))
-
-
 class LocalOffsetPredictor:
     """A FieldPredictor: windowed constant-offset search, coarse to fine, smooth interpolation."""
 
@@ -136,8 +113,7 @@ class LocalOffsetPredictor:
         map_full = map_edge_tensor(map_, valid, sigma_px=self.sigma_px)
         stages: list[_GridField] = []
         for i, level in enumerate(self.levels):
-            stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0),
-                                      valid=valid))
+            stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0)))
         # Sum every level on the finest grid, then one dense bilinear interpolation (fields are
         # smooth on the coarse grids' scale, so this equals interpolating each level to within noise).
         last = stages[-1]
@@ -154,7 +130,7 @@ class LocalOffsetPredictor:
 
     # --- one level ---------------------------------------------------------------------------
     def _level(self, img_full: np.ndarray, map_full: np.ndarray, level: Level,
-               previous: list[_GridField], aggregate: bool, valid: np.ndarray | None = None) -> _GridField:
+               previous: list[_GridField], aggregate: bool) -> _GridField:
         f = level.factor
         img_t = downsample_mean(img_full, f)
         map_t = downsample_mean(map_full, f)
@@ -186,8 +162,6 @@ class LocalOffsetPredictor:
         threshold = self.min_confidence + (self.first_level_extra if aggregate else 0.0)
         weight = np.sqrt(evidence) * np.clip(peak.confidence - threshold, 0.0, None)
         weight[peak.at_border | (energy <= 0)] = 0.0
-        if valid is not None and not valid.all():
-            weight *= _window_valid_fraction(valid, origins * f, win * f) >= MIN_WINDOW_VALID
         weight = weight.reshape(ny, nx)
         kept = self._reject_outliers(residual, weight)
         self.last_windows.append({  # read by the trust report (geoalign.report)
