@@ -66,8 +66,8 @@ def run_layers(run: RunOutputs, original: str | QgsVectorLayer, arrows_name: str
     layers: list[tuple[QgsMapLayer, bool]] = []
     for key, name, style in REPORT_LAYERS:
         path = run.report_file(key)
-        if path is not None:
-            layers.append((styled_vector(str(path), name, style), True))
+        if path is not None and QgsVectorLayer(str(path), name, "ogr").featureCount() > 0:  # an empty
+            layers.append((styled_vector(str(path), name, style), True))  # layer has no geometry type
     aligned = styled_vector(run.aligned_uri, "aligned", "aligned.qml")
     if aligned.fields().indexOf("confidence") >= 0:
         layers.append((styled_vector(run.aligned_uri, "confidence", "confidence.qml"), True))
