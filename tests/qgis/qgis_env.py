@@ -115,6 +115,7 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.warnings: list[str] = []
         self.debug: list[str] = []
         self.commands: list[str] = []
+        self.errors: list[tuple[str, bool]] = []  # (message, fatal)
         self.cancel_at_percent = cancel_at_percent
         self.cancelled_at: float | None = None  # time.monotonic() of the cancel request
 
@@ -142,6 +143,9 @@ class RecordingFeedback(QgsProcessingFeedback):
 
     def pushConsoleInfo(self, info: str) -> None:  # noqa: N802 - QGIS API
         self.infos.append(info)
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803 - QGIS API
+        self.errors.append((error, fatalError))
 
     @property
     def pid(self) -> int:

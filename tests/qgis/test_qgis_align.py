@@ -188,3 +188,28 @@ def test_trust_options_follow_what_the_cli_supports(provider, project, misaligne
     gated = [f["gated"] for layer, _ in group_layers(project, "geoalign: austin_misaligned")
              if layer.name() == "aligned" for f in layer.getFeatures()]
     assert gated and any(gated)  # --trust-gate 3 leaves the least trusted buildings in place
+
+
+class DamagesTheRunBeforeLoading(RecordingFeedback):
+    """Overwrites the run's aligned.gpkg with junk once the run is over and before its layers are
+    loaded (a disk or a user acting in between): loading must fail aloud, not drop the error."""
+
+    def __init__(self, out_dir: Path) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802 - QGIS API
+        super().pushInfo(info)
+        if "displacement arrows" in info:
+            (self.out_dir / "aligned.gpkg").write_bytes(b"not a GeoPackage")
+
+
+def test_a_run_that_cannot_be_loaded_says_so_and_adds_nothing(provider, project, misaligned_austin, tmp_path):
+    out = tmp_path / "damaged"
+    feedback = DamagesTheRunBeforeLoading(out)
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": LOCAL, "OUTPUT": str(out)},
+          feedback)
+    assert feedback.errors == [(f"geoalign wrote its files in {out}, but they could not be loaded into the "
+                                f"project: {out / 'aligned.gpkg'}|layername=aligned: QGIS cannot open this "
+                                "layer.", True)]
+    assert project.count() == 0 and project.layerTreeRoot().findGroups() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
+from qgis.core import (Qgis, QgsMessageLog, QgsProcessing, QgsProcessingException, QgsProcessingOutputFile,
                        QgsProcessingOutputFolder, QgsProcessingOutputRasterLayer, QgsProcessingOutputString,
                        QgsProcessingOutputVectorLayer, QgsProcessingParameterBoolean,
                        QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
@@ -154,5 +154,12 @@ class AlignAlgorithm(GeoalignAlgorithm):
         out_dir, uri, layer_id, group = self._load
         layer = context.project().mapLayer(layer_id) if layer_id else None
         original = layer if isinstance(layer, QgsVectorLayer) else uri
-        add_group(context.project(), group, run_layers(RunOutputs(out_dir), original, self._arrows_name))
+        try:  # every layer is built before the group is added: a failure adds nothing
+            layers = run_layers(RunOutputs(out_dir), original, self._arrows_name)
+        except Exception as err:  # noqa: BLE001 - QGIS would log it without saying which run failed
+            message = f"geoalign wrote its files in {out_dir}, but they could not be loaded into the project: {err}"
+            feedback.reportError(message, True)
+            QgsMessageLog.logMessage(message, "geoalign", Qgis.Critical)
+            return {}
+        add_group(context.project(), group, layers)
         return {}
