@@ -163,10 +163,53 @@ def _open_xml(path: Path):
     if not path.is_file():
         raise InputFileError(f"{path}: no such OSM XML file.")
     if path.suffix == ".bz2":
-        return bz2.open(path, "rb")
+        return BoundedDecompression(bz2.open(path, "rb"), path)
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return BoundedDecompression(gzip.open(path, "rb"), path)
     return open(path, "rb")
+
+
+class BoundedDecompression:
+    """A decompressing reader that stops with a one-line :class:`InputFileError` once it has
+    produced more than ``settings.max_decompressed_bytes``, or more than
+    ``settings.max_compression_ratio`` times the compressed file's size (past
+    ``settings.ratio_floor_bytes``): a decompression bomb is refused after reading at most the cap,
+    never expanded whole into memory."""
+
+    def __init__(self, stream, path: Path) -> None:
+        self._stream, self._path = stream, path
+        self._compressed_bytes = max(1, path.stat().st_size)
+        self._produced_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:  # whole-file reads go by chunks, so the cap holds
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        data = self._stream.read(size)
+        self._produced_bytes += len(data)
+        self._check()
+        return data
+
+    def _check(self) -> None:
+        limit = int(settings.max_decompressed_bytes)
+        ratio = self._produced_bytes / self._compressed_bytes
+        if self._produced_bytes > limit:
+            raise InputFileError(
+                f"{self._path}: decompresses to more than {limit / 1e6:g} MB; refused (a decompression "
+                "bomb, or an extract too big to read whole: cut a smaller one).")
+        if self._produced_bytes > settings.ratio_floor_bytes and ratio > settings.max_compression_ratio:
+            raise InputFileError(
+                f"{self._path}: decompresses to more than {settings.max_compression_ratio:g} times its "
+                f"size ({self._compressed_bytes} bytes give over {self._produced_bytes} bytes); refused "
+                "as a decompression bomb (OSM XML compresses 10-20 times).")
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> "BoundedDecompression":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:

@@ -25,6 +25,14 @@ deadline_s: float | None = None
 #: Largest answer held in memory (a tile, a GetMap chunk, an Overpass answer), in bytes; a bigger
 #: one is refused in one line instead of filling the memory.
 max_answer_bytes: int = 512 * 1024 * 1024
+#: Largest OSM XML file read once decompressed (``.gz``, ``.bz2``), in bytes; a bigger one is
+#: refused in one line (a decompression bomb expands a few kB into gigabytes).
+max_decompressed_bytes: int = 2 * 1024 ** 3
+#: Largest decompressed/compressed size ratio of such a file once past ``ratio_floor_bytes``
+#: (OSM XML compresses about 10-20×; a run of one repeated byte, ~1000×).
+max_compression_ratio: float = 200.0
+#: Decompressed bytes below which the ratio is not checked (small files compress unevenly).
+ratio_floor_bytes: int = 8 * 1024 ** 2
 #: Attempts after the first one for connection errors, dropped transfers, 429 and 5xx answers.
 max_retries: int = 3
 #: First pause between attempts in seconds; it doubles after every failed attempt.
