@@ -45,5 +45,10 @@ max_workers: int = 4
 max_tiles: int = 50_000
 #: Largest WIDTH/HEIGHT of one WMS GetMap request; bigger areas are requested in chunks.
 wms_max_size_px: int = 2048
+#: Longest wait in seconds for a free Overpass slot (its /status says queries are running or
+#: when a slot frees) when the fetch has no deadline; with one, the deadline bounds it too.
+overpass_slot_wait_s: float = 120.0
+#: Seconds between two looks at a busy Overpass API's /status.
+overpass_status_poll_s: float = 5.0
 #: Overpass API base URL handed to osmnx (``None``: osmnx's own default; ``$GEOALIGN_OVERPASS_URL``).
 overpass_url: str | None = overpass_url_from_env()
