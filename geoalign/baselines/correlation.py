@@ -38,6 +38,16 @@ def window_origins(shape: tuple[int, int], window_px: int, stride_px: int) -> tu
     return axis(shape[0]), axis(shape[1])
 
 
+def window_sums(values: np.ndarray, origins_yx: np.ndarray, wh: int, ww: int) -> np.ndarray:
+    """Sum of a 2-D array over each ``wh × ww`` window at ``origins_yx`` (N, 2), by integral image
+    (O(1) per window)."""
+    h, w = values.shape
+    integral = np.zeros((h + 1, w + 1), np.float64)
+    integral[1:, 1:] = values.cumsum(axis=0, dtype=np.float64).cumsum(axis=1)
+    y0, x0 = origins_yx[:, 0], origins_yx[:, 1]
+    return integral[y0 + wh, x0 + ww] - integral[y0, x0 + ww] - integral[y0 + wh, x0] + integral[y0, x0]
+
+
 def correlation_surfaces(
     image_t: np.ndarray, map_t: np.ndarray, origins_yx: np.ndarray, window_px: int, search_px: int,
     prior_yx: np.ndarray | None = None, *, batch: int = 128,
@@ -62,12 +72,7 @@ def correlation_surfaces(
     surfaces = np.empty((n, 2 * R + 1, 2 * R + 1), np.float32)
     energy = np.empty(n, np.float64)
     weights = np.array([1.0, 2.0, 1.0], np.float32)[None, :, None, None]  # Jxx, 2·Jxy, Jyy
-    # Map edge energy per window from an integral image (O(1) per window).
-    integral = np.zeros((H + 1, W + 1), np.float64)
-    integral[1:, 1:] = (map_t[0] + map_t[2]).cumsum(axis=0, dtype=np.float64).cumsum(axis=1)
-    y0s, x0s = origins_yx[:, 0], origins_yx[:, 1]
-    energy[:] = (integral[y0s + wh, x0s + ww] - integral[y0s, x0s + ww]
-                 - integral[y0s + wh, x0s] + integral[y0s, x0s])
+    energy[:] = window_sums(map_t[0] + map_t[2], origins_yx, wh, ww)  # map edge energy per window
     energy[energy < 1e-9 * max(1.0, float(energy.max(initial=0.0)))] = 0.0
     surfaces[energy <= 0] = 0.0
     todo = np.flatnonzero(energy > 0)  # windows without any map edge cost nothing

@@ -15,7 +15,10 @@ full-resolution pixels):
    the peak stands out of the surface (0 when the peak sits on the border of the search range);
 4. residual offsets that disagree with their neighbours' median by more than
    ``outlier_px`` are nearly ignored;
-5. residuals are interpolated by normalized convolution (Gaussian, one window spacing) on the
+5. at the first level, a window that sees only a fraction v of its buildings' map edges (buildings
+   cut by the raster's edge or by nodata: :func:`visible_fraction`) moves by at most v² of the
+   search range (a building 70 % past the edge, v ≈ 0.4: about 7 px of 42);
+6. residuals are interpolated by normalized convolution (Gaussian, one window spacing) on the
    window grid, then bilinearly to every pixel. Far from any building the residual decays to 0, so
    an area without buildings gets the coarser levels' value, and a tile without buildings a
    zero field.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from geoalign.baselines.correlation import correlation_surfaces, find_peaks, window_origins
+from geoalign.baselines.correlation import correlation_surfaces, find_peaks, window_origins, window_sums
 from geoalign.baselines.features import downsample_mean, image_edge_tensor, map_edge_tensor
 from geoalign.rasterize import MAP_CHANNELS
 
@@ -111,9 +114,11 @@ class LocalOffsetPredictor:
             return np.zeros((2, H, W), np.float32)
         img_full = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
         map_full = map_edge_tensor(map_, valid, sigma_px=self.sigma_px)
+        visibility = visible_fraction(map_, valid, sigma_px=self.sigma_px)
         stages: list[_GridField] = []
         for i, level in enumerate(self.levels):
-            stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0)))
+            stages.append(self._level(img_full, map_full, level, stages, aggregate=(i == 0),
+                                      visibility=visibility if i == 0 else None))
         # Sum every level on the finest grid, then one dense bilinear interpolation (fields are
         # smooth on the coarse grids' scale, so this equals interpolating each level to within noise).
         last = stages[-1]
@@ -130,7 +135,10 @@ class LocalOffsetPredictor:
 
     # --- one level ---------------------------------------------------------------------------
     def _level(self, img_full: np.ndarray, map_full: np.ndarray, level: Level,
-               previous: list[_GridField], aggregate: bool) -> _GridField:
+               previous: list[_GridField], aggregate: bool,
+               visibility: np.ndarray | None = None) -> _GridField:
+        """``visibility``: per pixel, the visible fraction of its building (:func:`visible_fraction`);
+        given, each window's move is bounded by it."""
         f = level.factor
         img_t = downsample_mean(img_full, f)
         map_t = downsample_mean(map_full, f)
@@ -149,15 +157,29 @@ class LocalOffsetPredictor:
             prior_full += s.at_points(py.ravel(), px.ravel())
         prior_lvl = np.rint(prior_full[::-1].T / f).astype(np.int64)  # (N, 2) (dy, dx) at level
         surfaces, energy = correlation_surfaces(img_t, map_t, origins, win, R, prior_lvl)
+        seen = None  # the window's map edge energy weighted by its buildings' visible fraction
+        if visibility is not None:
+            seen = window_sums((map_t[0] + map_t[2]) * downsample_mean(visibility, f), origins, wh, ww)
         if aggregate and ny * nx > 1:
             kernel = np.array([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], np.float32)
             grid = surfaces.reshape(ny, nx, *surfaces.shape[1:])
             surfaces = ndimage.convolve(grid, kernel[:, :, None, None], mode="constant").reshape(surfaces.shape)
             energy = ndimage.convolve(energy.reshape(ny, nx), kernel.astype(np.float64), mode="constant").ravel()
+            if seen is not None:
+                seen = ndimage.convolve(seen.reshape(ny, nx), kernel.astype(np.float64), mode="constant").ravel()
         peak = find_peaks(surfaces, energy, prior_lvl)
         second = _second_peak_ratio(surfaces)
         offset_full = peak.offset_yx[:, ::-1].T * f  # (2, N) dx, dy full-res px
         residual = (offset_full - prior_full).reshape(2, ny, nx)
+        if seen is not None:
+            # A window that sees only a fraction v of its buildings' edges (the rest lies past the
+            # raster or on nodata) moves by at most v² of the search range: a fragment (one wall,
+            # one corner) matches parallel edges and shadows as well as its own, no neighbour past
+            # the edge can outvote it, and the 3×3 sum spreads its peak to the windows around it.
+            seen_fraction = np.clip(np.where(energy > 0, seen / np.maximum(energy, 1e-12), 1.0), 0.0, 1.0)
+            bound_px = seen_fraction.reshape(ny, nx) ** 2 * level.search_px
+            magnitude = np.hypot(residual[0], residual[1])
+            residual *= np.where(magnitude > bound_px, bound_px / np.maximum(magnitude, 1e-12), 1.0)[None]
         evidence = energy / energy.max() if energy.max() > 0 else energy
         threshold = self.min_confidence + (self.first_level_extra if aggregate else 0.0)
         weight = np.sqrt(evidence) * np.clip(peak.confidence - threshold, 0.0, None)
@@ -209,6 +231,29 @@ class LocalOffsetPredictor:
         eps = 0.02 * float(weight[weight > 0].mean())
         return np.stack([ndimage.gaussian_filter(residual[c] * weight, sigma, mode="constant")
                          for c in range(2)]) / (wsum + eps)[None]
+
+
+def visible_fraction(map_: np.ndarray, valid: np.ndarray | None, *, sigma_px: float = 1.0) -> np.ndarray | None:
+    """Per pixel, the fraction of its building's map edge energy that lies on valid pixels: 1 for
+    a building wholly inside the raster, less for one cut by the raster's edge or by nodata, 1
+    away from buildings. None when no building is cut (every window sees all of its buildings).
+
+    Buildings are the connected parts of the map's fill, grown by 2 px to hold their edges
+    (buildings that touch count as one)."""
+    if valid is None or valid.all():
+        return None
+    fill = map_[0] > 0.5
+    if not np.any(fill & ~valid):
+        return None
+    labels, n = ndimage.label(fill)
+    labels = ndimage.grey_dilation(labels, size=(5, 5))
+    tensor = map_edge_tensor(map_, sigma_px=sigma_px)  # every edge, on valid pixels or not
+    energy = (tensor[0] + tensor[2]).astype(np.float64)
+    total = np.bincount(labels.ravel(), weights=energy.ravel(), minlength=n + 1)
+    inside = np.bincount(labels.ravel(), weights=(energy * valid).ravel(), minlength=n + 1)
+    fraction = np.where(total > 0, inside / np.maximum(total, 1e-12), 1.0)
+    fraction[0] = 1.0
+    return fraction[labels].astype(np.float32)
 
 
 def _second_peak_ratio(surfaces: np.ndarray, exclude_px: int = 2) -> np.ndarray:

@@ -24,7 +24,9 @@ import contextlib
 import gzip
 import logging
 import math
+import re
 import tempfile
+import time
 import warnings
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
@@ -82,9 +84,7 @@ def buildings_from_bbox(bbox_wgs84: tuple[float, float, float, float]) -> gpd.Ge
     """Buildings intersecting a (W, S, E, N) lon/lat box, from the Overpass API (osmnx)."""
     with osmnx_configured() as ox:
         url = ox.settings.overpass_url.rstrip("/")
-        # osmnx waits 60 s when the /status endpoint is unreachable, then fails with a long
-        # traceback: ask it first through our retrying client so an offline machine fails fast.
-        http.get(f"{url}/status", missing_ok=True, use_cache=False)
+        wait_for_overpass_slot(url)
         try:
             gdf = ox.features_from_bbox(bbox_wgs84, tags=BUILDING_TAGS)
         except ox._errors.InsufficientResponseError:
@@ -102,6 +102,60 @@ def buildings_from_bbox(bbox_wgs84: tuple[float, float, float, float]) -> gpd.Ge
     return tidy_osm_buildings(gdf, source=f"Overpass {url}")
 
 
+def wait_for_overpass_slot(url: str) -> None:
+    """Wait until the Overpass API at ``url`` offers a query slot, within
+    ``settings.overpass_slot_wait_s`` and the fetch's deadline, or fail in one line.
+
+    Why not osmnx's own wait: it sleeps 60 s when /status is unreachable (then fails with a long
+    traceback), polls a server answering "Currently running queries" every 5 s without end, and
+    sleeps until any announced slot however far. Its wait is switched off
+    (:func:`osmnx_configured`) and this one asks /status through geoalign's retrying client.
+    """
+    limit_s = float(settings.overpass_slot_wait_s)
+    left = http.remaining_s()
+    if left is not None:
+        limit_s = min(limit_s, max(0.0, left))
+    end = time.monotonic() + limit_s
+    while True:
+        status = http.get(f"{url}/status", missing_ok=True, use_cache=False).content
+        wait_s, why = overpass_wait_s(status)
+        if wait_s <= 0:
+            return
+        if time.monotonic() + wait_s > end:
+            raise DownloadError(
+                f"the Overpass API at {url} has no free query slot ({why}) and would not free one "
+                f"within {limit_s:g} s (--deadline, settings.overpass_slot_wait_s); try again later.")
+        time.sleep(wait_s)
+
+
+_SLOTS_NOW = re.compile(r"^(\d+) slots? available now", re.MULTILINE)
+_SLOT_AFTER = re.compile(r"^Slot available after: \S+, in (-?\d+) seconds?", re.MULTILINE)
+
+
+def overpass_wait_s(status: bytes | None) -> tuple[float, str]:
+    """Seconds to wait before a query, from an Overpass /status body, and why: 0 with a free
+    slot (or no readable status: the query itself then says what is wrong), the soonest announced
+    slot, or ``settings.overpass_status_poll_s`` while only running queries are listed."""
+    text = (status or b"").decode("utf-8", "replace")
+    now = _SLOTS_NOW.search(text)
+    if now and int(now.group(1)) > 0:
+        return 0.0, "slots available"
+    after = [int(s) for s in _SLOT_AFTER.findall(text)]
+    if after:
+        return max(1.0, float(min(after))), f"next slot in {min(after)} s"
+    if "Currently running queries" in text:
+        return float(settings.overpass_status_poll_s), "every slot is running a query"
+    return 0.0, "status not readable"
+
+
+def _refuse_busy(response: requests.Response, *args, **kwargs) -> requests.Response:
+    """A 429 or 504 answer fails in one line: osmnx would sleep 55 s and ask again without end."""
+    if response.status_code in (429, 504):
+        raise DownloadError(f"the Overpass API at {response.url} is busy ({response.status_code} "
+                            f"{response.reason}); try again later.")
+    return response
+
+
 @contextlib.contextmanager
 def osmnx_configured() -> Iterator:
     """osmnx with geoalign's cache folder, timeout, user agent (and Overpass URL when set),
@@ -109,7 +163,7 @@ def osmnx_configured() -> Iterator:
     import osmnx as ox
 
     names = ("cache_folder", "use_cache", "requests_timeout", "http_user_agent", "overpass_url",
-             "log_console", "requests_kwargs")
+             "log_console", "requests_kwargs", "overpass_rate_limit")
     saved = {name: getattr(ox.settings, name) for name in names}
     ox.settings.cache_folder = str(Path(settings.cache_folder) / "osmnx")
     ox.settings.use_cache = settings.use_cache
@@ -121,7 +175,8 @@ def osmnx_configured() -> Iterator:
     ox.settings.requests_timeout = int(math.ceil(timeout_s))
     # answers read through geoalign's size cap and deadline
     ox.settings.requests_kwargs = {**saved["requests_kwargs"],
-                                   "hooks": {"response": [http.bounded_body_hook]}}
+                                   "hooks": {"response": [_refuse_busy, http.bounded_body_hook]}}
+    ox.settings.overpass_rate_limit = False  # wait_for_overpass_slot waits instead, bounded
     ox.settings.http_user_agent = settings.user_agent
     ox.settings.log_console = False
     if settings.overpass_url:
@@ -163,10 +218,53 @@ def _open_xml(path: Path):
     if not path.is_file():
         raise InputFileError(f"{path}: no such OSM XML file.")
     if path.suffix == ".bz2":
-        return bz2.open(path, "rb")
+        return BoundedDecompression(bz2.open(path, "rb"), path)
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return BoundedDecompression(gzip.open(path, "rb"), path)
     return open(path, "rb")
+
+
+class BoundedDecompression:
+    """A decompressing reader that stops with a one-line :class:`InputFileError` once it has
+    produced more than ``settings.max_decompressed_bytes``, or more than
+    ``settings.max_compression_ratio`` times the compressed file's size (past
+    ``settings.ratio_floor_bytes``): a decompression bomb is refused after reading at most the cap,
+    never expanded whole into memory."""
+
+    def __init__(self, stream, path: Path) -> None:
+        self._stream, self._path = stream, path
+        self._compressed_bytes = max(1, path.stat().st_size)
+        self._produced_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:  # whole-file reads go by chunks, so the cap holds
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        data = self._stream.read(size)
+        self._produced_bytes += len(data)
+        self._check()
+        return data
+
+    def _check(self) -> None:
+        limit = int(settings.max_decompressed_bytes)
+        ratio = self._produced_bytes / self._compressed_bytes
+        if self._produced_bytes > limit:
+            raise InputFileError(
+                f"{self._path}: decompresses to more than {limit / 1e6:g} MB; refused (a decompression "
+                "bomb, or an extract too big to read whole: cut a smaller one).")
+        if self._produced_bytes > settings.ratio_floor_bytes and ratio > settings.max_compression_ratio:
+            raise InputFileError(
+                f"{self._path}: decompresses to more than {settings.max_compression_ratio:g} times its "
+                f"size ({self._compressed_bytes} bytes give over {self._produced_bytes} bytes); refused "
+                "as a decompression bomb (OSM XML compresses 10-20 times).")
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> "BoundedDecompression":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def keep_complete_buildings(path: Path, out_path: Path) -> XmlCheck:

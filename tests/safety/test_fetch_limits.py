@@ -267,3 +267,72 @@ def test_a_failed_fetch_leaves_no_folder_it_created(kind, silent_server, tmp_pat
     one_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "notes.txt"] or \
         sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+BUSY_STATUS = ("Connected as: 1\nCurrent time: 2024-01-01T00:00:00Z\nAnnounced endpoint: none\n"
+               "Rate limit: 2\nCurrently running queries (pid, space limit, time limit, start time):\n"
+               "123\t536870912\t180\t2024-01-01T00:00:00Z\n")
+
+
+@pytest.fixture
+def busy_overpass(serve, monkeypatch):
+    """An Overpass API whose /status always lists running queries and no free slot."""
+    asked = {"status": 0, "query": 0}
+
+    def busy(handler: BaseHTTPRequestHandler) -> None:
+        key = "status" if handler.path.endswith("/status") else "query"
+        asked[key] += 1
+        body = BUSY_STATUS.encode() if key == "status" else b'{"elements": []}'
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setattr(settings, "overpass_url", f"{serve(busy)}/api")
+    monkeypatch.setattr(settings, "overpass_status_poll_s", 0.5)
+    return asked
+
+
+def test_a_busy_overpass_api_fails_within_the_deadline(busy_overpass, tmp_path):
+    out = tmp_path / "b.gpkg"
+    result, elapsed_s = run(["fetch", "buildings", *BBOX, "--source", "osm", "-o", out, "--deadline", "3"])
+    line = one_line(result)
+    assert "no free query slot" in line and "every slot is running a query" in line
+    assert elapsed_s < 15.0  # importing osmnx takes a few seconds; its own wait never ends
+    assert busy_overpass["status"] >= 2 and busy_overpass["query"] == 0 and not out.exists()
+
+
+def test_a_busy_overpass_api_fails_within_the_slot_wait_without_a_deadline(busy_overpass, tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "overpass_slot_wait_s", 2.0)
+    result, elapsed_s = run(["fetch", "buildings", *BBOX, "--source", "osm", "-o", tmp_path / "b.gpkg"])
+    assert "within 2 s" in one_line(result)
+    assert elapsed_s < 15.0 and busy_overpass["query"] == 0
+
+
+@pytest.mark.parametrize("status, wait_s", [
+    (OVERPASS_STATUS, 0.0),
+    (BUSY_STATUS, 0.5),
+    ("Connected as: 1\nCurrent time: 2024-01-01T00:00:00Z\nRate limit: 2\n"
+     "Slot available after: 2024-01-01T00:00:09Z, in 9 seconds.\n"
+     "Slot available after: 2024-01-01T00:00:04Z, in 4 seconds.\nCurrently running queries (pid):\n", 4.0),
+    ("<html>a proxy's error page</html>", 0.0),
+])
+def test_the_overpass_status_gives_the_wait(status, wait_s, monkeypatch):
+    from geoalign.sources.osm import overpass_wait_s
+
+    monkeypatch.setattr(settings, "overpass_status_poll_s", 0.5)
+    assert overpass_wait_s(status.encode())[0] == wait_s
+
+
+def test_an_overpass_api_answering_429_fails_at_once(serve, tmp_path, monkeypatch):
+    def too_many(handler: BaseHTTPRequestHandler) -> None:
+        body, code = (OVERPASS_STATUS.encode(), 200) if handler.path.endswith("/status") else (b"busy", 429)
+        handler.send_response(code)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setattr(settings, "overpass_url", f"{serve(too_many)}/api")
+    result, elapsed_s = run(["fetch", "buildings", *BBOX, "--source", "osm", "-o", tmp_path / "b.gpkg"])
+    assert "is busy (429" in one_line(result)
+    assert elapsed_s < 15.0  # osmnx would sleep 55 s and ask again, without end

@@ -132,3 +132,43 @@ def test_a_building_with_a_million_vertices_is_refused_clearly(austin, tmp_path)
     assert "1,000,001 vertices" in line and "limit 100,000" in line
     assert time.monotonic() - t0 < 60  # aligning it would take about a minute and 1.3 GB
     assert not (tmp_path / "out").exists() and path.read_bytes() == before
+
+
+def _xml_bomb(path: Path, mb: int) -> Path:
+    """An OSM XML file whose root holds ``mb`` MB of blanks: valid XML, compressed a thousandfold."""
+    import bz2
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else bz2.open
+    with opener(path, "wb") as fh:
+        fh.write(b'<?xml version="1.0"?>\n<osm version="0.6">')
+        blanks = b" " * (1 << 20)
+        for _ in range(mb):
+            fh.write(blanks)
+        fh.write(b"</osm>\n")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".osm.gz", ".osm.bz2"])
+def test_a_compressed_osm_bomb_is_refused_by_its_ratio(suffix, tmp_path):
+    bomb = _xml_bomb(tmp_path / f"bomb{suffix}", 24)
+    assert bomb.stat().st_size < 100_000  # 24 MB in under 100 kB
+    out = tmp_path / "b.geojson"
+    result = CliRunner().invoke(main, ["-q", "fetch", "buildings", "--bbox", "0", "0", "1", "1",
+                                       "--source", f"osm-xml:{bomb}", "-o", str(out)])
+    line = one_line(result)
+    assert "decompression bomb" in line and "times its size" in line and str(bomb) in line
+    assert not out.exists()
+
+
+def test_a_compressed_osm_file_past_the_size_cap_is_refused(tmp_path, monkeypatch):
+    from geoalign.sources import settings
+
+    monkeypatch.setattr(settings, "max_decompressed_bytes", 4_000_000)
+    monkeypatch.setattr(settings, "max_compression_ratio", 1e9)  # the size cap alone
+    bomb = _xml_bomb(tmp_path / "big.osm.gz", 6)
+    out = tmp_path / "b.geojson"
+    result = CliRunner().invoke(main, ["-q", "fetch", "buildings", "--bbox", "0", "0", "1", "1",
+                                       "--source", f"osm-xml:{bomb}", "-o", str(out)])
+    assert "decompresses to more than 4 MB" in one_line(result)
+    assert not out.exists()

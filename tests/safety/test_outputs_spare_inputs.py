@@ -101,6 +101,26 @@ def test_dataset_build_keeps_a_folder_named_like_the_old_swap(user_folder, tmp_p
     assert (keep / "precious.txt").read_text() == "x"
 
 
+def test_dataset_build_preregistered_folder_of_the_users_is_refused_and_its_own_replaced(user_folder, tmp_path):
+    prereg = tmp_path / "ds.preregistered"
+    prereg.mkdir()
+    (prereg / "notes.txt").write_text("mine\n")
+    (prereg / "0_image.gpkg").write_text("the user's own file of the name geoalign would write\n")
+    before = _hashes(prereg)
+    args = ["dataset", "build", "--source", user_folder / "image.tif", user_folder / "buildings.geojson",
+            "-o", tmp_path / "ds", "--scales", "3", "--no-preview", "--preregister", "global"]
+    _refused(_run(args), "did not write", "ds.preregistered")
+    assert _hashes(prereg) == before and not (tmp_path / "ds").exists()
+    (prereg / "notes.txt").unlink()
+    (prereg / "0_image.gpkg").unlink()  # an empty folder: filled
+    assert _run(args).exit_code == 0
+    assert sorted(p.name for p in prereg.iterdir()) == ["0_image.gpkg", "preregister.json"]
+    r = _run(args)  # the folder geoalign wrote: replaced, nothing left beside it
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in prereg.iterdir()) == ["0_image.gpkg", "preregister.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.preregistered", "p"]
+
+
 @pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
 def test_misalign_never_writes_over_its_ground_truth(user_folder, link):
     truth = user_folder / "buildings.geojson"
