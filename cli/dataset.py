@@ -51,8 +51,10 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
     pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
     pairs += [SourcePair(Path(i), Path(b), "val") for i, b in val_sources]
     if preregister:
+        from geoalign.dataset.build import check_dataset_output
         from geoalign.dataset.preregister import preregister_sources
 
+        check_dataset_output(pairs, output)  # a refused -o leaves no .preregistered/ folder behind
         prereg_dir = Path(output).with_name(Path(output).name + ".preregistered")
         pairs = preregister_sources(pairs, prereg_dir, method=preregister, gsd_m=gsd_m)
         click.echo(f"pre-registered buildings ({preregister}): {prereg_dir}", err=True)

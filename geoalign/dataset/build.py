@@ -94,6 +94,14 @@ def load_source(pair: SourcePair) -> tuple[RasterReader, BuildingIndex, dict]:
         raise
 
 
+def check_dataset_output(sources: Sequence[SourcePair], out_dir: str | Path) -> list[Path]:
+    """Refuse an output folder that is not empty and not a dataset geoalign wrote, or that holds an
+    input (before any work: ``--preregister`` runs first); returns the input files."""
+    inputs = [p for s in sources for p in (s.image, s.buildings)]
+    check_replaceable_dir(Path(out_dir), marker=MANIFEST, ours=is_dataset_entry, inputs=inputs)
+    return inputs
+
+
 def build_dataset(
     sources: Sequence[SourcePair], out_dir: str | Path, config: DatasetConfig = DatasetConfig(),
     *, progress: bool = True,
@@ -102,8 +110,7 @@ def build_dataset(
     if not sources:
         raise EmptyInputError("no sources given: pass at least one image and its buildings.")
     out_dir = Path(out_dir)
-    inputs = [p for s in sources for p in (s.image, s.buildings)]
-    check_replaceable_dir(out_dir, marker=MANIFEST, ours=is_dataset_entry, inputs=inputs)
+    inputs = check_dataset_output(sources, out_dir)
     start = time.perf_counter()
     loaded = [load_source(s) for s in sources]
     try:

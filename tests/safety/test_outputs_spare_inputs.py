@@ -121,6 +121,16 @@ def test_dataset_build_preregistered_folder_of_the_users_is_refused_and_its_own_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.preregistered", "p"]
 
 
+def test_dataset_build_refused_output_leaves_no_preregistered_folder(user_folder, tmp_path):
+    """-o holding the user's files is refused before the buildings are pre-registered."""
+    args = ["dataset", "build", "--source", user_folder / "image.tif", user_folder / "buildings.geojson",
+            "-o", user_folder, "--scales", "3", "--no-preview", "--preregister", "global"]
+    before = _hashes(user_folder)
+    _refused(_run(args), "holds the input")
+    assert _hashes(user_folder) == before
+    assert not user_folder.with_name(user_folder.name + ".preregistered").exists()
+
+
 @pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
 def test_misalign_never_writes_over_its_ground_truth(user_folder, link):
     truth = user_folder / "buildings.geojson"
