@@ -62,6 +62,45 @@ class PatchNet(nn.Module):
         return field
 
 
+class CentreNet(PatchNet):
+    """:class:`PatchNet` computed only on the part of the patch its centre pixel depends on.
+
+    The centre's displacement depends on the inputs within :func:`cone_radius_px` of it, and on
+    the rest of the patch only through the edge normalization's mean (no parameter in it), so
+    running the network on a crop of ``2 × (radius + 1)`` px around the centre, with the whole
+    patch's mean, gives the same centre value and the same parameter gradients (float rounding
+    aside): on the shipped model's 96 px patches the crop is 76 px, 0.63× the pixels, and a
+    per-patch Jacobian costs 0.18 s against 0.32 s on one thread. Its output is the crop's field,
+    whose centre pixel is the patch's (:func:`centre`); patches smaller than the crop run whole."""
+
+    def __init__(self, net: nn.Module, smooth_sigma_px: float = 0.0) -> None:
+        super().__init__(net, smooth_sigma_px)
+        self.half_px = cone_radius_px(net, smooth_sigma_px) + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from geoalign.model.scale_net import edge_map, mean_gradient
+        from geoalign.model.warp import smooth_field_at_edges
+
+        h = self.half_px
+        cy, cx = x.shape[2] // 2, x.shape[3] // 2
+        if cy < h or cx < h or cy + h > x.shape[2] or cx + h > x.shape[3]:
+            return super().forward(x)
+        image, map_ = x[:, :3], x[:, 3:]
+        mean = mean_gradient(image)  # of the whole patch, as the uncropped network normalizes
+        crop = (Ellipsis, slice(cy - h, cy + h), slice(cx - h, cx + h))
+        field, _ = self.net._forward(image[crop], map_[crop], mean)
+        if self.smooth_sigma_px > 0:
+            field = smooth_field_at_edges(field, edge_map(map_[crop]), self.smooth_sigma_px)
+        return field
+
+
+def cone_radius_px(net: nn.Module, smooth_sigma_px: float) -> int:
+    """Pixels around an output pixel of :class:`PatchNet` its value depends on: the network's
+    receptive radius plus the edge smoothing's Gaussian (3σ, :func:`geoalign.model.warp.gaussian_blur_torch`)."""
+    blur = max(1, int(round(3 * smooth_sigma_px))) if smooth_sigma_px > 0 else 0
+    return int(net.receptive_radius_px) + blur
+
+
 def centre(y: torch.Tensor) -> torch.Tensor:
     """The displacement at the centre pixel: (N, 2, H, W) → (N, 2)."""
     return y[:, :, y.shape[2] // 2, y.shape[3] // 2]
@@ -69,6 +108,11 @@ def centre(y: torch.Tensor) -> torch.Tensor:
 
 def patch_net(chain, scale: int) -> PatchNet:
     return PatchNet(chain.net(scale), chain.config.smooth_sigma_px).eval()
+
+
+def centre_net(chain, scale: int) -> CentreNet:
+    """:func:`patch_net` computed on its centre's cone only (the scorer's model: same values)."""
+    return CentreNet(chain.net(scale), chain.config.smooth_sigma_px).eval()
 
 
 @dataclass
@@ -153,9 +197,9 @@ def _patch_inputs(items) -> torch.Tensor:
     return torch.stack([torch.cat([it["image"], it["map"]]) for it in items])
 
 
-def _thumb(x: torch.Tensor) -> np.ndarray:
-    """(3 + C, P, P) patch → (4, THUMB_PX, THUMB_PX) uint8: RGB and the map's fill."""
-    small = F.interpolate(torch.cat([x[:3], x[3:4]])[None], size=(THUMB_PX, THUMB_PX), mode="area")[0]
+def _thumbs(x: torch.Tensor) -> np.ndarray:
+    """(n, 3 + C, P, P) patches → (n, 4, THUMB_PX, THUMB_PX) uint8: RGB and the map's fill."""
+    small = F.interpolate(x[:, :4], size=(THUMB_PX, THUMB_PX), mode="area")
     return np.round(small.clamp(0, 1).numpy() * 255).astype(np.uint8)
 
 
@@ -189,7 +233,7 @@ def compute_scale_stats(chain, dataset_dir: str | Path, scale: int, *, max_patch
         density_quantiles=np.quantile(dens, QUANTILE_LEVELS), densities=dens.astype(np.float64),
         uncertainty_quantiles=np.quantile(own["uncertainty"].numpy(), QUANTILE_LEVELS),
         denoising_quantiles=np.quantile(own["denoising_factor"].numpy(), QUANTILE_LEVELS),
-        exemplar_thumbs=np.stack([_thumb(x[i]) for i in ex]),
+        exemplar_thumbs=_thumbs(x[torch.as_tensor(ex)]),
         exemplar_meta=np.stack([items[i]["meta"].numpy() for i in ex]),
     )
 
