@@ -110,18 +110,23 @@ class LearnedScorer:
     def patches(self, image: np.ndarray, map_: np.ndarray, centres_rc: np.ndarray) -> torch.Tensor:
         """(k, 3 + C, P, P) patches of scale s centred on ``centres_rc`` (working px of the arrays)."""
         f, P = self.factor, self.patch_px
-        img = _pool_image(image, f)
-        mp = _pool_map(map_, f, self.channels)
-        half = P // 2
-        img = F.pad(img, (half, half, half, half), mode="replicate")
-        mp = F.pad(mp, (half, half, half, half))
-        out = []
-        for r, c in np.asarray(centres_rc, np.float64).reshape(-1, 2):
-            rs, cs = int(round(r / f)), int(round(c / f))  # centre at scale s, +half for the pad
-            rs = min(max(rs, 0), img.shape[-2] - 2 * half)
-            cs = min(max(cs, 0), img.shape[-1] - 2 * half)
-            out.append(torch.cat([img[0, :, rs:rs + P, cs:cs + P], mp[0, :, rs:rs + P, cs:cs + P]]))
-        return torch.stack(out).to(self.dtype) if out else torch.zeros(0, 3 + len(self.channels), P, P)
+        centres = np.asarray(centres_rc, np.float64).reshape(-1, 2)
+        out = torch.zeros(len(centres), 3 + len(self.channels), P, P, dtype=self.dtype)
+        if not len(centres):
+            return out
+        with torch_threads(1):  # small copies: threads only add hand-offs
+            img = _pool_image(image, f)
+            mp = _pool_map(map_, f, self.channels)
+            half = P // 2
+            img = F.pad(img, (half, half, half, half), mode="replicate")
+            mp = F.pad(mp, (half, half, half, half))
+            for k, (r, c) in enumerate(centres):
+                rs, cs = int(round(r / f)), int(round(c / f))  # centre at scale s, +half for the pad
+                rs = min(max(rs, 0), img.shape[-2] - 2 * half)
+                cs = min(max(cs, 0), img.shape[-1] - 2 * half)
+                out[k, :3] = img[0, :, rs:rs + P, cs:cs + P]
+                out[k, 3:] = mp[0, :, rs:rs + P, cs:cs + P]
+        return out
 
     def score(self, patches: torch.Tensor) -> dict[str, np.ndarray]:
         """Per patch: density, density_quantile, uncertainty, denoising_factor, shift (2, working

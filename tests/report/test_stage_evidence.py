@@ -106,6 +106,7 @@ def test_the_scorers_network_on_the_centres_cone_gives_the_whole_patchs_values(a
     x = torch.cat([pool(torch.from_numpy(image)[None], 2), pool(torch.from_numpy(map_)[None], 2)], 1)
     patches = torch.cat([x[:, :, 100:196, 150:246], x[:, :, 300:396, 250:346]])
     assert patches[:, 3].sum() > 500 and 2 * cone.half_px < patches.shape[-1]  # the crop is a real crop
+    assert cone.use_cone and centre(cone(patches)).shape == (2, 2)  # stage by stage on the cone
     with torch.no_grad():
         np.testing.assert_allclose(centre(cone(patches)).numpy(), centre(whole(patches)).numpy(), atol=1e-5)
         assert centre(whole(patches)).abs().max() > 0.05
@@ -117,3 +118,22 @@ def test_the_scorers_network_on_the_centres_cone_gives_the_whole_patchs_values(a
     # the first layer's gradients come back through the whole network, cost volumes included
     first = j_whole[..., 2:2 + 12 * 6 * 9]  # after the two temperatures: image_encoder.0.weight
     assert (first.abs().sum((0, 1)) > 0).double().mean() > 0.5  # less the ReLU-dead channels
+
+
+def test_the_valid_cost_volume_equals_the_networks_with_its_gradients():
+    from geoalign.model.scale_net import cost_volume
+    from geoalign.report.cone import ValidCostVolume
+
+    gen = torch.Generator().manual_seed(0)
+    r = 2
+    f_map = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    f_img = torch.randn(2, 3, 5 + 2 * r, 6 + 2 * r, generator=gen, dtype=torch.float64, requires_grad=True)
+    mine = ValidCostVolume.apply(f_map, f_img, r)
+    # the network's cost volume on the wider image features: its centre reads no padding
+    ref_map = torch.nn.functional.pad(f_map, (r, r, r, r))
+    ref = cost_volume(ref_map, f_img, r)[..., r:-r, r:-r]
+    assert torch.allclose(mine, ref)
+    g = torch.randn(mine.shape, generator=gen, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad((mine * g).sum(), (f_map, f_img)),
+                    torch.autograd.grad((ref * g).sum(), (f_map, f_img))):
+        assert torch.allclose(a, b) and a.abs().max() > 0
