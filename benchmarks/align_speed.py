@@ -82,8 +82,12 @@ def make_mosaic(tmp: Path, n: int) -> tuple[Path, Path, int]:
     return path, vec, side
 
 
-def run_align(image: Path, vec: Path, out: Path, method: str) -> dict:
-    cmd = [str(Path(sys.executable).parent / "geoalign"), "align", str(image), str(vec), "-o", str(out)]
+def run_align(image: Path, vec: Path, out: Path, method: str, extra: tuple[str, ...] = (),
+              geoalign: tuple[str, ...] | None = None) -> dict:
+    """One ``geoalign align`` in a fresh Python (``extra``: more options, e.g. ``--report``;
+    ``geoalign``: the command that runs it, default this environment's executable)."""
+    exe = list(geoalign) if geoalign else [str(Path(sys.executable).parent / "geoalign")]
+    cmd = [*exe, "align", str(image), str(vec), "-o", str(out), *extra]
     if method != "default":
         cmd += ["--method", method]
     code = ("import resource, subprocess, sys, time; t=time.perf_counter(); "

@@ -17,7 +17,8 @@ scores it. Measured against the actual per-vertex errors:
   the 40 m tile fill the Austin extent), share of buildings with confidence < 0.5; the same on a
   Landsat scene (300 m) resampled to 0.3 m, imagery unlike the training data.
 
-Writes ``benchmarks/results/trust.json``. One torch thread.
+Writes ``benchmarks/results/trust.json``. One torch thread. What the report costs next to
+``align``: :mod:`benchmarks.report_speed`.
 
     python -m benchmarks.trust [--seeds 3] [--amplitudes 8 16 32]
 """
@@ -170,48 +171,14 @@ def run(amplitudes: list[float], seeds: int) -> dict:
     return result
 
 
-def speed(model_dir: Path, n: int = 4, repeats: int = 1) -> dict:
-    """``align`` and ``align --report`` in turns (same process) on align_speed's 4000×4000 mosaic
-    of the Austin sample; wall seconds of each run and the report's own share (report.json)."""
-    import tempfile
-
-    from benchmarks.align_speed import make_mosaic
-    from geoalign.align import align_raster
-    from geoalign.report.attach import ReportRequest
-
-    predictor = C.default_predictor(model_dir)
-    runs = {"align": [], "align --report": []}
-    trust_s = []
-    with tempfile.TemporaryDirectory() as tdir:
-        image, vec, side = make_mosaic(Path(tdir), n)
-        for k in range(repeats):
-            for name, req in (("align", None), ("align --report", ReportRequest(model_dir))):
-                out = Path(tdir) / f"out_{k}_{len(runs[name])}_{name.replace(' ', '')}"
-                t0 = time.perf_counter()
-                align_raster(image, vec, out, predictor, show_progress=False, report=req)
-                runs[name].append(round(time.perf_counter() - t0, 2))
-                if req is not None:
-                    trust_s.append(json.loads((out / "report/report.json").read_text())["timings_s"]["trust"])
-    a, r = np.median(runs["align"]), np.median(runs["align --report"])
-    return {"raster_px": side, "threads": torch.get_num_threads(), "wall_s": runs, "trust_work_s": trust_s,
-            "report_over_align": round(float(r / a), 2), "floor": 1.5}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0, 32.0])
     ap.add_argument("--out", type=Path, default=RESULTS / "trust.json")
     ap.add_argument("--model", type=Path, default=MODEL, help="model folder (stats and calibration in it)")
-    ap.add_argument("--speed-only", action="store_true", help="only the speed measurement (2 threads)")
     args = ap.parse_args()
     _set_model(args.model)
-    if args.speed_only:
-        torch.set_num_threads(2)
-        out = speed(args.model)
-        print(json.dumps(out, indent=2))
-        (RESULTS / "trust_speed.json").write_text(json.dumps(out, indent=2) + "\n")
-        return
     torch.set_num_threads(1)
     result = run(args.amplitudes, args.seeds)
     args.out.parent.mkdir(parents=True, exist_ok=True)

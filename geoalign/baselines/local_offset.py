@@ -62,6 +62,30 @@ def _interp_matrix(centres: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return m
 
 
+@dataclass(frozen=True)
+class LevelWindows:
+    """The evidence of every window of one level of the last ``predict`` (arrays (ny, nx) on the
+    window grid; centres ``cy`` (ny,), ``cx`` (nx,) in pixels of the image it was given), what the
+    trust report (:mod:`geoalign.report.evidence`) reads as the classical stage's reliability."""
+
+    cy: np.ndarray
+    cx: np.ndarray
+    confidence: np.ndarray  # peak height in standard deviations of its surface
+    second_peak_ratio: np.ndarray  # (peak − mean) / (second peak − mean)
+    evidence: np.ndarray  # map-edge energy of the window / the level's largest
+    at_border: np.ndarray  # bool: the peak sits on the border of the search range
+    weight: np.ndarray  # the window's weight before outlier rejection (0: unused)
+    kept_weight: np.ndarray  # after it
+    residual: np.ndarray  # (2, ny, nx) the window's offset less the coarser levels' (dx, dy)
+    search_px: int  # the level's search range (full-resolution px)
+
+    def shifted(self, dy_px: float, dx_px: float) -> "LevelWindows":
+        """The same windows with centres in a frame whose origin lies (-dy_px, -dx_px) from this one."""
+        from dataclasses import replace
+
+        return replace(self, cy=self.cy + dy_px, cx=self.cx + dx_px)
+
+
 @dataclass
 class _GridField:
     """A field given on a (ny, nx) grid of window centres (full-res pixel-corner coordinates)."""
@@ -106,10 +130,11 @@ class LocalOffsetPredictor:
         self.sigma_px = float(sigma_px)
         # Context: the search range plus a quarter coarse window keeps tile borders consistent.
         self.context_px = self.search_px + self.levels[0].window_px // 4
+        self.last_windows: list[LevelWindows] = []  # per level, the windows of the last predict
 
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         H, W = image.shape[-2:]
-        self.last_windows: list[dict[str, np.ndarray]] = []  # per level: the evidence of every window
+        self.last_windows = []
         if not np.any(map_[0]):
             return np.zeros((2, H, W), np.float32)
         img_full = image_edge_tensor(image, valid, sigma_px=self.sigma_px)
@@ -186,11 +211,9 @@ class LocalOffsetPredictor:
         weight[peak.at_border | (energy <= 0)] = 0.0
         weight = weight.reshape(ny, nx)
         kept = self._reject_outliers(residual, weight)
-        self.last_windows.append({  # read by the trust report (geoalign.report)
-            "cy": cy, "cx": cx, "confidence": peak.confidence.reshape(ny, nx),
-            "second_peak_ratio": second.reshape(ny, nx), "evidence": evidence.reshape(ny, nx),
-            "at_border": peak.at_border.reshape(ny, nx), "weight": weight, "kept_weight": kept,
-            "residual": residual, "search_px": np.array(level.search_px)})
+        self.last_windows.append(LevelWindows(
+            cy, cx, peak.confidence.reshape(ny, nx), second.reshape(ny, nx), evidence.reshape(ny, nx),
+            peak.at_border.reshape(ny, nx), weight, kept, residual, int(level.search_px)))
         return _GridField(cy, cx, self._interpolate(residual, kept))
 
     def _reject_outliers(self, residual: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -6,11 +6,13 @@ Importing this package does not load torch (only a composed pipeline's warps use
 
 from geoalign.inference.compose import ComposedPredictor, behind_local, move_map
 from geoalign.inference.layer import FieldRaster, align_layer, sample_displacement
-from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, StagedPredictor
+from geoalign.inference.protocol import (
+    FieldPredictor, RasterWidePredictor, StagedPredictor, StageEvidence, WindowedPredictor,
+)
 from geoalign.inference.tiling import (
     Tile, TileField, TileInputs, WorkGrid, plan_tiles, predict_tile, predict_tiled, raster_wide_pass,
 )
 
 __all__ = ["align_layer", "FieldRaster", "sample_displacement", "ComposedPredictor", "behind_local", "move_map",
-           "FieldPredictor", "RasterWidePredictor", "StagedPredictor", "Tile", "TileField", "TileInputs",
+           "FieldPredictor", "RasterWidePredictor", "StagedPredictor", "StageEvidence", "WindowedPredictor", "Tile", "TileField", "TileInputs",
            "WorkGrid", "plan_tiles", "predict_tile", "predict_tiled", "raster_wide_pass"]

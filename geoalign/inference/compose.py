@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from geoalign.inference.protocol import FieldPredictor
+from geoalign.inference.protocol import FieldPredictor, StageEvidence, WindowedPredictor
 
 if TYPE_CHECKING:
     import torch
@@ -92,22 +92,29 @@ class ComposedPredictor:
         return self.predict_stages(image, valid, map_)[0]
 
     def predict_stages(self, image: np.ndarray, valid: np.ndarray,
-                       map_: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The composed field and each stage's own field (stage k's on the map moved by stages < k)."""
+                       map_: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], StageEvidence]:
+        """The composed field, each stage's own field (stage k's on the map moved by stages < k)
+        and what the stages saw: their input maps and the first per-window stage's windows
+        (centres in ``image``'s pixels)."""
         total = np.zeros((2, *image.shape[-2:]), np.float32)
         own: list[np.ndarray] = []
+        maps: list[np.ndarray] = []
+        windows: tuple = ()
         for i, stage in enumerate(self.stages):
             moved = map_ if i == 0 else move_map(map_, total)
-            field = _within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
+            field, offset = _within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
+            if not windows and isinstance(stage, WindowedPredictor):
+                windows = tuple(w.shifted(offset, offset) for w in stage.last_windows)
             own.append(field)
+            maps.append(moved)
             total = field if i == 0 else _compose(total, field)
-        return total, own
+        return total, own, StageEvidence(tuple(maps), windows)
 
 
 def _within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
-                        margin: int) -> np.ndarray:
+                        margin: int) -> tuple[np.ndarray, int]:
     """``stage``'s field on the tile less ``margin`` px per side, the ring outside extended by its
-    nearest values.
+    nearest values; and where the window it ran on starts in the tile (px, both axes).
 
     The tile holds the footprint plus every stage's context; each stage runs on the footprint
     plus its own context (the margin is the others' share), the window it gets when it runs
@@ -124,11 +131,11 @@ def _within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndar
     h, w = image.shape[-2:]
     m = int(margin)
     if m <= 0 or h <= 2 * m or w <= 2 * m:
-        return np.asarray(stage.predict(image, valid, map_), np.float32)
+        return np.asarray(stage.predict(image, valid, map_), np.float32), 0
     inner = (slice(m, h - m), slice(m, w - m))
     field = np.asarray(stage.predict(image[(slice(None), *inner)], valid[inner], map_[(slice(None), *inner)]),
                        np.float32)
-    return np.pad(field, ((0, 0), (m, m), (m, m)), mode="edge")
+    return np.pad(field, ((0, 0), (m, m), (m, m)), mode="edge"), m
 
 
 def behind_local(learned: FieldPredictor, *, search_px: int = 40) -> ComposedPredictor:

@@ -11,18 +11,22 @@ A predictor maps (image, validity, misaligned map raster) on one grid to the fie
 * ``channels`` — the map channels it reads (:data:`geoalign.rasterize.MAP_CHANNELS` order), which
   the tiler rasterizes.
 
-Two optional protocols extend it, each checked by ``isinstance`` (never by probing attributes):
+Optional protocols extend it, each checked by ``isinstance`` (never by probing attributes):
 
 * :class:`RasterWidePredictor` — a field that depends on the whole raster (the global
   translation): the tiler first hands it every tile's evidence (``reset``, ``evidence`` per tile summed,
   ``add_evidence``, ``finish``), then asks it for each tile's field;
 * :class:`StagedPredictor` — a pipeline of stages (``local+learned``) that can return each stage's
-  own field next to the composed one, for per-tile reports.
+  own field next to the composed one, and what each stage saw (:class:`StageEvidence`), for
+  per-tile reports;
+* :class:`WindowedPredictor` — a per-window search (the classical local offset) that keeps the
+  statistics of every window of its last ``predict`` (``last_windows``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,10 +68,30 @@ class RasterWidePredictor(FieldPredictor, Protocol):
 
 
 @runtime_checkable
+class WindowedPredictor(FieldPredictor, Protocol):
+    """A predictor that searches window by window and keeps, after each ``predict``, the
+    statistics of every window of every level (``last_windows``: one
+    :class:`~geoalign.baselines.local_offset.LevelWindows` per level, centres in pixels of the
+    image it was given; a fresh list per call)."""
+
+    last_windows: list[Any]
+
+
+@dataclass(frozen=True)
+class StageEvidence:
+    """What the stages of one staged prediction saw, beside their fields (per-tile reports read
+    it instead of running a stage again)."""
+
+    stage_maps: tuple[np.ndarray, ...] = ()  # (C,H,W) the map each stage was given (moved by the stages before it)
+    windows: tuple[Any, ...] = ()  # per level, the windows of the first WindowedPredictor stage (image px)
+
+
+@runtime_checkable
 class StagedPredictor(FieldPredictor, Protocol):
     """A pipeline whose field composes the fields of its stages."""
 
     def predict_stages(self, image: np.ndarray, valid: np.ndarray,
-                       map_: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(composed field, [each stage's own field, in stage order]), all (2,H,W) float32 px."""
+                       map_: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], StageEvidence]:
+        """(composed field, [each stage's own field, in stage order], what the stages saw); fields
+        (2,H,W) float32 px."""
         ...

@@ -32,7 +32,7 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, StagedPredictor
+from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, StageEvidence, StagedPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.progress import progress
 from geoalign.rasterize import MAP_CHANNELS, rasterize_map, translate_geoms
@@ -183,6 +183,7 @@ class TileField:
     valid: np.ndarray | None  # (h, w) bool; None where no building lies
     field: np.ndarray  # (2, fh, fw) float32: the predictor's field on the footprint (zero: no building)
     stage_fields: tuple[np.ndarray, ...] = ()  # each stage's own footprint field (StagedPredictor)
+    evidence: StageEvidence | None = None  # what the stages saw over the input window (StagedPredictor)
 
     @property
     def has_buildings(self) -> bool:
@@ -202,7 +203,8 @@ def predict_tile(inputs: TileInputs, predictor: FieldPredictor, tile: Tile, *,
     Pure in the tile: the same (inputs, predictor, tile) give the same field whatever other tiles
     run, before or in parallel (a :class:`RasterWidePredictor` needs :func:`raster_wide_pass`
     first). A window with no building gets a zero field without reading the image.
-    ``with_stages``: also each stage's field, where ``predictor`` is a :class:`StagedPredictor`.
+    ``with_stages``: also each stage's field and what it saw, where ``predictor`` is a
+    :class:`StagedPredictor`.
     """
     fr0, fr1, fc0, fc1 = tile.foot
     map_ = inputs.map_for(tile.inp)
@@ -212,12 +214,14 @@ def predict_tile(inputs: TileInputs, predictor: FieldPredictor, tile: Tile, *,
         return TileField(tile, transform, map_, None, None, zero)
     image, valid = inputs.image_for(tile.inp)
     rows, cols = tile.footprint_in_input()
+    evidence = None
     if with_stages and isinstance(predictor, StagedPredictor):
-        field, own = predictor.predict_stages(image, valid, map_)
+        field, own, evidence = predictor.predict_stages(image, valid, map_)
         stages = tuple(np.asarray(f, np.float32)[:, rows, cols] for f in own)
     else:
         field, stages = predictor.predict(image, valid, map_), ()
-    return TileField(tile, transform, map_, image, valid, np.asarray(field, np.float32)[:, rows, cols], stages)
+    return TileField(tile, transform, map_, image, valid, np.asarray(field, np.float32)[:, rows, cols], stages,
+                     evidence)
 
 
 def tile_evidence(inputs: TileInputs, predictor: RasterWidePredictor, tile: Tile) -> np.ndarray | None:
@@ -312,7 +316,8 @@ def predict_tiled(
 
     ``on_tile``, when given, is called once per tile (row-major, tiles without buildings too) with
     its :class:`TileField`: windows, geotransform, image, validity, map and unweighted footprint
-    field, plus each stage's field for a :class:`StagedPredictor` (computed anyway: no extra cost).
+    field, plus each stage's field and what it saw for a :class:`StagedPredictor` (computed
+    anyway: no extra cost).
     A :class:`RasterWidePredictor` (the global shift) first gets a pass over all tiles.
     Returns counts for the summary.
     """

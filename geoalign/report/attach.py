@@ -31,6 +31,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from geoalign.inference.protocol import FieldPredictor, StagedPredictor
+from geoalign.inference.tiling import TileField
 from geoalign.report.trust import TrustReport, TrustResult
 
 
@@ -119,14 +121,14 @@ class ReportRequest:
 
         return NAMES
 
-    def start(self, reader, buildings: gpd.GeoDataFrame, predictor) -> "RunningReport":
+    def start(self, reader, buildings: gpd.GeoDataFrame, predictor: FieldPredictor) -> "RunningReport":
         """The report of one align run: the buildings on the aligner's working grid (the same
         cleaning, reprojection and scaling as :func:`geoalign.inference.layer.align_layer`)."""
         from geoalign.grid import PixelGrid, reproject_to
         from geoalign.inference.tiling import WorkGrid, work_transform
         from geoalign.io.vectors import clean_buildings
 
-        if getattr(predictor, "name", "") != "local+learned":
+        if not isinstance(predictor, StagedPredictor) or predictor.name != "local+learned":
             from geoalign.errors import OptionError
 
             raise OptionError(f"--report is calibrated for the local+learned pipeline, not {predictor.name!r}; "
@@ -163,7 +165,7 @@ class RunningReport:
     crs: object
     t0: float
 
-    def on_tile(self, tile_field) -> None:
+    def on_tile(self, tile_field: TileField) -> None:
         self.report.on_tile_field(tile_field)
 
     def finish(self, aligned: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, stage: Path) -> gpd.GeoDataFrame:

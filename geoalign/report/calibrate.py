@@ -31,6 +31,7 @@ from rasterio.windows import Window
 from geoalign.deform import deform_geometries, random_smooth_field
 from geoalign.deform import sample_field
 from geoalign.grid import PixelGrid, reproject_to
+from geoalign.inference.protocol import FieldPredictor, StagedPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings
 from geoalign.rasterize import MAP_CHANNELS, rasterize_map, translate_geoms
@@ -123,24 +124,34 @@ class CaseResult:
     report: object  # the TrustReport that consumed the case
 
 
-def run_case(data: RegionData, misaligned: np.ndarray, truth: np.ndarray | None, predictor, report_factory,
+def run_case(data: RegionData, misaligned: np.ndarray, truth: np.ndarray | None, predictor: FieldPredictor,
+             report_factory,
              *, channels: tuple[str, ...] = MAP_CHANNELS) -> CaseResult:
     """Align ``misaligned`` (region pixels) on the region as one tile and feed the report.
 
     ``truth`` (same order) gives the errors; ``None``: every building is stale
     (:data:`STALE_ERROR_PX`). ``report_factory(buildings_px, shape, transform)`` builds the
     :class:`~geoalign.report.trust.TrustReport`."""
+    from geoalign.report.trust import ClassicalStage
+
     H, W = data.image.shape[-2:]
-    ctx = int(getattr(predictor, "context_px", 0) or 0)
+    ctx = int(predictor.context_px)
     pads = ((ctx, ctx), (ctx, ctx))
     mode = "reflect" if min(H, W) > ctx else "symmetric"
     image = np.pad(data.image, ((0, 0), *pads), mode=mode if min(H, W) > ctx // 2 else "edge")
     valid = np.pad(data.valid, pads, constant_values=False)
     map_ = rasterize_map(translate_geoms(misaligned, ctx, ctx), (H + 2 * ctx, W + 2 * ctx), channels=channels)
-    field = np.asarray(predictor.predict(image, valid, map_), np.float32)
+    classical = None
+    if isinstance(predictor, StagedPredictor):  # the report reads the classical stage's windows, as in align
+        field, own, seen = predictor.predict_stages(image, valid, map_)
+        if len(own) == 2:
+            classical = ClassicalStage(own[0], seen.windows, seen.stage_maps[1])
+    else:
+        field = predictor.predict(image, valid, map_)
+    field = np.asarray(field, np.float32)
     report = report_factory(misaligned, (H, W), data.transform)
     report.on_tile(inp=(-ctx, H + ctx, -ctx, W + ctx), core=(0, H, 0, W), image=image, valid=valid, map_=map_,
-                   field=field)
+                   field=field, classical=classical)
     errs, per_vertex = [], []
     for n, g in enumerate(misaligned):
         xy = shapely.get_coordinates(g)

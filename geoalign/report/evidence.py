@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import copy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +23,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 import similarity as sim
-from geoalign.report.stats import ScaleStats, centre, patch_net
+from geoalign.baselines.local_offset import LevelWindows
+from geoalign.model.threads import torch_threads
+from geoalign.report.stats import ScaleStats, centre, centre_net
 
 
 def _disagreement(residual: np.ndarray) -> np.ndarray:
@@ -41,17 +45,17 @@ class WindowLevel:
     stats: dict[str, np.ndarray]  # name -> (ny, nx)
 
     @classmethod
-    def from_record(cls, rec: dict[str, np.ndarray]) -> "WindowLevel":
-        w, kept = rec["weight"], rec["kept_weight"]
+    def from_windows(cls, rec: LevelWindows) -> "WindowLevel":
+        w, kept = rec.weight, rec.kept_weight
         stats = {
-            "log_confidence": np.log1p(np.clip(rec["confidence"], 0, None)),
-            "log_second_peak_ratio": np.log(np.clip(rec["second_peak_ratio"], 1.0, 1e3)),
-            "sqrt_evidence": np.sqrt(np.clip(rec["evidence"], 0, None)),
+            "log_confidence": np.log1p(np.clip(rec.confidence, 0, None)),
+            "log_second_peak_ratio": np.log(np.clip(rec.second_peak_ratio, 1.0, 1e3)),
+            "sqrt_evidence": np.sqrt(np.clip(rec.evidence, 0, None)),
             "unused": ((w <= 0) | (kept < 0.5 * w)).astype(np.float64),  # border peak, weak or outlier
-            "at_border": rec["at_border"].astype(np.float64),
-            "log_disagreement": np.log1p(_disagreement(rec["residual"])),
+            "at_border": rec.at_border.astype(np.float64),
+            "log_disagreement": np.log1p(_disagreement(rec.residual)),
         }
-        return cls(np.asarray(rec["cy"], np.float64), np.asarray(rec["cx"], np.float64), stats)
+        return cls(np.asarray(rec.cy, np.float64), np.asarray(rec.cx, np.float64), stats)
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> dict[str, np.ndarray]:
         """Each statistic of the nearest window to each point (input pixels)."""
@@ -60,8 +64,9 @@ class WindowLevel:
         return {k: v[iy, ix] for k, v in self.stats.items()}
 
 
-def classical_levels(records: list[dict[str, np.ndarray]]) -> list[WindowLevel]:
-    return [WindowLevel.from_record(r) for r in records]
+def classical_levels(records) -> list[WindowLevel]:
+    """The per-point view of each level's windows (``records``: LevelWindows, coarse first)."""
+    return [WindowLevel.from_windows(r) for r in records]
 
 
 def _pool_image(image: np.ndarray, f: int) -> torch.Tensor:
@@ -92,7 +97,8 @@ class LearnedScorer:
         self.factor = 2 ** stats.scale
         self.patch_px = stats.patch_px
         self.stats = stats
-        self.model = patch_net(chain, stats.scale)
+        self.model = centre_net(chain, stats.scale)  # the same values as patch_net, on the centre's cone
+        self._copies = [self.model]  # one network per scoring thread
         self.channels = tuple(chain.config.channels)
         self.dtype = next(self.model.parameters()).dtype
 
@@ -104,32 +110,54 @@ class LearnedScorer:
     def patches(self, image: np.ndarray, map_: np.ndarray, centres_rc: np.ndarray) -> torch.Tensor:
         """(k, 3 + C, P, P) patches of scale s centred on ``centres_rc`` (working px of the arrays)."""
         f, P = self.factor, self.patch_px
-        img = _pool_image(image, f)
-        mp = _pool_map(map_, f, self.channels)
-        half = P // 2
-        img = F.pad(img, (half, half, half, half), mode="replicate")
-        mp = F.pad(mp, (half, half, half, half))
-        out = []
-        for r, c in np.asarray(centres_rc, np.float64).reshape(-1, 2):
-            rs, cs = int(round(r / f)), int(round(c / f))  # centre at scale s, +half for the pad
-            rs = min(max(rs, 0), img.shape[-2] - 2 * half)
-            cs = min(max(cs, 0), img.shape[-1] - 2 * half)
-            out.append(torch.cat([img[0, :, rs:rs + P, cs:cs + P], mp[0, :, rs:rs + P, cs:cs + P]]))
-        return torch.stack(out).to(self.dtype) if out else torch.zeros(0, 3 + len(self.channels), P, P)
+        centres = np.asarray(centres_rc, np.float64).reshape(-1, 2)
+        out = torch.zeros(len(centres), 3 + len(self.channels), P, P, dtype=self.dtype)
+        if not len(centres):
+            return out
+        with torch_threads(1):  # small copies: threads only add hand-offs
+            img = _pool_image(image, f)
+            mp = _pool_map(map_, f, self.channels)
+            half = P // 2
+            img = F.pad(img, (half, half, half, half), mode="replicate")
+            mp = F.pad(mp, (half, half, half, half))
+            for k, (r, c) in enumerate(centres):
+                rs, cs = int(round(r / f)), int(round(c / f))  # centre at scale s, +half for the pad
+                rs = min(max(rs, 0), img.shape[-2] - 2 * half)
+                cs = min(max(cs, 0), img.shape[-1] - 2 * half)
+                out[k, :3] = img[0, :, rs:rs + P, cs:cs + P]
+                out[k, 3:] = mp[0, :, rs:rs + P, cs:cs + P]
+        return out
 
     def score(self, patches: torch.Tensor) -> dict[str, np.ndarray]:
         """Per patch: density, density_quantile, uncertainty, denoising_factor, shift (2, working
-        px), neighbour_error_px (working px), nearest exemplars (3) and their k^{C,rot}."""
+        px), neighbour_error_px (working px), nearest exemplars (3) and their k^{C,rot}.
+
+        Patches are scored one by one (one forward, two backward passes each: a per-sample
+        Jacobian), each op on one thread: a second thread inside these small convolutions only
+        spins. With n > 1 torch threads the patches are split over n Python threads instead,
+        each with its own copy of the network (``similarity`` swaps a module's parameters while
+        it differentiates): the same values, patch by patch."""
         if len(patches) == 0:
             return {}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # per-patch backward passes of small convolutions: a 2nd thread only spins
-        try:
+        workers = max(1, min(torch.get_num_threads(), len(patches)))
+        while len(self._copies) < workers:
+            self._copies.append(copy.deepcopy(self.model))
+        parts = [idx for idx in np.array_split(np.arange(len(patches)), workers) if len(idx)]
+
+        def run(k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            model, x = self._copies[k], patches[parts[k]]
             with torch.no_grad():
-                pred = centre(self.model(patches)).double()
-            s = sim.score(self.model, patches, self.stats.reference, centre, chunk_size=8)
-        finally:
-            torch.set_num_threads(threads)
+                pred = centre(model(x)).double()
+            return pred, sim.score(model, x, self.stats.reference, centre, chunk_size=8)
+
+        with torch_threads(1):
+            if len(parts) == 1:
+                done = [run(0)]
+            else:
+                with ThreadPoolExecutor(len(parts)) as pool:
+                    done = list(pool.map(run, range(len(parts))))
+        pred = torch.cat([d[0] for d in done])
+        s = {k: torch.cat([d[1][k] for d in done]) for k in done[0][1]}
         km = s["kernel_mean"].numpy()  # (k, 5): E_k[ŷ], E_k[y], E_k[err] (scale-s px)
         out = {
             "density": s["density"].numpy(),

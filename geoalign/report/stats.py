@@ -62,6 +62,78 @@ class PatchNet(nn.Module):
         return field
 
 
+class CentreNet(PatchNet):
+    """:class:`PatchNet` computed only on the part of the patch its centre pixel depends on.
+
+    The centre's displacement depends on the inputs within :func:`cone_radius_px` of it, and on
+    the rest of the patch only through the edge normalization's mean (no parameter in it), so
+    the network runs on a crop of ``2 × (radius + 1)`` px around the centre (76 of the shipped
+    model's 96 px), with the whole patch's mean, and each of its stages only where the centre
+    depends on it (:func:`geoalign.report.cone.cone_field`): the same centre value and the same
+    parameter gradients, float rounding aside. The output is a small field window whose centre
+    pixel is the patch's (:func:`centre`); patches smaller than the crop run whole.
+
+    At construction the cone's field is compared with the network's own forward on a random
+    crop; if they differ (a network whose forward the cone does not follow) the crop runs the
+    network's own forward."""
+
+    def __init__(self, net: nn.Module, smooth_sigma_px: float = 0.0) -> None:
+        super().__init__(net, smooth_sigma_px)
+        self.blur_px = _blur_radius_px(smooth_sigma_px)
+        self.half_px = int(net.receptive_radius_px) + self.blur_px + 1
+        self.use_cone = True
+        self.use_cone = self._cone_matches()
+
+    def _cone_matches(self) -> bool:
+        side = 2 * self.half_px
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 3 + self.net.config.map_channels, side + 8, side + 8, generator=gen,
+                       dtype=next(self.net.parameters()).dtype)
+        x[:, 3:] = (x[:, 3:] > 0.7).to(x.dtype)
+        with torch.no_grad():
+            try:
+                mine = centre(self.forward(x))
+            except (RuntimeError, AttributeError, TypeError):
+                return False
+            self.use_cone = False
+            plain = centre(self.forward(x))
+        return bool(torch.allclose(mine, plain, rtol=1e-4, atol=1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from geoalign.model.scale_net import edge_map, mean_gradient
+        from geoalign.model.warp import smooth_field_at_edges
+        from geoalign.report.cone import cone_field
+
+        h = self.half_px
+        cy, cx = x.shape[2] // 2, x.shape[3] // 2
+        if cy < h or cx < h or cy + h > x.shape[2] or cx + h > x.shape[3]:
+            return super().forward(x)
+        image, map_ = x[:, :3], x[:, 3:]
+        mean = mean_gradient(image)  # of the whole patch, as the uncropped network normalizes
+        crop = (Ellipsis, slice(cy - h, cy + h), slice(cx - h, cx + h))
+        image, map_ = image[crop], map_[crop]
+        if self.use_cone:
+            field = cone_field(self.net, image, map_, mean, self.blur_px)
+            m = h - self.blur_px - 1
+            map_ = map_[..., m:2 * h - m, m:2 * h - m]
+        else:
+            field, _ = self.net._forward(image, map_, mean)
+        if self.smooth_sigma_px > 0:
+            field = smooth_field_at_edges(field, edge_map(map_), self.smooth_sigma_px)
+        return field
+
+
+def _blur_radius_px(smooth_sigma_px: float) -> int:
+    """The edge smoothing's Gaussian radius (3σ, :func:`geoalign.model.warp.gaussian_blur_torch`)."""
+    return max(1, int(round(3 * smooth_sigma_px))) if smooth_sigma_px > 0 else 0
+
+
+def cone_radius_px(net: nn.Module, smooth_sigma_px: float) -> int:
+    """Pixels around an output pixel of :class:`PatchNet` its value depends on: the network's
+    receptive radius plus the edge smoothing's Gaussian radius."""
+    return int(net.receptive_radius_px) + _blur_radius_px(smooth_sigma_px)
+
+
 def centre(y: torch.Tensor) -> torch.Tensor:
     """The displacement at the centre pixel: (N, 2, H, W) → (N, 2)."""
     return y[:, :, y.shape[2] // 2, y.shape[3] // 2]
@@ -69,6 +141,11 @@ def centre(y: torch.Tensor) -> torch.Tensor:
 
 def patch_net(chain, scale: int) -> PatchNet:
     return PatchNet(chain.net(scale), chain.config.smooth_sigma_px).eval()
+
+
+def centre_net(chain, scale: int) -> CentreNet:
+    """:func:`patch_net` computed on its centre's cone only (the scorer's model: same values)."""
+    return CentreNet(chain.net(scale), chain.config.smooth_sigma_px).eval()
 
 
 @dataclass
@@ -153,9 +230,9 @@ def _patch_inputs(items) -> torch.Tensor:
     return torch.stack([torch.cat([it["image"], it["map"]]) for it in items])
 
 
-def _thumb(x: torch.Tensor) -> np.ndarray:
-    """(3 + C, P, P) patch → (4, THUMB_PX, THUMB_PX) uint8: RGB and the map's fill."""
-    small = F.interpolate(torch.cat([x[:3], x[3:4]])[None], size=(THUMB_PX, THUMB_PX), mode="area")[0]
+def _thumbs(x: torch.Tensor) -> np.ndarray:
+    """(n, 3 + C, P, P) patches → (n, 4, THUMB_PX, THUMB_PX) uint8: RGB and the map's fill."""
+    small = F.interpolate(x[:, :4], size=(THUMB_PX, THUMB_PX), mode="area")
     return np.round(small.clamp(0, 1).numpy() * 255).astype(np.uint8)
 
 
@@ -189,7 +266,7 @@ def compute_scale_stats(chain, dataset_dir: str | Path, scale: int, *, max_patch
         density_quantiles=np.quantile(dens, QUANTILE_LEVELS), densities=dens.astype(np.float64),
         uncertainty_quantiles=np.quantile(own["uncertainty"].numpy(), QUANTILE_LEVELS),
         denoising_quantiles=np.quantile(own["denoising_factor"].numpy(), QUANTILE_LEVELS),
-        exemplar_thumbs=np.stack([_thumb(x[i]) for i in ex]),
+        exemplar_thumbs=_thumbs(x[torch.as_tensor(ex)]),
         exemplar_meta=np.stack([items[i]["meta"].numpy() for i in ex]),
     )
 

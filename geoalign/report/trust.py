@@ -30,16 +30,30 @@ import numpy as np
 import shapely
 from affine import Affine
 
+from geoalign.baselines.local_offset import LevelWindows, LocalOffsetPredictor
 from geoalign.deform import sample_field
+from geoalign.inference.tiling import TileField
 from geoalign.report.calibration import FEATURES, Calibration, confidence, load_calibration
 from geoalign.report.evidence import LearnedScorer, classical_levels, edge_strength
-from geoalign.report.stats import TrainingStats, _thumb
+from geoalign.report.stats import TrainingStats, _thumbs
 
 TILE_FIELDS = ("tile_id", "row", "col", "density", "density_quantile", "low_density", "uncertainty",
                "denoising_factor", "shift_px", "shift_m", "shift_azimuth_deg", "mean_displacement_px",
                "n_buildings", "expected_error_px", "neighbour_error_px", "classical_confidence")
 PREVIEW_PX = 1200  # longest side of the image kept for the expected-error map
 BOUND_FRACTION = 0.9  # a vertex moved ≥ this × search_px is at the search bound
+
+
+@dataclass(frozen=True)
+class ClassicalStage:
+    """What the pipeline's classical stage (local offsets) found on one alignment tile, over its
+    input window: its field (2, h, w) working px, its windows per level
+    (:class:`~geoalign.baselines.local_offset.LevelWindows`, centres in the window's pixels)
+    and the map raster it handed the learned stage (C, h, w)."""
+
+    field: np.ndarray
+    windows: tuple[LevelWindows, ...]
+    learned_map: np.ndarray
 
 
 @dataclass
@@ -107,7 +121,6 @@ class TrustReport:
                  model_dir: str | Path | None = None, tile_m: float | None = None,
                  low_density_quantile: float = 0.05, trust_gate_px: float | None = None,
                  search_px: int = 40, calibration: Calibration | None | bool = None) -> None:
-        from geoalign.baselines.local_offset import LocalOffsetPredictor
         from geoalign.model.checkpoint import load_model
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
 
@@ -158,14 +171,18 @@ class TrustReport:
 
     # ------------------------------------------------------------------ one alignment tile
     def on_tile(self, *, inp: tuple[int, int, int, int], core: tuple[int, int, int, int], image: np.ndarray,
-                valid: np.ndarray, map_: np.ndarray, field: np.ndarray) -> None:
+                valid: np.ndarray, map_: np.ndarray, field: np.ndarray,
+                classical: ClassicalStage | None = None) -> None:
         """One alignment tile (called once per tile, in any order).
 
         ``inp`` (r0, r1, c0, c1): the window of the arrays on the working grid (may reach past
         it); ``core`` (r0, r1, c0, c1): the part of the grid this tile answers for (the cores of
         all tiles partition the grid); ``image`` (3, h, w) [0, 1], ``valid`` (h, w), ``map_``
         (C, h, w) the misaligned map raster, ``field`` (2, h, w) the pipeline's total field
-        (working px), all over ``inp``. Tiles without buildings may be skipped by the caller.
+        (working px), all over ``inp``. ``classical``: what the pipeline's classical stage found
+        there (its field, windows and the map it handed the learned stage); None: the report
+        runs the classical stage on the tile itself. Tiles without buildings may be skipped by
+        the caller.
         """
         t0 = time.perf_counter()
         r0, _, c0, _ = inp
@@ -177,9 +194,11 @@ class TrustReport:
         from geoalign.inference.compose import move_map
 
         self._keep_preview(image, core, r0, c0)
-        local_field = np.asarray(self.local.predict(image, valid, map_), np.float32)
-        levels = classical_levels(getattr(self.local, "last_windows", []))
-        learned_input = move_map(map_, local_field)
+        if classical is None:
+            local_field = np.asarray(self.local.predict(image, valid, map_), np.float32)
+            classical = ClassicalStage(local_field, tuple(self.local.last_windows), move_map(map_, local_field))
+        local_field, learned_input = classical.field, classical.learned_map
+        levels = classical_levels(classical.windows)
         # learned stage: patches of each report tile holding buildings
         k = max(1, math.ceil(self.tile_px / self.scorer.footprint_px))
         centres, owner = [], []
@@ -196,8 +215,10 @@ class TrustReport:
         has = patches[:, 3].flatten(1).sum(1).numpy() > 0 if len(patches) else np.zeros(0, bool)
         scores = self.scorer.score(patches[has]) if has.any() else {}
         owners = [o for o, h in zip(owner, has) if h]
-        for o, p in zip(owners, patches[has]):
-            self.thumbs.setdefault(o, _thumb(p))
+        first = {o: n for n, o in reversed(list(enumerate(owners))) if o not in self.thumbs}
+        if first:
+            small = _thumbs(patches[has][list(first.values())])
+            self.thumbs.update(zip(first, small))
         edges = edge_strength(image)
         edge_mean = float(edges[valid].mean()) if valid.any() else float(edges.mean())
         for t in tiles:
@@ -213,18 +234,27 @@ class TrustReport:
             self.tiles[t] = rec
         self.seconds += time.perf_counter() - t0
 
-    def on_tile_field(self, tf) -> None:
+    def on_tile_field(self, tf: TileField) -> None:
         """The tiler's hook (``predict_tiled(on_tile=report.on_tile_field)``): one
-        ``TileField`` (``tile.inp``/``tile.foot`` windows, ``image``/``valid``/``map_`` over the
-        input window, ``field`` over the footprint). Report tiles go to the first alignment tile
-        whose footprint holds their centre; tiles without buildings are skipped."""
-        if getattr(tf, "image", None) is None:
+        :class:`~geoalign.inference.tiling.TileField` (``tile.inp``/``tile.foot`` windows,
+        ``image``/``valid``/``map_`` over the input window, ``field`` over the footprint; for the
+        ``local+learned`` pipeline each stage's field and what it saw, so the classical stage's
+        windows are read, not searched again). Report tiles go to the first alignment tile whose
+        footprint holds their centre; tiles without buildings are skipped."""
+        if not tf.has_buildings:
             return
         inp, foot = tf.tile.inp, tf.tile.foot
-        field = np.asarray(tf.field, np.float32)
         pads = ((0, 0), (foot[0] - inp[0], inp[1] - foot[1]), (foot[2] - inp[2], inp[3] - foot[3]))
+
+        def over_input(f: np.ndarray) -> np.ndarray:
+            return np.pad(np.asarray(f, np.float32), pads, mode="edge")
+
+        classical = None
+        ev = tf.evidence
+        if ev is not None and len(tf.stage_fields) == 2 and len(ev.stage_maps) == 2:
+            classical = ClassicalStage(over_input(tf.stage_fields[0]), tuple(ev.windows), ev.stage_maps[1])
         self.on_tile(inp=inp, core=foot, image=tf.image, valid=tf.valid, map_=tf.map_,
-                     field=np.pad(field, pads, mode="edge"))
+                     field=over_input(tf.field), classical=classical)
 
     def _keep_preview(self, image: np.ndarray, core, r0: int, c0: int) -> None:
         step = self.preview_step
