@@ -116,3 +116,7 @@ train-default: $(STAMP)
 .PHONY: bench-trust
 bench-trust: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.trust
+# align and align --report in turns on a 4000x4000 raster: the report's cost (ceiling 1.5x)
+.PHONY: bench-report-speed
+bench-report-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.report_speed

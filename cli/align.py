@@ -78,13 +78,11 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
     if workers is not None and scheduler is not None:
         raise OptionError("give --workers (a local cluster) or --scheduler (an existing one), not both.")
     distributed = workers is not None or scheduler is not None or rasters is not None
-    if with_report and distributed:
-        raise OptionError("--report runs in one process: drop --workers, --scheduler and --rasters.")
+    report = ReportRequest(model_dir, tile_m, low_density_quantile, trust_gate_px, truth_path, id_field,
+                           search_px) if with_report else None
     if not distributed:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
                                                   learned_scales=learned_scales)
-        report = ReportRequest(model_dir, tile_m, low_density_quantile, trust_gate_px, truth_path, id_field,
-                               search_px) if with_report else None
         result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, layer=layer, report=report)
     else:  # tiles on a Dask cluster and/or several rasters (geoalign.distributed)
@@ -93,8 +91,8 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
         spec = PredictorSpec(method, model_dir, search_px, learned_scales)
         if rasters is not None:
             result = align_rasters(rasters, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
-                                   tile_px=tile_px, layer=layer)
+                                   tile_px=tile_px, layer=layer, report=report)
         else:
             result = align_distributed(image, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
-                                       tile_px=tile_px, layer=layer)
+                                       tile_px=tile_px, layer=layer, report=report)
     click.echo(result.summary(), err=True)

@@ -87,7 +87,7 @@ def align_raster(
     read = [*(inputs or [image_path]), buildings_path] + ([report.truth_path] if report and report.truth_path else [])
     with RasterReader(image_path) as reader, output_set(out_dir, names, command="align", inputs=read) as stage:
         trust = report.start(reader, gdf, predictor) if report else None
-        hook = on_tile if trust is None else (trust.on_tile if on_tile is None else
+        hook = on_tile if trust is None else (trust if on_tile is None else
                                               (lambda tf: (on_tile(tf), trust.on_tile(tf))))
         aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
                                      blend_px=blend_px, show_progress=show_progress,

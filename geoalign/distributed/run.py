@@ -32,7 +32,7 @@ def mosaic_path(rasters: str, out_dir: str | Path) -> tuple[Path, list[Path]]:
 def align_rasters(
     rasters: str, buildings_path: str | Path, out_dir: str | Path, spec: PredictorSpec, *,
     workers: int | None = None, scheduler: str | None = None, tile_px: int = 2048, layer: str | None = None,
-    show_progress: bool = True,
+    show_progress: bool = True, report=None,
 ) -> AlignResult:
     """``--rasters``: align the buildings to the mosaic of several rasters, on a Dask cluster when
     ``workers`` or ``scheduler`` is given, else in this process (the VRT then lives in a
@@ -40,24 +40,27 @@ def align_rasters(
     if workers or scheduler:
         image, read_paths = mosaic_path(rasters, out_dir)
         return align_distributed(image, buildings_path, out_dir, spec, workers=workers, scheduler=scheduler,
-                                 tile_px=tile_px, layer=layer, show_progress=show_progress, read_paths=read_paths)
+                                 tile_px=tile_px, layer=layer, show_progress=show_progress, read_paths=read_paths,
+                                 report=report)
     paths = raster_list(rasters)
     predictor, name, note = spec.resolve()
     with tempfile.TemporaryDirectory(prefix="geoalign-mosaic-") as tdir:
         image = paths[0] if len(paths) == 1 else write_vrt(paths, Path(tdir) / "mosaic.vrt")
         return align_raster(image, buildings_path, out_dir, predictor, method=name, note=note, tile_px=tile_px,
-                            layer=layer, show_progress=show_progress, inputs=paths)
+                            layer=layer, show_progress=show_progress, inputs=paths, report=report)
 
 
 def align_distributed(
     image_path: str | Path, buildings_path: str | Path, out_dir: str | Path, spec: PredictorSpec, *,
     workers: int | None = None, scheduler: str | None = None, tile_px: int = 2048, blend_px: int = 64,
-    layer: str | None = None, show_progress: bool = True, read_paths: list[Path] | None = None,
+    layer: str | None = None, show_progress: bool = True, read_paths: list[Path] | None = None, report=None,
 ) -> AlignResult:
     """Align on a ``LocalCluster`` of ``workers`` processes or the cluster at ``scheduler``;
-    ``read_paths``: the rasters behind a mosaic (they key the finished windows)."""
+    ``read_paths``: the rasters behind a mosaic (they key the finished windows); ``report``: a
+    :class:`geoalign.report.attach.ReportRequest` (the trust report's tiles are computed by the
+    workers too, and the report is the single-process one)."""
     key = job_key(read_paths or [image_path], buildings_path, spec, tile_px=tile_px, blend_px=blend_px,
-                  layer=layer, image=str(image_path))
+                  layer=layer, image=str(image_path), report=repr(report))
     store = TileStore(out_dir, key)
     with dask_client(workers, scheduler) as client:
         # every worker loads the model while the client loads its own and reads the buildings
@@ -69,7 +72,7 @@ def align_distributed(
         n_workers = len(client.scheduler_info()["workers"])
         result = align_raster(image_path, buildings_path, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, blend_px=blend_px, layer=layer, show_progress=show_progress,
-                              predict=tiler, inputs=read_paths)
+                              predict=tiler, inputs=read_paths, report=report)
         client.cancel(warm)  # done by now, or pinned to a worker that died
     store.remove()
     where = f"{n_workers} Dask workers" if not scheduler else f"Dask scheduler {scheduler}, {n_workers} workers"

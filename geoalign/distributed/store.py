@@ -62,6 +62,10 @@ class TileStore:
     def path(self, tile: Tile) -> Path:
         return self.dir / f"r{tile.row:05d}_c{tile.col:05d}.npy"
 
+    def hook_path(self, tile: Tile) -> Path:
+        """The per-tile hook's part of ``tile`` (a trust report's tile records)."""
+        return self.dir / f"r{tile.row:05d}_c{tile.col:05d}.hook.npz"
+
     def finished(self, tile: Tile) -> bool:
         return self.path(tile).is_file()
 

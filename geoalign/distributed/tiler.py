@@ -22,9 +22,10 @@ import numpy as np
 import shapely
 
 from geoalign.distributed.store import TileStore
-from geoalign.distributed.worker import PredictorSpec, RasterJob, evidence_task, field_task, load_part
+from geoalign.distributed.worker import (PredictorSpec, RasterJob, evidence_task, field_task, load_hook_part,
+                                         load_part)
 from geoalign.errors import OptionError
-from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor
+from geoalign.inference.protocol import FieldPredictor, RasterWidePredictor, RemoteTileHook
 from geoalign.inference.tiling import (Tile, TileInputs, TilePart, blend_tiles, fix_raster_wide, plan_tiles,
                                        sum_evidence)
 from geoalign.progress import progress
@@ -75,9 +76,9 @@ class DaskTiler:
     def __call__(self, inputs: TileInputs, predictor: FieldPredictor, *, tile_px: int, blend_px: int,
                  sink: Callable[[int, np.ndarray], None], show_progress: bool = True,
                  on_tile=None) -> dict:
-        if on_tile is not None:
-            raise OptionError("per-tile hooks (reports) need the single-process path: leave out "
-                              "--workers/--scheduler.")
+        if on_tile is not None and not isinstance(on_tile, RemoteTileHook):
+            raise OptionError("this per-tile hook runs in one process only: leave out --workers/--scheduler.")
+        hook_setup = self.client.scatter(on_tile.setup(), broadcast=True) if on_tile is not None else None
         rows = plan_tiles(inputs.grid, predictor, tile_px=tile_px, blend_px=blend_px)
         tiles = [t for row in rows for t in row]
         job = self._job(inputs)
@@ -98,8 +99,10 @@ class DaskTiler:
                     if self.store.finished(nxt):
                         in_flight.append((nxt, None))
                         continue
+                    hook = (None if hook_setup is None
+                            else (self.store.dir.name, hook_setup, str(self.store.hook_path(nxt))))
                     fut = self.client.submit(field_task, job, nxt, self._geoms_for(inputs, nxt), evidence_future,
-                                             str(self.store.path(nxt)), pure=False, retries=2)
+                                             str(self.store.path(nxt)), hook, pure=False, retries=2)
                     in_flight.append((nxt, fut))
                 done_tile, fut = in_flight.popleft()
                 if fut is None:
@@ -108,6 +111,8 @@ class DaskTiler:
                     fut.result()
                     self.computed += 1
                 weighted, valid_any = load_part(self.store.path(done_tile))
+                if on_tile is not None:
+                    on_tile.merge(load_hook_part(self.store.hook_path(done_tile)))
                 bar.update(1)
                 yield TilePart(done_tile, weighted, valid_any)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoalign.inference.protocol import RasterWidePredictor
+from geoalign.inference.protocol import RasterWidePredictor, TileWorker
 from geoalign.inference.tiling import (Tile, TileInputs, WorkGrid, fix_raster_wide, predict_tile, tile_evidence,
                                        weighted_field)
 from geoalign.io.raster import RasterReader
@@ -54,6 +54,7 @@ class RasterJob:
 _lock = threading.Lock()
 _predictors: dict[PredictorSpec, object] = {}
 _readers: dict[tuple, RasterReader] = {}
+_hooks: dict[str, object] = {}  # job key → the per-tile hook's worker side (one job at a time)
 
 
 def _one_thread() -> None:
@@ -99,21 +100,50 @@ def evidence_task(job: RasterJob, tile: Tile, geoms_work_px: np.ndarray) -> np.n
     return tile_evidence(_inputs(job, geoms_work_px), worker_predictor(job.spec), tile)
 
 
+def worker_hook(key: str, setup) -> TileWorker:
+    """The worker side of a per-tile hook (``setup.build()``), built once per job."""
+    with _lock:
+        if key not in _hooks:
+            _one_thread()
+            _hooks.clear()
+            _hooks[key] = setup.build()
+        return _hooks[key]
+
+
 def field_task(job: RasterJob, tile: Tile, geoms_work_px: np.ndarray, evidence: np.ndarray | None,
-               out_path: str) -> tuple[bool, bool]:
+               out_path: str, hook: tuple[str, object, str] | None = None) -> tuple[bool, bool]:
     """One tile's weighted footprint field, saved to ``out_path`` (atomically: a finished window
     is on disk whole or not at all); returns (has buildings, some valid pixel).
 
     ``evidence``: the summed raster-wide evidence for a :class:`RasterWidePredictor` (fixed here
-    exactly as in the client), else None.
+    exactly as in the client), else None. ``hook``: (job key, the hook's picklable setup, path):
+    the hook's part of this tile (:class:`~geoalign.inference.protocol.TileWorker`) is saved to
+    the path before the field, so a finished window always has its part.
     """
     predictor = worker_predictor(job.spec)
     if isinstance(predictor, RasterWidePredictor):
         fix_raster_wide(predictor, evidence)
-    result = predict_tile(_inputs(job, geoms_work_px), predictor, tile)
+    result = predict_tile(_inputs(job, geoms_work_px), predictor, tile, with_stages=hook is not None)
+    if hook is not None:
+        key, setup, part_path = hook
+        save_hook_part(Path(part_path), worker_hook(key, setup).tile_part(result))
     has, valid_any = result.has_buildings, bool(result.has_buildings and result.valid.any())
     save_part(Path(out_path), weighted_field(tile, result.field) if has else None, valid_any)
     return has, valid_any
+
+
+def save_hook_part(path: Path, part: dict[str, np.ndarray]) -> None:
+    """Write a hook's tile part (``.npz`` of plain arrays) atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **part)
+    os.replace(tmp, path)
+
+
+def load_hook_part(path: Path) -> dict[str, np.ndarray]:
+    """A saved hook part (no pickle)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def save_part(path: Path, weighted: np.ndarray | None, valid_any: bool) -> None:

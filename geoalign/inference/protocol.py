@@ -95,3 +95,25 @@ class StagedPredictor(FieldPredictor, Protocol):
         """(composed field, [each stage's own field, in stage order], what the stages saw); fields
         (2,H,W) float32 px."""
         ...
+
+
+@runtime_checkable
+class TileWorker(Protocol):
+    """The part of a per-tile hook that runs where a tile is computed (a Dask worker)."""
+
+    def tile_part(self, tile_field: Any) -> dict[str, np.ndarray]:
+        """What the hook takes from one :class:`~geoalign.inference.tiling.TileField`, as plain
+        arrays (saved with ``np.savez``, read back without pickle)."""
+
+
+@runtime_checkable
+class RemoteTileHook(Protocol):
+    """A ``predict_tiled(on_tile=...)`` hook that can also run in other processes: ``setup()``
+    is picklable and its ``build()`` gives a :class:`TileWorker` there; ``merge`` takes the parts
+    back in this process. The single-process tiler just calls it."""
+
+    def __call__(self, tile_field: Any) -> None: ...
+
+    def setup(self) -> Any: ...
+
+    def merge(self, part: dict[str, np.ndarray]) -> None: ...

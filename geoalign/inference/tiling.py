@@ -85,6 +85,9 @@ class Tile:
     inp: tuple[int, int, int, int]  # input window r0, r1, c0, c1 (may extend past the grid)
     weight_rows: np.ndarray  # blend weights along the footprint's rows (fr1 - fr0,)
     weight_cols: np.ndarray  # and columns (fc1 - fc0,)
+    # where this tile is the first in row-major order whose footprint holds a point: the claims
+    # partition the grid (a per-tile hook assigns each of its own cells to one tile this way)
+    claim: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def footprint_in_input(self) -> tuple[slice, slice]:
         """Where the footprint lies inside the input window (row and column slices)."""
@@ -103,6 +106,11 @@ def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list
         hi = size if k == n - 1 else min(size, (k + 1) * S + b)
         return lo, hi
 
+    def claim(k: int, n: int, size: int) -> tuple[int, int]:
+        lo = 0 if k == 0 else min(size, k * S + b)
+        hi = size if k == n - 1 else min(size, (k + 1) * S + b)
+        return lo, hi
+
     rows = []
     for i in range(nr):
         r0, r1 = span(i, nr, grid.height)
@@ -112,7 +120,8 @@ def layout(grid: WorkGrid, tile_px: int, blend_px: int, context_px: int) -> list
             c0, c1 = span(j, nc, grid.width)
             wc = _ramp(c0, c1, j, S, b, j == nc - 1)
             ctx = int(context_px)  # the footprint already holds the blend ramps
-            row.append(Tile(i, j, (r0, r1, c0, c1), (r0 - ctx, r1 + ctx, c0 - ctx, c1 + ctx), wr, wc))
+            row.append(Tile(i, j, (r0, r1, c0, c1), (r0 - ctx, r1 + ctx, c0 - ctx, c1 + ctx), wr, wc,
+                            (*claim(i, nr, grid.height), *claim(j, nc, grid.width))))
         rows.append(row)
     return rows
 

@@ -33,7 +33,7 @@ import shapely
 
 from geoalign.inference.protocol import FieldPredictor, StagedPredictor
 from geoalign.inference.tiling import TileField
-from geoalign.report.trust import TrustReport, TrustResult
+from geoalign.report.trust import ReportSetup, TrustReport, TrustResult
 
 
 def new_report(model_dir, buildings_work_px, grid_shape: tuple[int, int], work_transform, *,
@@ -167,6 +167,15 @@ class RunningReport:
 
     def on_tile(self, tile_field: TileField) -> None:
         self.report.on_tile_field(tile_field)
+
+    # a RemoteTileHook (geoalign.inference.protocol): tiles computed by Dask workers
+    __call__ = on_tile
+
+    def setup(self) -> ReportSetup:
+        return self.report.setup
+
+    def merge(self, part: dict[str, np.ndarray]) -> None:
+        self.report.merge_part(part)
 
     def finish(self, aligned: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, stage: Path) -> gpd.GeoDataFrame:
         """Columns and gate on ``aligned``; the report's files under ``stage``; returns the layer."""

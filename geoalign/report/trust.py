@@ -108,6 +108,31 @@ def _log1p(x):
     return np.log1p(np.clip(np.asarray(x, np.float64), 0, None))
 
 
+_RECORD_SCALARS = ("density", "density_quantile", "uncertainty", "denoising_factor", "neighbour_error_px",
+                   "n_buildings")
+
+
+@dataclass(frozen=True)
+class ReportSetup:
+    """The arguments of a :class:`TrustReport`, picklable: another process (a Dask worker)
+    rebuilds the same report with :meth:`build` and computes tile parts for the client's."""
+
+    buildings_px: np.ndarray
+    grid_shape: tuple[int, int]
+    work_transform: tuple[float, ...]  # the Affine's 6 coefficients
+    model_dir: str | None
+    tile_m: float | None
+    low_density_quantile: float
+    trust_gate_px: float | None
+    search_px: int
+
+    def build(self) -> "TrustReport":
+        return TrustReport(buildings_px=self.buildings_px, grid_shape=self.grid_shape,
+                           work_transform=Affine(*self.work_transform), model_dir=self.model_dir,
+                           tile_m=self.tile_m, low_density_quantile=self.low_density_quantile,
+                           trust_gate_px=self.trust_gate_px, search_px=self.search_px)
+
+
 class TrustReport:
     """Consumes alignment tiles, returns per-tile and per-building trust (module docstring).
 
@@ -125,6 +150,9 @@ class TrustReport:
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
 
         t0 = time.perf_counter()
+        self.setup = ReportSetup(np.asarray(buildings_px, dtype=object), (int(grid_shape[0]), int(grid_shape[1])),
+                                 tuple(work_transform)[:6], None if model_dir is None else str(model_dir),
+                                 tile_m, float(low_density_quantile), trust_gate_px, int(search_px))
         model_dir = Path(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
         chain, config = load_model(model_dir)
         self.stats = TrainingStats.load(model_dir)
@@ -172,7 +200,8 @@ class TrustReport:
     # ------------------------------------------------------------------ one alignment tile
     def on_tile(self, *, inp: tuple[int, int, int, int], core: tuple[int, int, int, int], image: np.ndarray,
                 valid: np.ndarray, map_: np.ndarray, field: np.ndarray,
-                classical: ClassicalStage | None = None) -> None:
+                classical: ClassicalStage | None = None,
+                preview_window: tuple[int, int, int, int] | None = None) -> None:
         """One alignment tile (called once per tile, in any order).
 
         ``inp`` (r0, r1, c0, c1): the window of the arrays on the working grid (may reach past
@@ -182,18 +211,19 @@ class TrustReport:
         (working px), all over ``inp``. ``classical``: what the pipeline's classical stage found
         there (its field, windows and the map it handed the learned stage); None: the report
         runs the classical stage on the tile itself. Tiles without buildings may be skipped by
-        the caller.
+        the caller. ``preview_window``: the part of the image preview this tile fills (default
+        ``core``).
         """
         t0 = time.perf_counter()
         r0, _, c0, _ = inp
         tiles = [(i, j) for i in range(self.n_rows) for j in range(self.n_cols)
                  if core[0] <= self._mid(i, self.height) < core[1] and core[2] <= self._mid(j, self.width) < core[3]]
         tiles = [t for t in tiles if t not in self.tiles]
+        self._keep_preview(image, core if preview_window is None else preview_window, r0, c0)
         if not tiles:
             return
         from geoalign.inference.compose import move_map
 
-        self._keep_preview(image, core, r0, c0)
         if classical is None:
             local_field = np.asarray(self.local.predict(image, valid, map_), np.float32)
             classical = ClassicalStage(local_field, tuple(self.local.last_windows), move_map(map_, local_field))
@@ -240,7 +270,7 @@ class TrustReport:
         ``image``/``valid``/``map_`` over the input window, ``field`` over the footprint; for the
         ``local+learned`` pipeline each stage's field and what it saw, so the classical stage's
         windows are read, not searched again). Report tiles go to the first alignment tile whose
-        footprint holds their centre; tiles without buildings are skipped."""
+        footprint holds their centre (``tile.claim``); tiles without buildings are skipped."""
         if not tf.has_buildings:
             return
         inp, foot = tf.tile.inp, tf.tile.foot
@@ -253,16 +283,73 @@ class TrustReport:
         ev = tf.evidence
         if ev is not None and len(tf.stage_fields) == 2 and len(ev.stage_maps) == 2:
             classical = ClassicalStage(over_input(tf.stage_fields[0]), tuple(ev.windows), ev.stage_maps[1])
-        self.on_tile(inp=inp, core=foot, image=tf.image, valid=tf.valid, map_=tf.map_,
-                     field=over_input(tf.field), classical=classical)
+        self.on_tile(inp=inp, core=tf.tile.claim, image=tf.image, valid=tf.valid, map_=tf.map_,
+                     field=over_input(tf.field), classical=classical, preview_window=foot)
+
+    def _preview_rows_cols(self, core) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the preview that the alignment tile of footprint ``core`` fills."""
+        step = self.preview_step
+        return (np.arange(-(-core[0] // step), -(-min(core[1], self.height) // step)),
+                np.arange(-(-core[2] // step), -(-min(core[3], self.width) // step)))
 
     def _keep_preview(self, image: np.ndarray, core, r0: int, c0: int) -> None:
         step = self.preview_step
-        pr = np.arange(-(-core[0] // step), -(-min(core[1], self.height) // step))
-        pc = np.arange(-(-core[2] // step), -(-min(core[3], self.width) // step))
+        pr, pc = self._preview_rows_cols(core)
         if len(pr) and len(pc):
             block = image[:, pr[:, None] * step - r0, pc[None, :] * step - c0]
             self.preview[:, pr[0]:pr[-1] + 1, pc[0]:pc[-1] + 1] = np.round(np.clip(block, 0, 1) * 255)
+
+    # ------------------------------------------------------------------ tiles computed elsewhere
+    def tile_part(self, tf: TileField) -> dict[str, np.ndarray]:
+        """What :meth:`on_tile_field` adds for one alignment tile, as plain arrays (saved with
+        ``np.savez``, read without pickle): a worker of the Dask path computes it, the client's
+        report takes it with :meth:`merge_part`. Report tiles and buildings belong to one
+        alignment tile each, so parts merged in any order give the single-process report."""
+        self.tiles, self.thumbs, self.nearest = {}, {}, {}  # this tile's only (a rerun task too)
+        self.on_tile_field(tf)
+        new = sorted(self.tiles)
+        keys = np.array(new, np.int64).reshape(-1, 2)
+        rows = np.flatnonzero(np.isin(self.tile_rc[:, 0] * (self.n_cols + 1) + self.tile_rc[:, 1],
+                                      keys[:, 0] * (self.n_cols + 1) + keys[:, 1])) if len(new) else np.zeros(0, np.int64)
+        part: dict[str, np.ndarray] = {"tile_keys": keys, "building_rows": rows.astype(np.int64),
+                                       "features": self.features[rows], "move_px": self.move_px[rows]}
+        for name in _RECORD_SCALARS:
+            part[f"rec_{name}"] = np.array([self.tiles[t][name] for t in new], np.float64)
+        part["rec_shift_vec_px"] = np.array([self.tiles[t]["shift_vec_px"] for t in new], np.float64).reshape(-1, 2)
+        thumbs = [t for t in new if t in self.thumbs]
+        part["thumb_keys"] = np.array(thumbs, np.int64).reshape(-1, 2)
+        if thumbs:
+            part["thumbs"] = np.stack([self.thumbs[t] for t in thumbs])
+        near = [t for t in new if t in self.nearest]
+        part["nearest_keys"] = np.array(near, np.int64).reshape(-1, 2)
+        if near:
+            part["nearest_exemplars"] = np.array([self.nearest[t][0] for t in near], np.int64)
+            part["nearest_similarity"] = np.array([self.nearest[t][1] for t in near], np.float64)
+        if tf.has_buildings:
+            pr, pc = self._preview_rows_cols(tf.tile.foot)
+            if len(pr) and len(pc):
+                part["preview_box"] = np.array([pr[0], pr[-1] + 1, pc[0], pc[-1] + 1], np.int64)
+                part["preview"] = self.preview[:, pr[0]:pr[-1] + 1, pc[0]:pc[-1] + 1].copy()
+        return part
+
+    def merge_part(self, part: dict[str, np.ndarray], seconds: float = 0.0) -> None:
+        """Take one alignment tile's :meth:`tile_part` (computed in another process)."""
+        rows = part["building_rows"]
+        self.features[rows] = part["features"]
+        self.move_px[rows] = part["move_px"]
+        for n, (i, j) in enumerate(part["tile_keys"].tolist()):
+            rec = {name: float(part[f"rec_{name}"][n]) for name in _RECORD_SCALARS}
+            rec["n_buildings"] = int(rec["n_buildings"])
+            rec["shift_vec_px"] = part["rec_shift_vec_px"][n].copy()
+            self.tiles[(i, j)] = rec
+        for n, (i, j) in enumerate(part["thumb_keys"].tolist()):
+            self.thumbs[(i, j)] = part["thumbs"][n]
+        for n, (i, j) in enumerate(part["nearest_keys"].tolist()):
+            self.nearest[(i, j)] = (part["nearest_exemplars"][n].tolist(), part["nearest_similarity"][n].tolist())
+        if "preview_box" in part:
+            a, b, c, d = part["preview_box"].tolist()
+            self.preview[:, a:b, c:d] = part["preview"]
+        self.seconds += seconds
 
     def _mid(self, k: int, size: int) -> float:
         """Centre of the k-th report tile along an axis of ``size`` pixels, clipped to the grid."""

@@ -180,3 +180,43 @@ def test_rasters_option_without_a_cluster(one_thread, austin, austin_tiles, tmp_
     assert_same_output(plain(austin, tmp_root, "global"), out)
     listed = json.loads((out / "run.json").read_text())
     assert sorted(listed["files"]) == ["aligned.geojson", "aligned.gpkg", "displacement.tif", "overlay.png"]
+
+
+def _report_columns(out: Path) -> tuple[list[dict], gpd.GeoDataFrame]:
+    tiles = json.loads((out / "report" / "tiles.geojson").read_text())["features"]
+    return tiles, gpd.read_file(out / "aligned.gpkg")
+
+
+def test_trust_report_same_as_one_process(cluster, one_thread, austin, tmp_root):
+    """--report on the cluster: the workers compute the report's tiles with the alignment's and
+    the client merges them; tiles, per-building confidence and gate are the single-process ones."""
+    from geoalign.report.attach import ReportRequest
+
+    c, _ = cluster
+    request = ReportRequest(trust_gate_px=6.0)
+    spec = PredictorSpec(None)
+    predictor, name, note = spec.resolve()
+    plain_out, dask_out = tmp_root / "plain-report", tmp_root / "dask-report"
+    align_raster(austin["image"], austin["buildings"], plain_out, predictor, method=name, tile_px=TILE_PX,
+                 show_progress=False, report=request)
+    result = align_distributed(austin["image"], austin["buildings"], dask_out, spec, scheduler=c.scheduler_address,
+                               tile_px=TILE_PX, show_progress=False, report=request)
+    assert "16 tiles computed, 0 reused" in result.note
+    assert_same_output(plain_out, dask_out)
+    (tiles_a, aligned_a), (tiles_b, aligned_b) = _report_columns(plain_out), _report_columns(dask_out)
+    assert len(tiles_a) == len(tiles_b) >= 10
+    for fa, fb in zip(tiles_a, tiles_b):
+        assert fa["geometry"] == fb["geometry"]
+        for key, va in fa["properties"].items():
+            vb = fb["properties"][key]
+            if isinstance(va, float):
+                assert va == pytest.approx(vb, rel=1e-9, abs=1e-12, nan_ok=True), key
+            else:
+                assert va == vb, key
+    for column in ("expected_error_px", "confidence"):
+        a, b = aligned_a[column].to_numpy(), aligned_b[column].to_numpy()
+        assert np.isfinite(a).sum() >= 40
+        np.testing.assert_allclose(a, b, rtol=1e-9, equal_nan=True)
+    assert aligned_a["gated"].tolist() == aligned_b["gated"].tolist()
+    names = {p.relative_to(plain_out) for p in (plain_out / "report").rglob("*")}
+    assert names == {p.relative_to(dask_out) for p in (dask_out / "report").rglob("*")}
