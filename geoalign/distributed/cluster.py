@@ -35,7 +35,10 @@ def local_cluster(n_workers: int, *, memory_limit: str | int = "auto") -> Iterat
     distributed = _distributed()
     import dask
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}), \
+    # Dask's statistical profiler samples each worker's task thread every 10 ms for the dashboard,
+    # which a LocalCluster started here does not serve.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV),
+                          "distributed.worker.profile.enabled": False}), \
             distributed.LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
                                      memory_limit=memory_limit, scheduler_kwargs={"dashboard": False},
                                      silence_logs=logging.ERROR) as cluster:
