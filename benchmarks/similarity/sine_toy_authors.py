@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -226,12 +227,15 @@ def plot(payload: dict, path) -> None:
     ns0 = last["median_mean_count"]["N_S"][0]
     ax[0].plot(ref, ns0 * ref[0] / ref, "k--", lw=1, label="∝ 1/f (paper)")
     ax[0].set(xscale="log", yscale="log", xlabel="frequency f", ylabel="mean neighbour count (median of runs)",
-              title=f"{payload['epochs']} epochs, {payload['seeds']} runs, N = {payload['N']}")
+              title=f"{payload['epochs']} epochs, {payload['seeds']} run{'s' if payload['seeds'] > 1 else ''}, "
+                    f"N = {payload['N']}, lr {payload['lr']:g}")
     epochs = sorted(int(e) for e in hist)
     for name in last["slopes"]:
         ax[1].plot(epochs, [hist[e]["slopes"][name] for e in epochs], "o-", label=name)
     ax[1].axhline(-1, color="k", ls="--", lw=1)
     ax[1].set(xscale="log", xlabel="epochs", ylabel="log-log slope", title="slope against training length")
+    ax[1].set_xticks(epochs, [str(e) for e in epochs], minor=False)
+    ax[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     for a in ax:
         a.legend(fontsize=7)
     fig.tight_layout()
@@ -249,6 +253,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--loss", choices=["l1", "mse"], default="l1")
     ap.add_argument("--tag", default="", help="suffix of the result files (variants)")
+    ap.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON")
     ap.add_argument("--analyse", action="store_true",
                     help="split N_S of the saved --state into floor and local peak (adds to the JSON)")
     ap.add_argument("--state", default="", help="resumable training state (e.g. runs/sine_toy_authors.pt)")
@@ -277,6 +282,11 @@ def main() -> None:
         payload["local_neighbourhood"] = analyse_state(state, args.freqs, args.seeds, args.width, args.depth)
         path.write_text(json.dumps(payload, indent=2) + "\n")
         print(json.dumps(payload["local_neighbourhood"]["slopes"]), f"wrote {path}")
+        return
+    if args.replot:
+        payload = json.loads((RESULTS / f"{name}.json").read_text())
+        payload["history"] = {int(k): v for k, v in payload["history"].items()}
+        plot(payload, RESULTS / f"{name}.png")
         return
     run(args.freqs, args.seeds, args.epochs, checkpoints, args.lr, args.width, args.depth, args.loss,
         state_path=state, on_checkpoint=publish)
