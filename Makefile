@@ -64,9 +64,13 @@ clean:
 	rm -rf demo_output
 
 # --- benchmarks (each writes PNG + JSON under benchmarks/results/) ---
-.PHONY: bench-similarity-sine bench-similarity-digits bench-similarity-speed bench-similarity-topk bench-dataset bench-fetch
+.PHONY: bench-similarity-sine bench-similarity-sine-authors bench-similarity-digits bench-similarity-speed bench-similarity-topk bench-dataset bench-fetch
 bench-similarity-sine: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.sine_toy
+# The authors' training protocol to the end (5000 epochs, ~60 min on one busy core; resumable)
+bench-similarity-sine-authors: $(STAMP)
+	mkdir -p runs
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.similarity.sine_toy_authors --epochs 5000 --seeds 1 --state runs/sine_toy_authors.pt
 bench-similarity-digits: $(STAMP)
 	$(BIN)/python -m benchmarks.similarity.digits_enforcement
 bench-similarity-speed: $(STAMP)

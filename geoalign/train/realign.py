@@ -38,6 +38,7 @@ from geoalign.model.chain import Chain
 from geoalign.model.checkpoint import load_model, save_model
 from geoalign.model.predictor import ChainPredictor
 from geoalign.train.distributed import on_main
+from geoalign.train.round_similarity import write_round_similarity
 from geoalign.train.trainer import TrainConfig, TrainSet, train_chain
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,9 @@ def realign_rounds(
                               val_root=val_root or ds_dir, resume=resume, progress=progress)
         if gsd_m is None:
             gsd_m = read_manifest(ds_dir)["gsd_m"]
-        # Rank 0 realigns D0 (a whole-image inference per source) and writes the round; the others wait.
+        # Rank 0 scores a sample of the round's patches (similarity histograms), realigns D0 (a
+        # whole-image inference per source) and writes the round; the others wait.
+        on_main(write_round_similarity, chain, ds_dir, rdir / "model", r, learned_scales, seed=train_config.seed)
         m = on_main(_finish_round, r, rdir, chain, sources, truth, gsd_m, realign_with, learned_scales,
                     train_config.steps, history)
         chain.train()

@@ -33,6 +33,7 @@ from geoalign.model.threads import torch_threads
 from geoalign.synthetic import build_synthetic_dataset
 from geoalign.train.distributed import is_main, on_main, rank_rows
 from geoalign.train.realign import realign_rounds
+from geoalign.train.round_similarity import collect_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
 
 
@@ -128,6 +129,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         write_card(model_dir, card)
         from geoalign.report.stats import compute_training_stats  # what align --report scores tiles against
         compute_training_stats(model_dir, dataset_dir, seed=seed, threads=threads)
+        collect_rounds(work_dir / "rounds", model_dir, rounds)  # similarity histograms of every round
     return card
 
 
