@@ -1,0 +1,76 @@
+"""Cascade pairs: the learned stage's training pairs are the classical stage's residual."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from geoalign.baselines import classical_predictor
+from geoalign.dataset import DatasetConfig, PairDataset, SourcePair, build_dataset
+from geoalign.dataset.build import load_source
+from geoalign.dataset.cascade import make_cascade_pair, residual_field
+from geoalign.deform import compose_fields, random_smooth_field, warp_raster
+from geoalign.rasterize import MAP_CHANNELS
+
+
+def test_residual_of_a_constant_estimate_is_the_deformation_minus_it():
+    phi = np.zeros((2, 40, 50), np.float32)
+    phi[0], phi[1] = 3.0, -2.0
+    estimate = np.zeros_like(phi)
+    estimate[0], estimate[1] = 1.0, -0.5
+    residual = residual_field(phi, estimate)
+    np.testing.assert_allclose(residual[0], 2.0, atol=1e-5)
+    np.testing.assert_allclose(residual[1], -1.5, atol=1e-5)
+
+
+def test_residual_composes_with_the_estimate_into_the_deformation():
+    phi = random_smooth_field((96, 96), max_amplitude_px=12.0, correlation_length_px=48.0, rng=3)
+    estimate = 0.7 * phi + random_smooth_field((96, 96), max_amplitude_px=2.0, correlation_length_px=32.0, rng=4)
+    residual = residual_field(phi, estimate)
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    np.testing.assert_allclose(compose_fields(estimate, residual)[inner], phi[inner], atol=0.02)
+    # Not the plain difference: the residual lives on the grid the estimate aligns to.
+    assert np.abs(residual - (phi - estimate))[inner].max() > 0.1
+
+
+def test_cascade_pair_is_the_classical_stage_residual(austin):
+    reader, index, _ = load_source(SourcePair(austin["image"], austin["buildings"]))
+    try:
+        pair = make_cascade_pair(reader, index, Window(200, 600, 192, 192), scale=1, patch_px=96,
+                                 classical=classical_predictor("local", gsd_m=0.3), max_disp_px=16.0,
+                                 min_amplitude_fraction=1.0, correlation_length_px=128.0,
+                                 channels=MAP_CHANNELS, rng=np.random.default_rng(1))
+    finally:
+        reader.close()
+    edges = pair.map_misaligned[1] > 0.5
+    assert pair.field.shape == (2, 96, 96) and edges.sum() > 200
+    residual_full_px = 2 * np.median(np.hypot(*pair.field)[edges])
+    # The classical stage took most of a 16 px misalignment out: the target is what it left.
+    assert pair.amplitude_px == 16.0 and 0.1 < residual_full_px < 4.0
+    # The stored field moves the true map onto the stored (classically moved) map.
+    inner = (slice(8, -8), slice(8, -8))
+    truth, moved = pair.map_true[0], pair.map_misaligned[0]
+    warped = warp_raster(truth, pair.field)
+    assert np.abs(warped - moved)[inner].mean() < 0.7 * np.abs(truth - moved)[inner].mean()
+
+
+def test_cascade_dataset_build(tmp_path, austin):
+    out = tmp_path / "cascade"
+    config = DatasetConfig(scales=(1,), patch_px=96, stride_fraction=1.0, holdout_fraction=0.3, seed=2,
+                           cascade="local", cascade_max_disp_px=16.0)
+    summary = build_dataset([SourcePair(austin["image"], austin["buildings"])], out, config, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["cascade"] == "local" and summary.counts["1"]["train"] >= 4
+    ds = PairDataset(out, 1, "train")
+    amps = [float(ds[i]["meta"][5]) for i in range(len(ds))]
+    assert min(amps) >= 4.0 - 1e-6 and max(amps) <= 16.0 + 1e-6  # full-resolution px
+    fields = np.stack([ds[i]["field"].numpy() for i in range(len(ds))])
+    assert np.isfinite(fields).all() and np.abs(fields).max() > 0
+
+
+def test_cascade_option_is_checked():
+    with pytest.raises(ValueError, match="cascade"):
+        DatasetConfig(cascade="tvl1")
