@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from geoalign import __version__
-from geoalign.dataset.cascade import make_cascade_pair
+from geoalign.dataset.cascade import make_cascade_pair, residual_at_edges_px
 from geoalign.dataset.config import DatasetConfig, SourcePair
 from geoalign.dataset.pairs import BuildingIndex, make_pair
 from geoalign.dataset.sampling import patch_windows
@@ -175,6 +175,9 @@ def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progre
                     correlation_length_px=config.cascade_correlation_px, channels=config.channels, rng=rng,
                     max_col_src=_held_out_from(reader.width, config, info["split"], pw.split),
                 )
+                limit = config.cascade_max_residual_px
+                if limit is not None and residual_at_edges_px(pair, scale) > limit:
+                    continue  # the classical stage failed beyond the learned stage's reach
             else:
                 pair = make_pair(
                     reader, index, pw.window, patch_px=config.patch_px, max_disp_px=config.max_disp_px,

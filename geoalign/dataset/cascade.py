@@ -17,6 +17,11 @@ refiners are trained):
    (image: 2^s block mean; map: :func:`geoalign.model.chain.downsample_map`; field: block mean / 2^s),
    and the patch is cut out of the region's centre.
 
+Pairs where the classical stage failed beyond the learned stage's reach (median residual at the
+moved map's edges above ``cascade_max_residual_px`` full-resolution pixels, :func:`residual_at_edges_px`)
+can be left out: their target is an offset the network's bounded output cannot reach (on the
+Atlanta SpaceNet chip the local search leaves 12-15 px at zero misalignment).
+
 In a train window, pixels east of the held-out strip's boundary are marked invalid, so the region's
 context never reads held-out imagery.
 """
@@ -86,6 +91,14 @@ def reduce_to_scale(image: np.ndarray, valid: np.ndarray, map_moved: np.ndarray,
         tru = downsample_map(t(map_true), k, channels)[0].numpy()
         fld = (F.avg_pool2d(t(field_px), k)[0] / k).numpy()
     return img, val, mov, tru, fld
+
+
+def residual_at_edges_px(pair: Pair, scale: int) -> float:
+    """Median residual (full-resolution pixels) at the moved map's edge pixels; 0 without edges."""
+    edges = pair.map_misaligned[1] > 0.5 if pair.map_misaligned.shape[0] > 1 else pair.map_misaligned[0] > 0.5
+    if not edges.any():
+        return 0.0
+    return float(np.median(np.hypot(pair.field[0], pair.field[1])[edges])) * 2**scale
 
 
 def make_cascade_pair(

@@ -34,7 +34,9 @@ class DatasetConfig:
     the map as that classical stage leaves it after a misalignment of up to
     ``cascade_max_disp_px`` full-resolution pixels (correlation length ``cascade_correlation_px``,
     the accuracy benchmark's kind), the target its residual: the pairs the learned stage of
-    ``local+learned`` sees (``max_disp_px`` and ``correlation_length_fraction`` are then unused).
+    ``local+learned`` sees (``max_disp_px`` and ``correlation_length_fraction`` are then unused);
+    ``cascade_max_residual_px`` (full-resolution pixels; None: keep all) leaves out the pairs whose
+    median residual at the map's edges is larger, out of the learned stage's reach.
     """
 
     scales: tuple[int, ...] = (3, 2, 1, 0)
@@ -54,6 +56,7 @@ class DatasetConfig:
     cascade: str | None = None
     cascade_max_disp_px: float = 32.0
     cascade_correlation_px: float = 128.0
+    cascade_max_residual_px: float | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
