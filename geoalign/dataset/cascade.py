@@ -34,7 +34,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from geoalign.dataset.pairs import BuildingIndex, Pair, geoms_in_patch_frame
-from geoalign.deform import deform_geometries, random_smooth_field
+from geoalign.deform import deform_geometries, invert_field, random_smooth_field, sample_field
+from geoalign.inference.compose import move_map
 from geoalign.inference.protocol import FieldPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.rasterize import rasterize_map
@@ -49,48 +50,39 @@ def cascade_margin_px(context_px: int, max_disp_px: float, scale: int) -> int:
     return int(math.ceil((context_px + math.ceil(max_disp_px) + 2) / k)) * k
 
 
-def residual_field(phi: np.ndarray, estimate: np.ndarray, *, step_px: int = 2) -> np.ndarray:
+def residual_field(phi: np.ndarray, estimate: np.ndarray, *, iterations: int = 10) -> np.ndarray:
     """The field left after ``estimate``: on the grid ``estimate`` aligns to, ``R`` with
-    ``compose(estimate, R) = phi``. ``estimate`` is inverted on a ``step_px`` times coarser grid, as
-    :func:`geoalign.inference.compose.move_map` inverts it (the classical stage's field is smooth)."""
-    import torch
-
-    from geoalign.model.warp import invert_field_torch, resize_field, sample_field_torch
-
+    ``compose(estimate, R) = phi``, i.e. ``R(p) = (phi - estimate)(p + psi(p))``, ``psi`` the
+    inverse of ``estimate`` (:func:`geoalign.deform.invert_field`)."""
     h, w = estimate.shape[-2:]
-    with torch.inference_mode():
-        est = torch.from_numpy(np.ascontiguousarray(estimate, np.float32))[None]
-        diff = torch.from_numpy(np.ascontiguousarray(phi - estimate, np.float32))[None]
-        if step_px > 1 and min(h, w) >= 4 * step_px:
-            coarse = resize_field(est, (-(-h // step_px), -(-w // step_px)))
-            psi = resize_field(invert_field_torch(coarse, 10), (h, w))
-        else:
-            psi = invert_field_torch(est, 10)
-        return sample_field_torch(diff, psi)[0].numpy()
+    psi = invert_field(estimate, iterations=iterations)
+    rows, cols = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    at = np.column_stack([(cols + psi[0]).ravel(), (rows + psi[1]).ravel()])
+    return sample_field(phi - estimate, at).T.reshape(2, h, w).astype(np.float32)
+
+
+def _blocks(a: np.ndarray, k: int) -> np.ndarray:
+    """(..., H, W) → (..., H/k, W/k, k·k) blocks (H and W multiples of k)."""
+    *lead, h, w = a.shape
+    return a.reshape(*lead, h // k, k, w // k, k).swapaxes(-3, -2).reshape(*lead, h // k, w // k, k * k)
 
 
 def reduce_to_scale(image: np.ndarray, valid: np.ndarray, map_moved: np.ndarray, map_true: np.ndarray,
                     field_px: np.ndarray, scale: int, channels: tuple[str, ...]):
-    """Full-resolution arrays → the pair's scale, as the chain reduces its inputs."""
-    import torch
-    import torch.nn.functional as F
-
-    from geoalign.model.chain import downsample_map
-
+    """Full-resolution arrays (sides multiples of 2^scale) → the pair's scale, as the chain reduces
+    its inputs: image and field by 2^s block means (the field in pixels of the scale), the map's
+    fill by block means and its edges and vertices by block maxima
+    (:func:`geoalign.model.chain.downsample_map`, tested equal)."""
     k = 2**scale
     if k == 1:
         return image, valid, map_moved, map_true, field_px
 
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, np.float32))[None]
+    def reduce_map(m: np.ndarray) -> np.ndarray:
+        b = _blocks(m, k)
+        return np.stack([b[c].mean(-1) if name == "fill" else b[c].max(-1) for c, name in enumerate(channels)])
 
-    with torch.inference_mode():
-        img = F.avg_pool2d(t(image), k)[0].numpy()
-        val = F.avg_pool2d(t(valid[None]), k)[0, 0].numpy() >= 0.5
-        mov = downsample_map(t(map_moved), k, channels)[0].numpy()
-        tru = downsample_map(t(map_true), k, channels)[0].numpy()
-        fld = (F.avg_pool2d(t(field_px), k)[0] / k).numpy()
-    return img, val, mov, tru, fld
+    return (_blocks(image, k).mean(-1), _blocks(valid.astype(np.float32), k).mean(-1) >= 0.5,
+            reduce_map(map_moved), reduce_map(map_true), _blocks(field_px, k).mean(-1) / k)
 
 
 def residual_at_edges_px(pair: Pair, scale: int) -> float:
@@ -131,15 +123,10 @@ def make_cascade_pair(
                               correlation_length_px=correlation_length_px, rng=rng)
     map_true = rasterize_map(geoms, (ext, ext), channels=channels)
     map_mis = rasterize_map(deform_geometries(geoms, phi), (ext, ext), channels=channels) * valid[None]
-    from geoalign.inference.compose import move_map  # the pipeline's own warp of the map
-    from geoalign.model.threads import torch_threads
-
-    with torch_threads(1):
-        estimate = np.asarray(classical.predict(image, valid, map_mis), np.float32)
-        moved = move_map(map_mis, estimate)
-        residual = residual_field(phi, estimate)
-        img_s, val_s, mov_s, tru_s, fld_s = reduce_to_scale(image, valid, moved, map_true, residual, scale,
-                                                            channels)
+    estimate = np.asarray(classical.predict(image, valid, map_mis), np.float32)
+    moved = move_map(map_mis, estimate)  # the pipeline's own warp of the map
+    residual = residual_field(phi, estimate)
+    img_s, val_s, mov_s, tru_s, fld_s = reduce_to_scale(image, valid, moved, map_true, residual, scale, channels)
     inner = (slice(margin // k, margin // k + patch_px),) * 2
     return Pair(
         image=np.ascontiguousarray(img_s[(slice(None), *inner)]), valid=np.ascontiguousarray(val_s[inner]),

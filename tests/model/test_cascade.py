@@ -11,7 +11,7 @@ from rasterio.windows import Window
 from geoalign.baselines import classical_predictor
 from geoalign.dataset import DatasetConfig, PairDataset, SourcePair, build_dataset
 from geoalign.dataset.build import load_source
-from geoalign.dataset.cascade import make_cascade_pair, residual_field
+from geoalign.dataset.cascade import make_cascade_pair, reduce_to_scale, residual_field
 from geoalign.deform import compose_fields, random_smooth_field, warp_raster
 from geoalign.rasterize import MAP_CHANNELS
 
@@ -80,3 +80,23 @@ def test_cascade_dataset_build(tmp_path, austin):
 def test_cascade_option_is_checked():
     with pytest.raises(ValueError, match="cascade"):
         DatasetConfig(cascade="tvl1")
+
+
+def test_reduction_to_the_scale_is_the_chains_own():
+    import torch
+    import torch.nn.functional as F
+
+    from geoalign.model.chain import downsample_map
+
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 16, 24)).astype(np.float32)
+    valid = rng.random((16, 24)) > 0.3
+    maps = (rng.random((2, 3, 16, 24)) > 0.7).astype(np.float32)
+    field = rng.normal(size=(2, 16, 24)).astype(np.float32)
+    img, val, mov, tru, fld = reduce_to_scale(image, valid, maps[0], maps[1], field, 2, MAP_CHANNELS)
+    t = lambda a: torch.from_numpy(a)[None]  # noqa: E731
+    np.testing.assert_allclose(img, F.avg_pool2d(t(image), 4)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(mov, downsample_map(t(maps[0]), 4, MAP_CHANNELS)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(tru, downsample_map(t(maps[1]), 4, MAP_CHANNELS)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(fld, F.avg_pool2d(t(field), 4)[0].numpy() / 4, atol=1e-6)
+    assert val.shape == (4, 6) and val.dtype == bool
