@@ -100,3 +100,33 @@ def test_reduction_to_the_scale_is_the_chains_own():
     np.testing.assert_allclose(tru, downsample_map(t(maps[1]), 4, MAP_CHANNELS)[0].numpy(), atol=1e-6)
     np.testing.assert_allclose(fld, F.avg_pool2d(t(field), 4)[0].numpy() / 4, atol=1e-6)
     assert val.shape == (4, 6) and val.dtype == bool
+
+
+def test_realignment_rounds_cut_cascade_pairs_from_each_rounds_maps(austin, tmp_path):
+    import torch
+
+    from geoalign.errors import OptionError
+    from geoalign.model.chain import Chain, ChainConfig
+    from geoalign.model.scale_net import ScaleNetConfig
+    from geoalign.train import TrainConfig
+    from geoalign.train.realign import CascadeSets, realign_rounds
+    from geoalign.train.run import cascade_sets
+
+    sources = [SourcePair(austin["image"], austin["buildings"], "train")]
+    dcfg = DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25)
+    cascade = cascade_sets(dcfg, 1.0, (1,), None)
+    assert isinstance(cascade, CascadeSets) and cascade.config.cascade == "local" and cascade.config.scales == (1,)
+    assert cascade_sets(dcfg, 0.0, (1,), None) is None
+    torch.manual_seed(0)
+    tiny = ChainConfig(scales=(1, 0), net=ScaleNetConfig(features=4, hidden=4, range_px=2.5))
+    cfg = TrainConfig(steps=2, batch_size=4, crop_px=32, val_every=2, val_pairs=4, checkpoint_every=2)
+    _, metrics = realign_rounds(sources, tmp_path / "w", rounds=2, dataset_config=dcfg, train_config=cfg,
+                                chain=Chain(tiny), progress=False, cascade=cascade)
+    assert [m["round"] for m in metrics] == [0, 1]
+    first = json.loads((tmp_path / "w" / "round0" / "cascade" / "manifest.json").read_text())
+    second = json.loads((tmp_path / "w" / "round1" / "cascade" / "manifest.json").read_text())
+    assert first["config"]["cascade"] == "local" and first["config"]["scales"] == [1]
+    assert first["sources"][0]["buildings_path"] == str(austin["buildings"])
+    assert second["sources"][0]["buildings_path"] == str(tmp_path / "w" / "round0" / "realigned" / "0.geojson")
+    with pytest.raises(OptionError, match="plain pairs"):
+        cascade_sets(dcfg, 1.0, (1,), tmp_path / "w" / "round1" / "dataset")
