@@ -21,6 +21,11 @@ Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curve
 0.3 m pool).
 
     python -m benchmarks.accuracy [--seeds 6] [--amplitudes 8 16 32] [--methods ...]
+        [--candidate NAME=MODEL_DIR ...] [--out DIR]
+
+``--candidate`` adds ``learned@NAME`` and ``local+learned@NAME`` for each learned method asked for:
+the same methods with another model folder, on the same misaligned maps (the held-out regions
+stay the shipped model's, so a candidate trained on the same dataset split is compared fairly).
 """
 
 from __future__ import annotations
@@ -129,8 +134,20 @@ def make_strip(tmp: Path, region: Region, target_gsd_m: float = TARGET_GSD_M):
     return path, grid, px[keep], out_gsd, native_gsd
 
 
+LEARNED_METHODS = ("learned", "local+learned")
+
+
+def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
+    """Method label → (method, model folder; None: the shipped model): every learned method once
+    per candidate model, labelled ``method@name``."""
+    out: dict[str, tuple[str, Path | None]] = {m: (m, None) for m in methods}
+    for name, model_dir in candidates.items():
+        out.update({f"{m}@{name}": (m, Path(model_dir)) for m in methods if m in LEARNED_METHODS})
+    return out
+
+
 def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None,
-        learned_scales: tuple[int, ...] | None = None) -> dict:
+        learned_scales: tuple[int, ...] | None = None, candidates: dict[str, Path] | None = None) -> dict:
     regions, origin = held_out_regions()
     # k, a region's place in the full list, seeds its fields: --regions picks, the fields stay.
     indexed = [(k, r) for k, r in enumerate(regions) if not only or r.name.startswith(tuple(only))]
@@ -142,11 +159,12 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                      "methods": {}, "pools": {}, "skipped": {},
                      "learned_scales": None if learned_scales is None else list(learned_scales)}
     predictors = {}
-    for m in methods:
+    for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
         try:
-            predictors[m] = resolve_predictor(m, learned_scales=learned_scales)[0]
+            predictors[label] = resolve_predictor(m, model_dir, learned_scales=learned_scales)[0]
         except Exception as err:  # e.g. the model package does not load
-            results["skipped"][m] = str(err).splitlines()[0]
+            results["skipped"][label] = str(err).splitlines()[0]
+    results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
         seconds: dict = {m: 0.0 for m in predictors}
@@ -176,7 +194,8 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                                                    crs=grid.crs), src)
                     for m, pred in predictors.items():
                         t0 = time.perf_counter()
-                        res = align_raster(image, src, tmp / f"out_{m}", pred, method=m, show_progress=False)
+                        res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
+                                           method=m.split("@")[0], show_progress=False)
                         seconds[m] += time.perf_counter() - t0
                         out = read_vectors(res.paths["gpkg"])
                         got = grid.to_pixels(np.asarray(out.geometry.values, dtype=object))
@@ -285,12 +304,20 @@ def main() -> None:
     ap.add_argument("--learned-scales", type=int, nargs="+", default=None,
                     help="scales of the learned chain, for learned and local+learned "
                          "(default: all, and the model card's behind local)")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=MODEL_DIR",
+                    help="also run the learned methods with this model folder, labelled method@NAME")
     args = ap.parse_args()
+    candidates = {}
+    for c in args.candidate:
+        name, _, folder = c.partition("=")
+        if not name or not folder:
+            ap.error(f"--candidate takes NAME=MODEL_DIR, got {c!r}")
+        candidates[name] = Path(folder)
     import torch
 
     torch.set_num_threads(args.threads)
     results = run(args.methods, args.amplitudes, args.seeds, args.regions,
-                  None if args.learned_scales is None else tuple(args.learned_scales))
+                  None if args.learned_scales is None else tuple(args.learned_scales), candidates)
     results["table_markdown"] = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "accuracy.json")

@@ -43,10 +43,23 @@ def dataset() -> None:
 @click.option("--preregister", type=click.Choice(["global", "local"]), default=None,
               help="First align every source's buildings to its image with this classical method "
                    "(written to OUTPUT.preregistered/), removing each source's systematic label offset.")
+@click.option("--cascade", type=click.Choice(["local"]), default=None,
+              help="Cascade pairs: the map as this classical stage leaves it after a misalignment of up to "
+                   "--cascade-max-disp-px, the target its residual (what the learned stage of "
+                   "local+learned sees; use with --scales 1).")
+@click.option("--cascade-max-disp-px", default=32.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Maximum misalignment of cascade pairs, pixels at --gsd.")
+@click.option("--cascade-correlation-px", default=128.0, show_default=True,
+              type=FiniteFloat(min=0, min_open=True),
+              help="Correlation length of the cascade pairs' misalignment, pixels at --gsd.")
+@click.option("--cascade-max-residual-px", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="Leave out cascade pairs whose median residual at the map's edges is larger (pixels at "
+                   "--gsd): the classical stage failed beyond the learned stage's reach [default: keep all].")
 @seed_option
 @click.option("--preview/--no-preview", default=False, help="Also write DATASET/preview.png.")
 def build(sources, val_sources, output, scales, patch_px, stride_fraction, samples_per_patch,
-          gsd_m, max_disp_px, holdout_fraction, preregister, seed, preview) -> None:
+          gsd_m, max_disp_px, holdout_fraction, preregister, cascade, cascade_max_disp_px,
+          cascade_correlation_px, cascade_max_residual_px, seed, preview) -> None:
     """Cut (image, misaligned map, field) pairs at every scale into a dataset folder."""
     pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
     pairs += [SourcePair(Path(i), Path(b), "val") for i, b in val_sources]
@@ -61,7 +74,9 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
     config = DatasetConfig(
         scales=scales, patch_px=patch_px, stride_fraction=stride_fraction,
         samples_per_patch=samples_per_patch, gsd_m=gsd_m, max_disp_px=max_disp_px,
-        holdout_fraction=holdout_fraction, seed=seed,
+        holdout_fraction=holdout_fraction, seed=seed, cascade=cascade,
+        cascade_max_disp_px=cascade_max_disp_px, cascade_correlation_px=cascade_correlation_px,
+        cascade_max_residual_px=cascade_max_residual_px,
     )
     summary = build_dataset(pairs, output, config)
     if preview:

@@ -43,9 +43,19 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(1),
               help="Training processes on this machine (DistributedDataParallel; each takes its share of every "
                    "batch and --threads threads). Several machines: torchrun, see docs/distributed.md.")
+@click.option("--cascade-weight", default=0.0, show_default=True, type=FiniteFloat(0),
+              help="Share of cascade batches in every round (0: none): pairs at --learned-scales whose map "
+                   "is what the classical stage of local+learned leaves, the target its residual, cut from "
+                   "the round's maps.")
+@click.option("--cascade-dataset", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Cascade pairs of the first round, built by `geoalign dataset build --cascade local` "
+                   "(the later rounds cut theirs with its settings) [default: cut with the defaults].")
+@click.option("--init-from", "init_model", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Start from this model folder's weights and chain configuration (fine-tuning).")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
-          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc, seed) -> None:
+          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc,
+          cascade_weight, cascade_dataset, init_model, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
@@ -55,6 +65,7 @@ def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_
                   synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                   resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
                   learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
+                  cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return

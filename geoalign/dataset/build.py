@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from geoalign import __version__
+from geoalign.dataset.cascade import make_cascade_pair, residual_at_edges_px
 from geoalign.dataset.config import DatasetConfig, SourcePair
 from geoalign.dataset.pairs import BuildingIndex, make_pair
 from geoalign.dataset.sampling import patch_windows
@@ -131,6 +133,22 @@ def build_dataset(
     return BuildSummary(out_dir, {str(s): c for s, c in counts.items()}, time.perf_counter() - start)
 
 
+def _cascade_stage(config: DatasetConfig, gsd_m: float):
+    """The classical stage cascade pairs run behind (the one ``local+learned`` runs), or None."""
+    if config.cascade is None:
+        return None
+    from geoalign.baselines import classical_predictor
+
+    return classical_predictor(config.cascade, gsd_m=gsd_m)
+
+
+def _held_out_from(width: int, config: DatasetConfig, source_split: str, pair_split: str) -> float:
+    """Source column where a train pair's context must stop: the held-out east strip's boundary."""
+    if source_split == "val" or pair_split == "val" or config.holdout_fraction <= 0:
+        return math.inf
+    return width * (1.0 - config.holdout_fraction)
+
+
 def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progress: bool):
     counts: dict[int, dict[str, int]] = {}
     shards: dict[str, list[dict]] = {}
@@ -146,9 +164,10 @@ def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progre
             ):
                 jobs.append((src_idx, scale, pw))
     writers: dict[tuple[int, str], ShardWriter] = {}
+    classical = _cascade_stage(config, gsd_m)
     bar = progress_bar(jobs, desc="pairs", unit="patch", enabled=progress)
     for src_idx, scale, pw in bar:
-        reader, index, _ = loaded[src_idx]
+        reader, index, info = loaded[src_idx]
         if len(index.in_window(pw.window, 0.0)) == 0:
             continue  # no building: skip before paying for the read
         image = reader.read(pw.window, out_shape=(config.patch_px, config.patch_px))
@@ -156,12 +175,23 @@ def _write_pairs(loaded, root: Path, config: DatasetConfig, gsd_m: float, progre
             continue
         for k in range(config.samples_per_patch):
             rng = np.random.default_rng([config.seed, src_idx, scale, pw.index, k])
-            pair = make_pair(
-                reader, index, pw.window, patch_px=config.patch_px, max_disp_px=config.max_disp_px,
-                min_amplitude_fraction=config.min_amplitude_fraction,
-                correlation_length_px=config.correlation_length_fraction * config.patch_px,
-                channels=config.channels, rng=rng, image=image,
-            )
+            if classical is not None:
+                pair = make_cascade_pair(
+                    reader, index, pw.window, scale=scale, patch_px=config.patch_px, classical=classical,
+                    max_disp_px=config.cascade_max_disp_px, min_amplitude_fraction=config.min_amplitude_fraction,
+                    correlation_length_px=config.cascade_correlation_px, channels=config.channels, rng=rng,
+                    max_col_src=_held_out_from(reader.width, config, info["split"], pw.split),
+                )
+                limit = config.cascade_max_residual_px
+                if limit is not None and residual_at_edges_px(pair, scale) > limit:
+                    continue  # the classical stage failed beyond the learned stage's reach
+            else:
+                pair = make_pair(
+                    reader, index, pw.window, patch_px=config.patch_px, max_disp_px=config.max_disp_px,
+                    min_amplitude_fraction=config.min_amplitude_fraction,
+                    correlation_length_px=config.correlation_length_fraction * config.patch_px,
+                    channels=config.channels, rng=rng, image=image,
+                )
             if pair.map_true[0].mean() < config.min_building_fraction:
                 break  # same buildings for every sample of this window
             key = (scale, pw.split)

@@ -29,6 +29,14 @@ class DatasetConfig:
     ``max_disp_px`` pixels *of that scale* (Zampieri et al., ECCV 2018: 2^(s+1) full-resolution pixels, i.e.
     2 pixels at scale s); each pair draws its own maximum uniformly in
     [``min_amplitude_fraction`` · max, max] so targets are not mostly near zero.
+
+    ``cascade`` ("local"; None: off) cuts cascade pairs instead (:mod:`geoalign.dataset.cascade`):
+    the map as that classical stage leaves it after a misalignment of up to
+    ``cascade_max_disp_px`` full-resolution pixels (correlation length ``cascade_correlation_px``,
+    the accuracy benchmark's kind), the target its residual: the pairs the learned stage of
+    ``local+learned`` sees (``max_disp_px`` and ``correlation_length_fraction`` are then unused);
+    ``cascade_max_residual_px`` (full-resolution pixels; None: keep all) leaves out the pairs whose
+    median residual at the map's edges is larger, out of the learned stage's reach.
     """
 
     scales: tuple[int, ...] = (3, 2, 1, 0)
@@ -45,6 +53,10 @@ class DatasetConfig:
     shard_size: int = 256
     seed: int = 0
     channels: tuple[str, ...] = field(default=MAP_CHANNELS)
+    cascade: str | None = None
+    cascade_max_disp_px: float = 32.0
+    cascade_correlation_px: float = 128.0
+    cascade_max_residual_px: float | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -61,3 +73,7 @@ class DatasetConfig:
             raise ValueError("holdout_fraction must be in [0, 1)")
         if not 0.0 < self.stride_fraction <= 1.0:
             raise ValueError("stride_fraction must be in (0, 1]")
+        if self.cascade is not None and self.cascade not in ("local",):
+            raise ValueError(f"cascade must be 'local' or None, got {self.cascade!r}")
+        if self.cascade_max_disp_px <= 0 or self.cascade_correlation_px <= 0:
+            raise ValueError("cascade_max_disp_px and cascade_correlation_px must be positive")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -79,6 +79,23 @@ def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float 
 REALIGN_WITH = ("learned", "local+learned")
 
 
+@dataclass(frozen=True)
+class CascadeSets:
+    """Cascade pairs (:mod:`geoalign.dataset.cascade`) in every round's training mixture, at
+    ``weight``: round r cuts them from its own maps (the realigned D_r) with ``config``
+    (``config.cascade`` set); ``first``: already built pairs of D0 for round 0."""
+
+    config: DatasetConfig
+    weight: float
+    first: Path | None = None
+
+    def round_set(self, r: int, rdir: Path, sources: Sequence[SourcePair], progress: bool) -> TrainSet:
+        c_dir = self.first if (r == 0 and self.first is not None) else rdir / "cascade"
+        if on_main(lambda: not (c_dir / MANIFEST).exists()):  # one answer for every rank
+            on_main(build_dataset, list(sources), c_dir, self.config, progress=progress)
+        return TrainSet(c_dir, self.weight, f"C{r}")
+
+
 def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scales: tuple[int, ...]):
     """The predictor a round realigns D0 with (an eval-mode copy of the chain: training goes on)."""
     if realign_with == "learned":
@@ -127,6 +144,7 @@ def realign_rounds(
     truth: Sequence[Path | None] | None = None, resume: bool = False, progress: bool = True,
     on_round: Callable[[int, dict], None] | None = None, first_dataset: str | Path | None = None,
     realign_with: str = "learned", learned_scales: tuple[int, ...] = (1,),
+    cascade: CascadeSets | None = None,
 ) -> tuple[Chain, list[dict]]:
     """Run ``rounds`` rounds; returns the last round's chain and one metrics dict per round.
 
@@ -134,6 +152,7 @@ def realign_rounds(
     source, the true buildings (same vertices as the source's) for error-vs-truth metrics.
     Each round's model is saved in ``work_dir/round{r}/model``; ``resume`` skips finished rounds.
     ``first_dataset``: an already built D0 (its pairs are used as they are for round 0).
+    ``cascade``: cascade pairs of each round's maps join its training mixture (:class:`CascadeSets`).
     """
     if realign_with not in REALIGN_WITH:
         raise OptionError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
@@ -156,7 +175,10 @@ def realign_rounds(
         ds_dir = Path(first_dataset) if (r == 0 and first_dataset is not None) else rdir / "dataset"
         if on_main(lambda: not (ds_dir / MANIFEST).exists()):  # one answer for every rank
             on_main(build_dataset, current, ds_dir, dataset_config, progress=progress)  # rank 0 builds, the others wait
-        history = train_chain(chain, [TrainSet(ds_dir, 1.0, f"D{r}"), *extra_sets], rdir / "train", train_config,
+        round_sets = [TrainSet(ds_dir, 1.0, f"D{r}"), *extra_sets]
+        if cascade is not None:
+            round_sets.append(cascade.round_set(r, rdir, current, progress))
+        history = train_chain(chain, round_sets, rdir / "train", train_config,
                               val_root=val_root or ds_dir, resume=resume, progress=progress)
         if gsd_m is None:
             gsd_m = read_manifest(ds_dir)["gsd_m"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,11 +29,11 @@ from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.errors import OptionError
 from geoalign.model.card import PIPELINES, training_card, write_card
 from geoalign.model.chain import Chain, ChainConfig
-from geoalign.model.checkpoint import check_model_dir_writable, save_model
+from geoalign.model.checkpoint import check_model_dir_writable, load_model, save_model
 from geoalign.model.threads import torch_threads
 from geoalign.synthetic import build_synthetic_dataset
 from geoalign.train.distributed import is_main, on_main, rank_rows
-from geoalign.train.realign import realign_rounds
+from geoalign.train.realign import CascadeSets, realign_rounds
 from geoalign.train.round_similarity import collect_rounds
 from geoalign.train.trainer import STATE, TrainConfig, TrainSet, load_state, train_chain
 
@@ -53,14 +54,19 @@ def train_model(
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
     align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
-    smooth_sigma_px: float = 6.0, command: str = "",
+    smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
+    cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
     ``realign_with``: what realigns D0 between rounds (:func:`geoalign.train.realign.realign_rounds`);
     ``align_pipeline`` and ``learned_scales``: the pipeline the card selects for ``geoalign align``;
     ``smooth_sigma_px``: the smoothing layer of the saved chain; ``command``: the command line,
-    recorded on the card."""
+    recorded on the card; ``cascade_weight`` > 0: cascade pairs at ``learned_scales`` (the
+    classical stage's residual, :mod:`geoalign.dataset.cascade`) join every round's mixture, cut
+    from that round's maps (``cascade_dataset``: those of D0, already built by ``geoalign dataset
+    build --cascade``, whose settings the later rounds reuse); ``init_model``: a model folder whose
+    weights (and chain configuration) training starts from."""
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -70,19 +76,38 @@ def train_model(
                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                       resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
                       align_pipeline=align_pipeline, learned_scales=learned_scales,
-                      smooth_sigma_px=smooth_sigma_px, command=command)
+                      smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
+                      cascade_dataset=cascade_dataset, init_model=init_model)
+
+
+def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: tuple[int, ...],
+                 cascade_dataset: str | Path | None) -> CascadeSets | None:
+    """What ``cascade_weight`` and ``cascade_dataset`` of :func:`train_model` ask for."""
+    if weight <= 0:
+        return None
+    if cascade_dataset is None:
+        return CascadeSets(replace(dataset_config, scales=tuple(learned_scales), cascade="local"), weight)
+    _, config = dataset_sources(cascade_dataset)
+    if config.cascade is None:
+        raise OptionError(f"{cascade_dataset} holds plain pairs: build cascade pairs with "
+                          "`geoalign dataset build --cascade local`.")
+    return CascadeSets(config, weight, Path(cascade_dataset))
 
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, smooth_sigma_px, command) -> dict:
+           learned_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
     work_dir.mkdir(parents=True, exist_ok=True)
     sources, dcfg = dataset_sources(dataset_dir)
+    cascade = cascade_sets(dcfg, cascade_weight, tuple(learned_scales or (1,)), cascade_dataset)
     torch.manual_seed(seed)
-    chain = Chain(chain_config)
+    if init_model is not None:  # training goes on from these weights, without the smoothing layer
+        chain = load_model(init_model)[0].copy_with(smooth_sigma_px=0.0).train()
+    else:
+        chain = Chain(chain_config)
     start = time.perf_counter()
     base = TrainConfig(batch_size=batch_size, seed=seed, threads=threads)
     extra: list[TrainSet] = []
@@ -106,7 +131,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     chain, round_metrics = realign_rounds(
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
-        realign_with=realign_with, learned_scales=tuple(learned_scales or (1,)),
+        realign_with=realign_with, learned_scales=tuple(learned_scales or (1,)), cascade=cascade,
     )
     if smooth_sigma_px > 0:
         chain = chain.copy_with(smooth_sigma_px=float(smooth_sigma_px))
@@ -119,6 +144,9 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
                   "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
                   "steps_per_round": steps, "rounds": rounds, "seed": seed, "threads": threads,
+                  "cascade": None if cascade is None else {"weight": cascade.weight,
+                                                           "dataset_config": cascade.config.to_json()},
+                  "init_model": None if init_model is None else str(init_model),
                   "wall_s_this_invocation": time.perf_counter() - start},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],
                   "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},
