@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape
 import rasterio
 
 from geoalign.errors import InputFileError
+from geoalign.io.atomic import atomic_path
 
 _GLOB_CHARS = set("*?[")
 
@@ -76,8 +77,6 @@ def write_vrt(paths: list[Path], vrt_path: Path) -> Path:
                       "    </SimpleSource>"]
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
-    vrt_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = vrt_path.with_name(vrt_path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(vrt_path)
+    with atomic_path(vrt_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return vrt_path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from geoalign import __version__
 from geoalign.distributed.worker import PredictorSpec
+from geoalign.io.atomic import atomic_path
 from geoalign.inference.tiling import Tile
 
 PROGRESS_DIR = ".geoalign-progress"
@@ -81,10 +81,8 @@ class TileStore:
         return True, (None if arr.size == 0 else arr)
 
     def save_evidence(self, total: np.ndarray | None) -> None:
-        tmp = self.dir / f".evidence.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_path(self.evidence_path()) as tmp, open(tmp, "wb") as f:
             np.save(f, np.zeros((0,)) if total is None else total)
-        os.replace(tmp, self.evidence_path())
 
     def remove(self) -> None:
         """Remove the whole progress folder (the output set is complete)."""

@@ -19,6 +19,7 @@ import numpy as np
 from geoalign.inference.protocol import RasterWidePredictor, TileWorker
 from geoalign.inference.tiling import (Tile, TileInputs, WorkGrid, fix_raster_wide, predict_tile, tile_evidence,
                                        weighted_field)
+from geoalign.io.atomic import atomic_path
 from geoalign.io.raster import RasterReader
 
 
@@ -134,10 +135,8 @@ def field_task(job: RasterJob, tile: Tile, geoms_work_px: np.ndarray, evidence: 
 
 def save_hook_part(path: Path, part: dict[str, np.ndarray]) -> None:
     """Write a hook's tile part (``.npz`` of plain arrays) atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **part)
-    os.replace(tmp, path)
 
 
 def load_hook_part(path: Path) -> dict[str, np.ndarray]:
@@ -148,11 +147,9 @@ def load_hook_part(path: Path) -> dict[str, np.ndarray]:
 
 def save_part(path: Path, weighted: np.ndarray | None, valid_any: bool) -> None:
     """Write one tile's part (``.npy`` field, or an empty marker) atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, np.zeros((0,), np.float32) if weighted is None else weighted.astype(np.float32, copy=False))
         np.save(f, np.array([valid_any]))
-    os.replace(tmp, path)
 
 
 def load_part(path: Path) -> tuple[np.ndarray | None, bool]:
