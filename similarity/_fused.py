@@ -97,8 +97,8 @@ class _Pass:
             self.offsets[name] = (offset, p.numel())
             offset += p.numel()
 
-    def _trace(self, x: Tensor) -> tuple[int, int, list[tuple[Tensor, Tensor]]]:
-        """Forward with hooks, then one backward per output: (d, B, [(input, grads)] per layer).
+    def _trace(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """Forward with hooks, then one backward per output: (outputs (B, d), [(input, grads)] per layer).
 
         ``grads`` stacks the gradients of each output component w.r.t. the layer's output,
         (d, *output shape); samples do not mix, so row b is sample b's own gradient.
@@ -120,18 +120,19 @@ class _Pass:
         if any(len(r) != 1 for r in records.values()):
             raise Unsupported("a layer was called more than once (weight sharing)")
         outs = [records[lay.module][0][1] for lay in self.layers]
-        d, B = y.shape[1], y.shape[0]
+        d = y.shape[1]
         per_output = [torch.autograd.grad(y[:, a].sum(), outs, retain_graph=a < d - 1, allow_unused=True)
                       for a in range(d)]
         traced = []
         for i, lay in enumerate(self.layers):
             grads = [g[i] if g[i] is not None else torch.zeros_like(outs[i]) for g in per_output]
             traced.append((records[lay.module][0][0], torch.stack(grads)))
-        return d, B, traced
+        return y.detach(), traced
 
     def run(self, x: Tensor, rtol: float | None) -> tuple[Tensor, Tensor]:
         """Returns Σ_x Ĵ(x) over the chunk (d, p) and K(x,x)^(-1/2) per sample (B, d, d)."""
-        d, B, traced = self._trace(x)
+        y, traced = self._trace(x)
+        B, d = y.shape
         dtype = traced[0][1].dtype
         K = torch.zeros(B, d, d, dtype=dtype)
         saved = [self._layer_gram(lay, a, grads, K) for lay, (a, grads) in zip(self.layers, traced)]
@@ -141,9 +142,11 @@ class _Pass:
             self._layer_sum(lay, item, W, G)
         return G, W
 
-    def jacobians(self, x: Tensor, out: Tensor | None = None) -> Tensor:
-        """The per-sample Jacobians of the chunk (B, d, p), written layer by layer into ``out``."""
-        d, B, traced = self._trace(x)
+    def jacobians(self, x: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The chunk's outputs (B, d) and per-sample Jacobians (B, d, p), the latter written
+        layer by layer into ``out``."""
+        y, traced = self._trace(x)
+        B, d = y.shape
         if out is None:
             out = torch.empty(B, d, self.problem.num_params, dtype=traced[0][1].dtype)
         for lay, (a, grads) in zip(self.layers, traced):
@@ -166,7 +169,7 @@ class _Pass:
                 target.copy_(torch.bmm(delta.permute(1, 0, 3, 2).reshape(B, d * C, T), u).reshape(B, d, n))
             else:
                 target.copy_(_per_sample_conv_grad(mod, a, grads))
-        return out
+        return y, out
 
 
     def _layer_gram(self, lay: _Layer, a: Tensor, grad: Tensor, K: Tensor):
@@ -287,8 +290,9 @@ def _summed_conv_grad(mod: nn.Module, a: Tensor, grad: Tensor) -> Tensor:
     return gw
 
 
-def iter_jacobians(problem: Problem, data: Data, batch_size: int):
-    """Stream per-sample Jacobians (B, d, p) like ``jacobians.iter_jacobians``, layer-wise."""
+def iter_outputs_jacobians(problem: Problem, data: Data, batch_size: int):
+    """Stream (outputs (B, d), per-sample Jacobians (B, d, p)) like
+    ``jacobians.iter_outputs_jacobians``, layer-wise."""
     layers = _layers(problem)
     if layers is None:
         raise Unsupported("the model has parameters outside Linear/Conv layers")

@@ -19,10 +19,15 @@ from ._model import Data, Output, Params, Problem, iter_batches, make_problem
 DEFAULT_CHUNK = 32
 
 
-def _chunk_jacobians(problem: Problem, x: Tensor) -> Tensor:
-    """(n, ...) inputs -> (n, d, p) Jacobians, in one vmap over the chunk."""
-    tree = vmap(jacrev(problem.single), in_dims=(None, 0))(problem.params, x)
-    return problem.flatten(tree, lead=2)
+def _chunk_jacobians(problem: Problem, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(n, ...) inputs -> outputs (n, d) and Jacobians (n, d, p), in one vmap over the chunk."""
+
+    def with_output(params, xi):
+        y = problem.single(params, xi)
+        return y, y
+
+    tree, y = vmap(jacrev(with_output, has_aux=True), in_dims=(None, 0))(problem.params, x)
+    return y.detach(), problem.flatten(tree, lead=2)
 
 
 def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK,
@@ -33,9 +38,16 @@ def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK
     their Jacobians layer by layer from one batched forward and d backward passes
     (``_fused``), several times faster than vmap on CPU; others use torch.func.
     """
+    for _, J in iter_outputs_jacobians(problem, data, chunk_size, fused):
+        yield J
+
+
+def iter_outputs_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK,
+                           fused: bool = True) -> Iterator[tuple[Tensor, Tensor]]:
+    """:func:`iter_jacobians` with the outputs f(x) (chunk, d) that each pass computes anyway."""
     if fused and _fused.applies(problem):
         try:
-            yield from _fused.iter_jacobians(problem, data, chunk_size)
+            yield from _fused.iter_outputs_jacobians(problem, data, chunk_size)
             return
         except _fused.Unsupported:
             pass  # weight sharing seen at run time, before anything was yielded
@@ -52,24 +64,26 @@ def iter_jacobians(problem: Problem, data: Data, chunk_size: int = DEFAULT_CHUNK
         yield _looped_jacobians(problem, x)
 
 
-def _looped_jacobians(problem: Problem, x: Tensor) -> Tensor:
-    """(n, ...) -> (n, d, p) with one forward and d backward passes per sample.
+def _looped_jacobians(problem: Problem, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(n, ...) -> outputs (n, d) and Jacobians (n, d, p) with one forward and d backward passes
+    per sample.
 
     For models torch.func cannot vmap (e.g. convolutions in ``channels_last`` memory format,
     whose ``contiguous(memory_format=...)`` has no batching rule): slower, same values."""
     params = {k: v.detach().requires_grad_(True) for k, v in problem.params.items()}
     leaves = list(params.values())
-    out = []
+    out, ys = [], []
     with torch.enable_grad():
         for i in range(x.shape[0]):
             y = problem(params, x[i:i + 1])[0]
+            ys.append(y.detach())
             rows = []
             for a in range(y.shape[0]):
                 g = torch.autograd.grad(y[a], leaves, retain_graph=a + 1 < y.shape[0], allow_unused=True)
                 rows.append(torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
                                        for gi, p in zip(g, leaves)]))
             out.append(torch.stack(rows))
-    return torch.stack(out).detach()
+    return torch.stack(ys), torch.stack(out).detach()
 
 
 def normalize_jacobians(J: Tensor, rtol: float | None = None) -> tuple[Tensor, Tensor]:

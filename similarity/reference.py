@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ._model import Data, Output, Params, make_problem
 from ._sketch import CountSketch
-from .jacobians import DEFAULT_CHUNK, iter_jacobians, normalize_jacobians
+from .jacobians import DEFAULT_CHUNK, iter_jacobians, iter_outputs_jacobians, normalize_jacobians
 from .kernels import rotation_invariant_similarity
 
 
@@ -142,7 +142,7 @@ def reference_stats(model: nn.Module, reference: Data, values: Tensor | None = N
 
 def score(model: nn.Module, data: Data, stats: ReferenceStats, output: Output | None = None, *,
           chunk_size: int = DEFAULT_CHUNK, params: Params = None,
-          rtol: float | None = None) -> dict[str, Tensor]:
+          rtol: float | None = None, outputs: bool = False) -> dict[str, Tensor]:
     """The reference set's view of every sample of ``data``, from ``stats`` alone.
 
     Returns float64 tensors: ``density`` N_S(x) = Tr(Ĵ(x)Ĝᵀ)/d (N,); ``uncertainty``
@@ -150,8 +150,9 @@ def score(model: nn.Module, data: Data, stats: ReferenceStats, output: Output | 
     sqrt(Σ_j k^C(x,x_j)²)/N_S(x) from the sketch (N,) (exact when the sketch dimension is at
     least d·p, else with the bias of :func:`similarity.denoising_factor`'s sketch removed);
     ``exemplar_similarity`` k^C and, for d = 2, ``exemplar_rotation_similarity`` k^{C,rot}
-    against the exemplars (N, n_ex), exact when the row sketch dimension is p.
-    Same conventions as the estimators computed with the reference at hand.
+    against the exemplars (N, n_ex), exact when the row sketch dimension is p. With
+    ``outputs``, also ``output`` f(x) (N, d), from the passes that differentiate it (no forward
+    pass of its own). Same conventions as the estimators computed with the reference at hand.
     """
     problem = make_problem(model, output, params)
     d, p = stats.out_dim, stats.num_params
@@ -163,8 +164,10 @@ def score(model: nn.Module, data: Data, stats: ReferenceStats, output: Output | 
     row_sketch = CountSketch(p, stats.exemplar_rows.shape[-1], stats.exemplar_seed) if p else None
     out: dict[str, list[Tensor]] = {k: [] for k in ("density", "uncertainty", "kernel_mean",
                                                      "denoising_factor", "exemplar_similarity",
-                                                     "exemplar_rotation_similarity")}
-    for J in iter_jacobians(problem, data, chunk_size):
+                                                     "exemplar_rotation_similarity", "output")}
+    for y, J in iter_outputs_jacobians(problem, data, chunk_size):
+        if outputs:
+            out["output"].append(y.double())
         J = J.double()
         n = J.shape[0]
         Jn = normalize_jacobians(J, rtol)[0]

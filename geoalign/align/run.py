@@ -87,17 +87,21 @@ def align_raster(
     read = [*(inputs or [image_path]), buildings_path] + ([report.truth_path] if report and report.truth_path else [])
     with RasterReader(image_path) as reader, output_set(out_dir, names, command="align", inputs=read) as stage:
         trust = report.start(reader, gdf, predictor) if report else None
-        hook = on_tile if trust is None else (trust if on_tile is None else
-                                              (lambda tf: (on_tile(tf), trust.on_tile(tf))))
-        aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
-                                     blend_px=blend_px, show_progress=show_progress,
-                                     source=str(buildings_path), on_tile=hook, predict=predict)
-        if trust is not None:
-            aligned = trust.finish(aligned, gdf, stage)
-        write_vectors(aligned, stage / "aligned.geojson")
-        write_vectors(aligned, stage / "aligned.gpkg")
-        moving = moved_mask(aligned)
-        draw_alignment(reader, gdf[moving], aligned[moving], stage / "overlay.png", max_px=overlay_max_px)
+        try:
+            hook = on_tile if trust is None else (trust if on_tile is None else
+                                                  (lambda tf: (on_tile(tf), trust.on_tile(tf))))
+            aligned, field = align_layer(reader, gdf, predictor, stage / "displacement.tif", tile_px=tile_px,
+                                         blend_px=blend_px, show_progress=show_progress,
+                                         source=str(buildings_path), on_tile=hook, predict=predict)
+            if trust is not None:
+                aligned = trust.finish(aligned, gdf, stage)
+            write_vectors(aligned, stage / "aligned.geojson")
+            write_vectors(aligned, stage / "aligned.gpkg")
+            moving = moved_mask(aligned)
+            draw_alignment(reader, gdf[moving], aligned[moving], stage / "overlay.png", max_px=overlay_max_px)
+        finally:
+            if trust is not None:
+                trust.close()  # the report's files complete before the output set is committed
     paths = {"displacement": out_dir / names[0], "geojson": out_dir / names[1], "gpkg": out_dir / names[2],
              "overlay": out_dir / names[3]}
     shifts = aligned["shift_m"].to_numpy()[moving]

@@ -129,14 +129,20 @@ def box_count(n: int, half_px: int, like: torch.Tensor) -> torch.Tensor:
 def local_offset_estimate(corr: torch.Tensor, offsets: torch.Tensor, half_window_px: int,
                           temperature: torch.Tensor) -> torch.Tensor:
     """Soft-argmax offset of a cost volume summed over a (2h+1)² window: a local constant-offset
-    search (the classical per-window edge correlation) as a dense 2-channel estimate.
+    search (the classical per-window edge correlation) as a dense 2-channel estimate."""
+    h, w = corr.shape[-2:]
+    total = box_sum(box_sum(corr, half_window_px, -2), half_window_px, -1)
+    count = box_count(h, half_window_px, corr)[:, None] * box_count(w, half_window_px, corr)[None, :]
+    return window_soft_offset(total, count, offsets, temperature)
+
+
+def window_soft_offset(total: torch.Tensor, count: torch.Tensor | float, offsets: torch.Tensor,
+                       temperature: torch.Tensor) -> torch.Tensor:
+    """:func:`local_offset_estimate` from the window sums ``total`` of ``count`` cells each.
 
     The window means are taken relative to their mean over offsets, so the per-pixel window size
     cancels: ``mean_k / (mean over k + ε) = sum_k / (sum over k + ε·count)``; only the one-channel
     denominator carries the count (one division of 49 channels fewer)."""
-    h, w = corr.shape[-2:]
-    total = box_sum(box_sum(corr, half_window_px, -2), half_window_px, -1)
-    count = box_count(h, half_window_px, corr)[:, None] * box_count(w, half_window_px, corr)[None, :]
     scale = temperature / (total.mean(dim=1, keepdim=True) + 1e-3 * count)
     prob = torch.softmax(total * scale, dim=1)
     return torch.einsum("nkhw,ck->nchw", prob, offsets)

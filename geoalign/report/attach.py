@@ -21,10 +21,13 @@ Wiring (one pass over the imagery):
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -33,6 +36,7 @@ import shapely
 
 from geoalign.inference.protocol import FieldPredictor, StagedPredictor
 from geoalign.inference.tiling import TileField
+from geoalign.model.threads import one_thread_worker
 from geoalign.report.trust import ReportSetup, TrustReport, TrustResult
 
 
@@ -164,9 +168,36 @@ class RunningReport:
     px_ratio: float  # working pixel / image pixel
     crs: object
     t0: float
+    pending: deque = field(default_factory=deque)  # the tiles handed to the background thread
+    pool: ThreadPoolExecutor = field(default_factory=lambda: one_thread_worker("report", nice=10))
+
+    # Tiles waiting for the report at once: the tiler computes the next tile while the report
+    # scores this one, and memory holds at most this many tiles' arrays more than align's.
+    max_pending = 1
+
+    def __post_init__(self) -> None:
+        # the report's plots import matplotlib (about 1 s): done while align computes its first tile
+        self.pending.append(self.pool.submit(importlib.import_module, "matplotlib.backends.backend_agg"))
 
     def on_tile(self, tile_field: TileField) -> None:
-        self.report.on_tile_field(tile_field)
+        """Score the tile in the background (one thread, one torch thread, tiles in order, at a
+        lower priority): align's tiles leave about a quarter of two cores idle (reads, blending,
+        Python), which the report fills."""
+        while len(self.pending) >= self.max_pending:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self.report.on_tile_field, tile_field))
+
+    def wait(self) -> None:
+        """Every task handed to the background thread done (re-raises what it raised)."""
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        """:meth:`wait`, then the background thread ends (also when align failed)."""
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     # a RemoteTileHook (geoalign.inference.protocol): tiles computed by Dask workers
     __call__ = on_tile
@@ -178,13 +209,16 @@ class RunningReport:
         self.report.merge_part(part)
 
     def finish(self, aligned: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, stage: Path) -> gpd.GeoDataFrame:
-        """Columns and gate on ``aligned``; the report's files under ``stage``; returns the layer."""
+        """Columns and gate on ``aligned`` (returned); the report's files under ``stage``, written
+        in the background while align writes its own (:meth:`close` waits for them)."""
+        self.wait()
         result = self.report.finish()
         out = building_columns(aligned, result, self.positions, np.asarray(buildings.geometry.values, dtype=object))
         if self.request.truth_path is not None:
             result.add_truth(truth_errors(out, self.positions, self.request.truth_path, self.request.id_field,
                                           self.grid, self.px_ratio))
         model = str(self.request.model_dir) if self.request.model_dir else "shipped default model"
-        self.report.write(stage, result, crs=self.crs, model=model,
-                          timings={"align_with_report": round(time.perf_counter() - self.t0, 2)})
+        self.pending.append(self.pool.submit(
+            self.report.write, stage, result, crs=self.crs, model=model,
+            timings={"align_with_report": round(time.perf_counter() - self.t0, 2)}))
         return out

@@ -65,7 +65,7 @@ def cone_field(net, image: torch.Tensor, map_: torch.Tensor, mean_grad: torch.Te
     cone (module docstring). ``image``/``map_`` are a centred crop of even side whose half-size
     is at least ``field_radius_px + 1`` plus the network's receptive radius."""
     from geoalign.model.scale_net import (
-        edge_map, expected_offset, image_gradients, local_offset_estimate, normalized_magnitude, unit_vectors,
+        box_sum, edge_map, expected_offset, image_gradients, normalized_magnitude, unit_vectors, window_soft_offset,
     )
 
     cl = torch.channels_last  # as the network's own forward
@@ -88,9 +88,11 @@ def cone_field(net, image: torch.Tensor, map_: torch.Tensor, mean_grad: torch.Te
     corr = ValidCostVolume.apply(fm, fi, r)
     mag = _crop(normalized_magnitude(grads, mean_grad), m(r_mag))
     edge_corr = ValidCostVolume.apply(_crop(edge_map(map_), m(r_edge)), mag, r)
-    edge_soft = _crop(local_offset_estimate(edge_corr, net.offsets, win, net.log_edge_temperature.exp()),
-                      r_edge - r_x) / rng
-    edge_corr = _crop(edge_corr, r_edge - r_x)
+    # the edge windows of the head's pixels only (each lies inside edge_corr: r_edge = r_x + win)
+    total = _crop(box_sum(box_sum(edge_corr, win, -2), win, -1), win)
+    edge_soft = window_soft_offset(total, float((2 * win + 1) ** 2), net.offsets,
+                                   net.log_edge_temperature.exp()) / rng
+    edge_corr = _crop(edge_corr, win)
     soft = expected_offset(corr, net.log_temperature.exp(), net.offsets) / rng
     x = torch.cat([net._compress(corr, edge_corr), soft, edge_soft, fm], dim=1).contiguous(memory_format=cl)
     field = torch.tanh(net.head(x)) * rng

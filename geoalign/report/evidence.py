@@ -24,7 +24,7 @@ from scipy import ndimage
 
 import similarity as sim
 from geoalign.baselines.local_offset import LevelWindows
-from geoalign.model.threads import torch_threads
+from geoalign.model.threads import one_torch_thread, torch_threads
 from geoalign.report.stats import ScaleStats, centre, centre_net
 
 
@@ -99,6 +99,7 @@ class LearnedScorer:
         self.stats = stats
         self.model = centre_net(chain, stats.scale)  # the same values as patch_net, on the centre's cone
         self._copies = [self.model]  # one network per scoring thread
+        self.threads = torch.get_num_threads()  # the creator's: scoring may run on a one-thread worker
         self.channels = tuple(chain.config.channels)
         self.dtype = next(self.model.parameters()).dtype
 
@@ -139,16 +140,16 @@ class LearnedScorer:
         it differentiates): the same values, patch by patch."""
         if len(patches) == 0:
             return {}
-        workers = max(1, min(torch.get_num_threads(), len(patches)))
+        workers = max(1, min(self.threads, len(patches)))
         while len(self._copies) < workers:
             self._copies.append(copy.deepcopy(self.model))
         parts = [idx for idx in np.array_split(np.arange(len(patches)), workers) if len(idx)]
 
-        def run(k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        def run(k: int) -> dict[str, torch.Tensor]:
+            if len(parts) > 1:
+                one_torch_thread()  # a pool thread of its own
             model, x = self._copies[k], patches[parts[k]]
-            with torch.no_grad():
-                pred = centre(model(x)).double()
-            return pred, sim.score(model, x, self.stats.reference, centre, chunk_size=8)
+            return sim.score(model, x, self.stats.reference, centre, chunk_size=8, outputs=True)
 
         with torch_threads(1):
             if len(parts) == 1:
@@ -156,8 +157,8 @@ class LearnedScorer:
             else:
                 with ThreadPoolExecutor(len(parts)) as pool:
                     done = list(pool.map(run, range(len(parts))))
-        pred = torch.cat([d[0] for d in done])
-        s = {k: torch.cat([d[1][k] for d in done]) for k in done[0][1]}
+        s = {k: torch.cat([d[k] for d in done]) for k in done[0]}
+        pred = s["output"]  # the network's centre displacement (scale-s px)
         km = s["kernel_mean"].numpy()  # (k, 5): E_k[ŷ], E_k[y], E_k[err] (scale-s px)
         out = {
             "density": s["density"].numpy(),

@@ -96,10 +96,7 @@ def plot_expected_error(preview: np.ndarray, tiles: list[dict], scale: float, pa
                         gate_px: float | None = None) -> Path:
     """The image (``preview``: (3, h, w) uint8, ``scale`` working px per preview px) with each
     tile's expected error in colour (tiles without buildings left clear)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: drawn off the main thread, beside align's own writes
 
     h, w = preview.shape[1:]
     overlay = np.full((h, w), np.nan)
@@ -108,7 +105,8 @@ def plot_expected_error(preview: np.ndarray, tiles: list[dict], scale: float, pa
         if t["n_buildings"] and e is not None and np.isfinite(e):
             c0, r0, c1, r1 = (int(round(v / scale)) for v in t["bounds_px"])
             overlay[r0:r1, c0:c1] = e
-    fig, ax = plt.subplots(figsize=(8, 8 * h / max(w, 1) + 0.6), dpi=100)
+    fig = Figure(figsize=(8, 8 * h / max(w, 1) + 0.6), dpi=100)
+    ax = fig.subplots()
     ax.imshow(np.moveaxis(preview, 0, -1))
     vmax = max(4.0, float(np.nanmax(overlay)) if np.isfinite(overlay).any() else 4.0)
     im = ax.imshow(overlay, cmap="inferno_r", alpha=0.5, vmin=0, vmax=vmax)
@@ -122,18 +120,15 @@ def plot_expected_error(preview: np.ndarray, tiles: list[dict], scale: float, pa
     ax.set_axis_off()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def plot_density_histogram(tile_density: np.ndarray, training_density: np.ndarray, threshold: float,
                            quantile: float, path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: drawn off the main thread, beside align's own writes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     d = np.asarray(tile_density, float)
     d = d[np.isfinite(d)]
     lo = min(d.min() if len(d) else 0.0, training_density.min())
@@ -148,7 +143,6 @@ def plot_density_histogram(tile_density: np.ndarray, training_density: np.ndarra
     ax.legend(fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -156,14 +150,12 @@ def plot_nearest(queries: list[tuple[str, np.ndarray, list[int], list[float]]], 
                  path: Path) -> Path:
     """Rows: a tile's patch (RGB with the map's fill in red), then its nearest training patches
     (rotation-invariant k^C, from the exemplars stored with the model)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: drawn off the main thread, beside align's own writes
 
     rows = max(1, len(queries))
     cols = 1 + max([len(q[2]) for q in queries] or [3])
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.1 * rows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(2 * cols, 2.1 * rows), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False)
 
     def show(ax, thumb, title):
         rgb = np.moveaxis(thumb[:3], 0, -1).astype(np.float32) / 255
@@ -185,5 +177,4 @@ def plot_nearest(queries: list[tuple[str, np.ndarray, list[int], list[float]]], 
         axes[0][0].text(0.5, 0.5, "no tile with buildings", ha="center", va="center")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
     return path

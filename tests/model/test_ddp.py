@@ -4,7 +4,6 @@ either resumes in the other."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

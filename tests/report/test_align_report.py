@@ -99,3 +99,18 @@ def _check_qgis_styles_name_columns_of(out) -> None:
         qml = (styles / f"{style}.qml").read_text()
         fields = set(re.findall(r'(?:field|attr|fieldName)="([A-Za-z_]+)"', qml))
         assert fields and fields <= set(read_vectors(path).columns), (style, fields)
+
+
+def test_a_report_that_fails_in_the_background_fails_the_run_and_writes_nothing(crop, tmp_path, monkeypatch):
+    from geoalign.errors import GeoalignError
+    from geoalign.report.trust import TrustReport
+
+    def broken(self, tile_field):
+        raise GeoalignError("scoring failed on this tile")
+
+    monkeypatch.setattr(TrustReport, "on_tile_field", broken)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["-q", "align", str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(out),
+                                    "--report"])
+    assert res.exit_code != 0 and "scoring failed on this tile" in res.output and "Traceback" not in res.output
+    assert not out.exists()

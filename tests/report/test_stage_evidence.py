@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-import shapely
 import torch
 
 import similarity as sim

@@ -101,3 +101,20 @@ def test_models_torch_func_cannot_vmap_get_looped_jacobians(images):
     np.testing.assert_allclose(sim.score(model, images[:3], stats, centre)["density"].numpy(),
                                brute_kc(brute_jacobians(model, images[:3], centre),
                                         brute_jacobians(model, images[3:], centre)).sum(1), rtol=1e-9)
+
+
+@pytest.mark.parametrize("path", ["fused", "vmap", "looped"])
+def test_score_returns_the_outputs_its_jacobians_are_of(path, cnn, images, monkeypatch):
+    from similarity import _fused
+    from similarity_reference import centre
+
+    model = _ChannelsLastCNN().double().eval() if path == "looped" else cnn
+    if path == "vmap":
+        monkeypatch.setattr(_fused, "applies", lambda problem: False)
+    stats = sim.reference_stats(model, images[3:], output=centre)
+    got = sim.score(model, images[:3], stats, centre, chunk_size=2, outputs=True)
+    with torch.no_grad():
+        want = centre(model(images[:3]))
+    assert got["output"].shape == want.shape and float(want.abs().max()) > 1e-3
+    np.testing.assert_allclose(got["output"].numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+    assert "output" not in sim.score(model, images[:3], stats, centre)
