@@ -182,6 +182,21 @@ def test_rasters_option_without_a_cluster(one_thread, austin, austin_tiles, tmp_
     assert sorted(listed["files"]) == ["aligned.geojson", "aligned.gpkg", "displacement.tif", "overlay.png"]
 
 
+GATE_PX = 6.0
+
+
+def plain_report(austin, tmp_root: Path) -> Path:
+    """The single-process output set of the default pipeline with ``--report --trust-gate 6``."""
+    out = tmp_root / "plain-report"
+    if not out.exists():
+        from geoalign.report.attach import ReportRequest
+
+        predictor, name, note = PredictorSpec(None).resolve()
+        align_raster(austin["image"], austin["buildings"], out, predictor, method=name, tile_px=TILE_PX,
+                     show_progress=False, report=ReportRequest(trust_gate_px=GATE_PX))
+    return out
+
+
 def _report_columns(out: Path) -> tuple[list[dict], gpd.GeoDataFrame]:
     tiles = json.loads((out / "report" / "tiles.geojson").read_text())["features"]
     return tiles, gpd.read_file(out / "aligned.gpkg")
@@ -193,15 +208,16 @@ def test_trust_report_same_as_one_process(cluster, one_thread, austin, tmp_root)
     from geoalign.report.attach import ReportRequest
 
     c, _ = cluster
-    request = ReportRequest(trust_gate_px=6.0)
+    request = ReportRequest(trust_gate_px=GATE_PX)
     spec = PredictorSpec(None)
-    predictor, name, note = spec.resolve()
-    plain_out, dask_out = tmp_root / "plain-report", tmp_root / "dask-report"
-    align_raster(austin["image"], austin["buildings"], plain_out, predictor, method=name, tile_px=TILE_PX,
-                 show_progress=False, report=request)
+    plain_out, dask_out = plain_report(austin, tmp_root), tmp_root / "dask-report"
     result = align_distributed(austin["image"], austin["buildings"], dask_out, spec, scheduler=c.scheduler_address,
                                tile_px=TILE_PX, show_progress=False, report=request)
     assert "16 tiles computed, 0 reused" in result.note
+    assert_same_report(plain_out, dask_out)
+
+
+def assert_same_report(plain_out: Path, dask_out: Path) -> None:
     assert_same_output(plain_out, dask_out)
     (tiles_a, aligned_a), (tiles_b, aligned_b) = _report_columns(plain_out), _report_columns(dask_out)
     assert len(tiles_a) == len(tiles_b) >= 10
@@ -220,3 +236,28 @@ def test_trust_report_same_as_one_process(cluster, one_thread, austin, tmp_root)
     assert aligned_a["gated"].tolist() == aligned_b["gated"].tolist()
     names = {p.relative_to(plain_out) for p in (plain_out / "report").rglob("*")}
     assert names == {p.relative_to(dask_out) for p in (dask_out / "report").rglob("*")}
+
+
+def test_killed_job_with_report_restarts_with_the_same_report(one_thread, austin, tmp_root):
+    """The report's tile parts are finished windows too: a rerun reuses them and the report is
+    the single-process one."""
+    out = tmp_root / "dask-report-restart"
+    cmd = [str(Path(sys.executable).with_name("geoalign")), "align", str(austin["image"]), str(austin["buildings"]),
+           "-o", str(out), "--tile-px", str(TILE_PX), "--workers", "2", "--report", "--trust-gate", str(GATE_PX)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GEOALIGN_PROGRESS": "off"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_for_parts(out / PROGRESS_DIR, 4)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "run.json").exists()
+    finished = len(list((out / PROGRESS_DIR).glob("*/r*_c*.npy")))
+    assert 4 <= finished < 16 and len(list((out / PROGRESS_DIR).glob("*/r*_c*.hook.npz"))) >= 1
+    rerun = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    reused = int(rerun.stderr.split(" reused")[0].rsplit(", ", 1)[-1])
+    assert reused >= finished and f"{16 - reused} tiles computed" in rerun.stderr
+    assert_same_report(plain_report(austin, tmp_root), out)
