@@ -1,5 +1,5 @@
 """torch's thread count, set for a block of work and restored after it (no global change left
-behind for the caller)."""
+behind for the caller), and a worker thread that runs beside the caller on one torch thread."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def one_thread_worker(name: str, *, nice: int = 0) -> ThreadPoolExecutor:
     that threads started later take, so the caller's count is put back at once).
 
     ``nice`` > 0 lowers the thread's scheduling priority by that much (Linux: per thread,
-    inherited by the threads it starts), so it takes the cores the caller leaves idle rather than sharing them."""
+    inherited by the threads it starts), so it takes the cores the caller leaves idle rather
+    than sharing the busy ones."""
     old = torch.get_num_threads()
     pool = ThreadPoolExecutor(1, thread_name_prefix=name)
     try:
