@@ -120,6 +120,11 @@ train-default: $(STAMP)
 .PHONY: bench-trust
 bench-trust: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.trust
+# imagery coarser than the model's 0.3 m (strips block-averaged to 0.6 and 1 m): input, local, default
+# and --trust-gate 2/4/8 px on the same misaligned maps (docs/coarse-imagery.md)
+.PHONY: bench-coarse
+bench-coarse: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.coarse_imagery
 # align and align --report in turns on a 4000x4000 raster: the report's cost (ceiling 1.5x)
 .PHONY: bench-report-speed
 bench-report-speed: $(STAMP)

@@ -134,6 +134,19 @@ def make_strip(tmp: Path, region: Region, target_gsd_m: float = TARGET_GSD_M):
     return path, grid, px[keep], out_gsd, native_gsd
 
 
+def misalign(tmp: Path, grid: PixelGrid, truth: np.ndarray, amp: float, seed: int, k: int):
+    """The truth buildings (pixels of ``grid``) moved by the smooth field of amplitude ``amp`` and
+    ``seed`` of the k-th held-out region, and a GeoPackage of them in ``tmp`` (``bid``: the
+    truth's index): (moved geometries in pixels, path)."""
+    phi = random_smooth_field((grid.height, grid.width), max_amplitude_px=amp,
+                              correlation_length_px=CORRELATION_LENGTH_PX, rng=[int(amp), seed, k])
+    mis = deform_geometries(truth, phi)
+    src = tmp / f"mis_{k}_{amp}_{seed}.gpkg"
+    write_vectors(gpd.GeoDataFrame({"bid": list(range(len(truth)))}, geometry=list(grid.to_crs_coords(mis)),
+                                   crs=grid.crs), src)
+    return mis, src
+
+
 LEARNED_METHODS = ("learned", "local+learned")
 
 
@@ -184,14 +197,8 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
             ids = list(range(len(truth)))
             for amp in amplitudes:
                 for seed in range(seeds):
-                    phi = random_smooth_field((grid.height, grid.width), max_amplitude_px=amp,
-                                              correlation_length_px=CORRELATION_LENGTH_PX,
-                                              rng=[int(amp), seed, k])
-                    mis = deform_geometries(truth, phi)
+                    mis, src = misalign(tmp, grid, truth, amp, seed, k)
                     errors["before"][amp].append(np.hypot(*(shapely.get_coordinates(mis) - truth_xy).T))
-                    src = tmp / f"mis_{k}_{amp}_{seed}.gpkg"
-                    write_vectors(gpd.GeoDataFrame({"bid": ids}, geometry=list(grid.to_crs_coords(mis)),
-                                                   crs=grid.crs), src)
                     for m, pred in predictors.items():
                         t0 = time.perf_counter()
                         res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
