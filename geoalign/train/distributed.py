@@ -94,6 +94,9 @@ def process_group(timeout: timedelta = COLLECTIVE_TIMEOUT) -> Iterator[Group]:
     dist.init_process_group(backend(), init_method="env://", timeout=timeout)
     try:
         yield current()
+        # every rank past its last collective before any tears the group down: a rank leaving
+        # while gloo still works for another can abort (SIGABRT) at exit
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
