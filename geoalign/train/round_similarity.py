@@ -1,5 +1,5 @@
-"""The similarity module's statistics of the training patches at each realignment round
-(Charpiat et al. NeurIPS 2019, §5).
+"""The similarity module's statistics of the training patches at each realignment round: the
+neighbour counts and similarity histograms of Charpiat et al. (NeurIPS 2019).
 
 At the end of each realignment round, for every learned scale that ``align`` runs, a random
 sample of the round's training patches is scored with the similarity library
