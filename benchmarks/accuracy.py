@@ -36,6 +36,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -147,6 +148,35 @@ def misalign(tmp: Path, grid: PixelGrid, truth: np.ndarray, amp: float, seed: in
     return mis, src
 
 
+class HeldOutStrip(NamedTuple):
+    """One held-out region as :func:`make_strip` writes it, with its place ``k`` in the full list
+    of regions (which seeds its fields, whatever ``--regions`` picks) and its pool."""
+
+    k: int
+    region: Region
+    image: Path
+    grid: object
+    truth: object
+    gsd_m: float
+    native_gsd_m: float
+    pool: str
+
+
+def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
+                    skipped: dict) -> Iterator[HeldOutStrip]:
+    """The strips of ``regions`` whose names start with one of ``only`` (all: None); a region
+    without a building is recorded in ``skipped`` and left out."""
+    for k, region in enumerate(regions):
+        if only and not region.name.startswith(tuple(only)):
+            continue
+        image, grid, truth, gsd, native = make_strip(tmp, region)
+        if len(truth) == 0:
+            skipped[region.name] = "no building in the held-out region"
+            continue
+        yield HeldOutStrip(k, region, image, grid, truth, gsd, native,
+                           POOL_03 if native <= 0.35 else POOL_SPACENET)
+
+
 LEARNED_METHODS = ("learned", "local+learned")
 
 
@@ -162,8 +192,6 @@ def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str
 def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None,
         learned_scales: tuple[int, ...] | None = None, candidates: dict[str, Path] | None = None) -> dict:
     regions, origin = held_out_regions()
-    # k, a region's place in the full list, seeds its fields: --regions picks, the fields stay.
-    indexed = [(k, r) for k, r in enumerate(regions) if not only or r.name.startswith(tuple(only))]
     results: dict = {"region": f"held-out regions from the {origin}, resampled to {TARGET_GSD_M} m; "
                                f"pools: {POOL_03} (native ≤ 0.35 m) and {POOL_SPACENET}",
                      "gsd_m": TARGET_GSD_M, "correlation_length_px": CORRELATION_LENGTH_PX, "seeds": seeds,
@@ -183,12 +211,8 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
         seconds: dict = {m: 0.0 for m in predictors}
         results["regions"] = {}
         per_region: dict = {}
-        for k, region in indexed:
-            image, grid, truth, gsd, native = make_strip(tmp, region)
-            if len(truth) == 0:
-                results["skipped"][region.name] = "no building in the held-out region"
-                continue
-            pool = POOL_03 if native <= 0.35 else POOL_SPACENET
+        for k, region, image, grid, truth, gsd, native, pool in held_out_strips(tmp, regions, only,
+                                                                               results["skipped"]):
             errors = per_region[region.name] = {m: {a: [] for a in amplitudes} for m in ["before", *predictors]}
             results["regions"][region.name] = {"raster_px": [grid.width, grid.height], "gsd_m": gsd,
                                                "native_gsd_m": native, "pool": pool,

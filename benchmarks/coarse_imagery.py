@@ -53,7 +53,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 from benchmarks.accuracy import (CORRELATION_LENGTH_PX, POOL_03, POOL_SPACENET, RESULTS, held_out_regions,
-                                 make_strip, misalign)
+                                 held_out_strips, misalign)
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.evaluate import vertex_errors
 from geoalign.grid import pixel_size_m
@@ -157,7 +157,6 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
     amplitude × seed, per building its vertex errors for ``input``, ``local`` and ``default``, the
     default's mean vertex move ``move_px``, ``expected_px`` and ``low`` (low-density tile)."""
     regions, origin = held_out_regions()
-    indexed = [(k, r) for k, r in enumerate(regions) if not only or r.name.startswith(tuple(only))]
     local = resolve_predictor("local")[0]
     default, default_name, _ = resolve_predictor(None)
     results: dict = {"region": f"held-out regions from the {origin}, 0.3 m strips degraded to coarser GSDs",
@@ -170,12 +169,8 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
     seconds = {"local": 0.0, "default --report": 0.0}
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
-        for k, region in indexed:
-            strip, grid, truth, _, native = make_strip(tmp, region)
-            if len(truth) == 0:
-                results["skipped"][region.name] = "no building in the held-out region"
-                continue
-            pool = POOL_03 if native <= 0.35 else POOL_SPACENET
+        for k, region, strip, grid, truth, _, native, pool in held_out_strips(tmp, regions, only,
+                                                                             results["skipped"]):
             rasters = {g: coarsen(strip, g, tmp, psf_sigma) for g in gsds}
             results["regions"][region.name] = {
                 "pool": pool, "native_gsd_m": native, "n_buildings": int(len(truth)),
