@@ -15,7 +15,9 @@ length 128 px = 38 m) of maximum amplitude 8, 16 and 32 px, ``--seeds`` fields p
 method runs through ``align_raster`` end to end (GeoTIFF crop and GeoPackage in, aligned GeoPackage
 out) and every vertex's error is measured against the truth (vertex-wise, :mod:`geoalign.evaluate`).
 Methods: the classical baselines global / local / tvl1 and, when the model package loads, the
-learned chain and the local+learned combination.
+learned chain, the local+learned combination (the default pipeline) and ``local+learned+pick``
+(``align --pick-scales 3,2,1``: the default and the chain's scales 3, 2, 1 behind the classical
+stage, picked building by building by the image's edges).
 
 Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curves per amplitude,
 0.3 m pool).
@@ -177,7 +179,9 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
                            POOL_03 if native <= 0.35 else POOL_SPACENET)
 
 
-LEARNED_METHODS = ("learned", "local+learned")
+PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: the default and scales 3, 2, 1, picked by edges
+PICK_SCALES = (3, 2, 1)
+LEARNED_METHODS = ("learned", "local+learned", PICKED)
 
 
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
@@ -202,7 +206,9 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     predictors = {}
     for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
         try:
-            predictors[label] = resolve_predictor(m, model_dir, learned_scales=learned_scales)[0]
+            pick = PICK_SCALES if m == PICKED else None
+            predictors[label] = resolve_predictor("local+learned" if pick else m, model_dir,
+                                                  learned_scales=learned_scales, pick_scales=pick)[0]
         except Exception as err:  # e.g. the model package does not load
             results["skipped"][label] = str(err).splitlines()[0]
     results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}
@@ -328,7 +334,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0, 32.0])
-    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", "local+learned"])
+    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", "local+learned", PICKED])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned methods")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")

@@ -12,7 +12,10 @@ run's figures and the ratio of every method to the first one, pair by pair.
 
 Writes ``benchmarks/results/align_speed.json`` and ``align_speed.png``.
 
-    python -m benchmarks.align_speed [--tiles 4] [--methods default local] [--repeats 3]
+    python -m benchmarks.align_speed [--tiles 4] [--methods default local local+learned+pick] [--repeats 3]
+
+``local+learned+pick`` runs ``align --pick-scales 3,2,1`` (the default pipeline with a second
+learned proposal picked by the image's edges).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,8 +34,8 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 import shapely
-from affine import Affine
 
+from benchmarks.accuracy import PICK_SCALES, PICKED
 from geoalign.deform import deform_geometries, random_smooth_field
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import geotiff_profile
@@ -88,7 +90,9 @@ def run_align(image: Path, vec: Path, out: Path, method: str, extra: tuple[str, 
     ``geoalign``: the command that runs it, default this environment's executable)."""
     exe = list(geoalign) if geoalign else [str(Path(sys.executable).parent / "geoalign")]
     cmd = [*exe, "align", str(image), str(vec), "-o", str(out), *extra]
-    if method != "default":
+    if method == PICKED:
+        cmd += ["--pick-scales", ",".join(str(s) for s in PICK_SCALES)]
+    elif method != "default":
         cmd += ["--method", method]
     code = ("import resource, subprocess, sys, time; t=time.perf_counter(); "
             "p=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
@@ -109,7 +113,7 @@ def run_align(image: Path, vec: Path, out: Path, method: str, extra: tuple[str, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, default=4, help="mosaic of N×N sample crops (4 → 4000×4000 px)")
-    ap.add_argument("--methods", nargs="+", default=["default", "local"])
+    ap.add_argument("--methods", nargs="+", default=["default", "local", PICKED])
     ap.add_argument("--repeats", type=int, default=3, help="runs per method, in turns; medians reported")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()

@@ -62,6 +62,7 @@ from geoalign.io.vectors import read_vectors
 from geoalign.io.writers import write_json
 from geoalign.report.attach import ReportRequest
 from geoalign.report.calibration import confidence
+from geoalign.report.trust import AUTO_GATE
 
 GATE_CHECK_MIN_BUILDINGS = 5  # the gate check runs on the first case with as many buildings, per GSD
 WORSE_BY_PX = 1.0  # a building is made worse when its mean vertex error grows by more than this
@@ -119,14 +120,25 @@ def low_density(expected_px: np.ndarray, conf: np.ndarray) -> np.ndarray:
     return np.isfinite(expected_px) & (np.asarray(conf, np.float64) < 0.75 * full)
 
 
-def gated_at(gate_px: float, expected_px: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """``--trust-gate gate_px``: scored buildings above the gate or in low-density tiles."""
+def gated_at(gate: float | str, expected_px: np.ndarray, low: np.ndarray, move_px: np.ndarray) -> np.ndarray:
+    """``--trust-gate gate``: scored buildings above the gate (``"auto"``: whose move is no larger
+    than their expected error) or in low-density tiles."""
     with np.errstate(invalid="ignore"):
-        return np.isfinite(expected_px) & ((expected_px > gate_px) | low)
+        over = (move_px <= expected_px) if gate == AUTO_GATE else (expected_px > gate)
+        return np.isfinite(expected_px) & (over | low)
 
 
-def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float, default_out: gpd.GeoDataFrame,
-               grid) -> dict:
+def gate_label(gate: float | str) -> str:
+    return f"gate {gate}" if gate == AUTO_GATE else f"gate {gate:g}"
+
+
+def parse_gate(text: str) -> float | str:
+    """``--gates`` values: pixels, or ``auto``."""
+    return AUTO_GATE if text == AUTO_GATE else float(text)
+
+
+def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float | str, default_out: gpd.GeoDataFrame,
+               grid, move_px: np.ndarray) -> dict:
     """``align --report --trust-gate gate_px`` and plain ``align`` on one case, against what the
     benchmark derives from the ``--report`` run: gated flags and coordinates must agree."""
     gated_run = read_vectors(align_raster(image, src, tmp / "check_gate", predictor, method="local+learned",
@@ -135,7 +147,7 @@ def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float, def
     plain = read_vectors(align_raster(image, src, tmp / "check_plain", predictor, method="local+learned",
                                       show_progress=False).paths["gpkg"])
     exp = default_out["expected_error_px"].to_numpy(np.float64)
-    derived = gated_at(gate_px, exp, low_density(exp, default_out["confidence"].to_numpy(np.float64)))
+    derived = gated_at(gate_px, exp, low_density(exp, default_out["confidence"].to_numpy(np.float64)), move_px)
     ran = gated_run["gated"].to_numpy(bool)
 
     def coords(df):
@@ -199,9 +211,14 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
                                 "move_px": _mean(building_errors(dflt, grid, mis, ids)),
                                 "low": low_density(exp, dflt["confidence"].to_numpy(np.float64)[order])}
                         cases.append(case)
-                        if f"{g:g}" not in results["gate_check"] and len(truth) >= GATE_CHECK_MIN_BUILDINGS:
-                            results["gate_check"][f"{g:g}"] = gate_check(
-                                image, src, tmp, default, gates[len(gates) // 2], dflt, grid)
+                        numeric = [gate for gate in gates if gate != AUTO_GATE]
+                        checked = numeric[len(numeric) // 2:][:1] + ([AUTO_GATE] if AUTO_GATE in gates else [])
+                        for gate in checked:
+                            key = f"{g:g} m, {gate_label(gate)}"
+                            if key not in results["gate_check"] and len(truth) >= GATE_CHECK_MIN_BUILDINGS:
+                                results["gate_check"][key] = gate_check(
+                                    image, src, tmp, default, gate, dflt, grid,
+                                    _mean(building_errors(dflt, grid, mis, list(dflt["bid"]))))
                         print(f"{region.name} {g:g} m, {amp:g} px seed {seed}: median input "
                               f"{np.median(np.concatenate(before)):.2f}, local "
                               f"{np.median(np.concatenate(case['local'])):.2f}, default "
@@ -227,8 +244,8 @@ def method_errors(case: dict, gates: list[float]) -> dict[str, list[np.ndarray]]
     """Per method label, per building of ``case``, its vertex errors (gated buildings: the input's)."""
     out = {m: case[m] for m in ("input", "local", "default")}
     for g in gates:
-        gated = gated_at(g, case["expected_px"], case["low"])
-        out[f"gate {g:g}"] = [case["input"][b] if gated[b] else case["default"][b] for b in range(len(gated))]
+        gated = gated_at(g, case["expected_px"], case["low"], case["move_px"])
+        out[gate_label(g)] = [case["input"][b] if gated[b] else case["default"][b] for b in range(len(gated))]
     return out
 
 
@@ -265,8 +282,8 @@ def summarise(cases: list[dict], gates: list[float]) -> dict:
                 dflt = [e for c in sel for e in c["default"]]
                 inp = [e for c in sel for e in c["input"]]
                 for gate in gates:
-                    gated = np.concatenate([gated_at(gate, c["expected_px"], c["low"]) for c in sel])
-                    row[f"gate {gate:g}"].update({
+                    gated = np.concatenate([gated_at(gate, c["expected_px"], c["low"], c["move_px"]) for c in sel])
+                    row[gate_label(gate)].update({
                         "share_gated": float(gated.mean()),
                         "share_gated_low_density": float(np.concatenate([c["low"] for c in sel]).mean()),
                         "gated_median_px_input": _median([e for e, q in zip(inp, gated) if q]),
@@ -297,12 +314,12 @@ def paired_worse(cases: list[dict], gates: list[float]) -> dict:
 
 
 def table(results: dict) -> str:
-    gates = [f"gate {g:g}" for g in results["gates_px"]]
+    gates = [gate_label(g) for g in results["gates_px"]]
     methods = ["input", "local", "default", *gates]
     lines = ["Median vertex error px (share of buildings made worse by more than "
              f"{results['worse_by_px']:g} px)", "",
              "| pool | GSD m | amplitude px | " + " | ".join(methods) + " | gated share (" +
-             ", ".join(f"{g:g}" for g in results["gates_px"]) + " px) |",
+             ", ".join(gate_label(g)[5:] for g in results["gates_px"]) + " px) |",
              "|---|---|---|" + "---|" * (len(methods) + 1)]
     for pool, p in results["pools"].items():
         for g, per_amp in p["by_gsd"].items():
@@ -327,7 +344,7 @@ def plot(results: dict, path: Path) -> None:
         by_gsd = results["pools"][pool]["by_gsd"]
         for j, a in enumerate(amps):
             ax = axes[i, j]
-            for m in ["input", "local", "default", *(f"gate {g:g}" for g in results["gates_px"])]:
+            for m in ["input", "local", "default", *(gate_label(g) for g in results["gates_px"])]:
                 ys = [by_gsd[g][a][m]["median_px"] for g in by_gsd]
                 ax.plot([float(g) for g in by_gsd], ys, "k--" if m == "input" else "o-", label=m)
             ax.set_title(f"{pool}, max amplitude {a} px", fontsize=9)
@@ -345,7 +362,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0])
     ap.add_argument("--gsds", type=float, nargs="+", default=[0.3, 0.6, 1.0], help="raster GSDs (m)")
-    ap.add_argument("--gates", type=float, nargs="+", default=[2.0, 4.0, 8.0], help="--trust-gate values (px)")
+    ap.add_argument("--gates", type=parse_gate, nargs="+", default=[2.0, 4.0, 8.0, AUTO_GATE],
+                    help="--trust-gate values (px, or auto)")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
     ap.add_argument("--psf-sigma", type=float, default=0.0,
                     help="Gaussian blur (coarse px) before the block average; results in coarse_imagery_psfS.json")

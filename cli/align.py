@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import parse_scales
+from cli.options import parse_scales, parse_trust_gate
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.align.resolve import ALL_METHODS
 from geoalign.errors import OptionError
@@ -27,6 +27,10 @@ from geoalign.errors import OptionError
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
                    "them for --method learned; the model card's for local+learned: scale 1 only, "
                    "'1,0' is ~3x slower; docs/model.md compares them).")
+@click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales,
+              help="A second learned proposal behind the classical stage, the chain at these scales "
+                   "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "
+                   "image edges. For maps off by more than ~5 m; ~2.5x slower (docs/model.md).")
 @click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
@@ -48,13 +52,14 @@ from geoalign.errors import OptionError
               help="Report tile side in metres [default: the learned stage's training patch, 57.6 m].")
 @click.option("--low-density-quantile", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
               help="Tiles whose density falls below this quantile of the training patches' are low-density.")
-@click.option("--trust-gate", "trust_gate_px", type=click.FloatRange(min=0.0), default=None, metavar="PX",
-              help="Leave in place (gated=true) buildings whose expected error exceeds PX working pixels "
-                   "or that lie in low-density tiles.")
+@click.option("--trust-gate", "trust_gate_px", default=None, metavar="PX|auto", callback=parse_trust_gate,
+              help="Leave in place (gated=true) buildings whose expected error exceeds PX working pixels, "
+                   "or with 'auto' whose move is no larger than their expected error; and those that "
+                   "lie in low-density tiles.")
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Reference buildings: the report adds each tile's actual error_px (needs --id-field).")
 @click.option("--id-field", default=None, help="Field matching BUILDINGS to --truth.")
-def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, tile_px, layer,
+def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, pick_scales, tile_px, layer,
           workers, scheduler, rasters, with_report, tile_m, low_density_quantile, trust_gate_px, truth_path,
           id_field) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
@@ -82,13 +87,13 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
                            search_px) if with_report else None
     if not distributed:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
-                                                  learned_scales=learned_scales)
+                                                  learned_scales=learned_scales, pick_scales=pick_scales)
         result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, layer=layer, report=report)
     else:  # tiles on a Dask cluster and/or several rasters (geoalign.distributed)
         from geoalign.distributed import PredictorSpec, align_distributed, align_rasters
 
-        spec = PredictorSpec(method, model_dir, search_px, learned_scales)
+        spec = PredictorSpec(method, model_dir, search_px, learned_scales, pick_scales)
         if rasters is not None:
             result = align_rasters(rasters, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
                                    tile_px=tile_px, layer=layer, report=report)

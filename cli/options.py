@@ -51,3 +51,16 @@ def parse_scales(ctx, param, value: str | None) -> tuple[int, ...] | None:
     if not scales or min(scales) < 0:
         raise click.BadParameter(f"expected integers ≥ 0 separated by commas, e.g. '3,2,1,0', got {value!r}")
     return scales
+
+
+def parse_trust_gate(ctx, param, value: str | None) -> float | str | None:
+    """Click callback: "auto" stays "auto", "4" → 4.0 (pixels ≥ 0); None stays None."""
+    if value is None or value.strip().lower() == "auto":
+        return None if value is None else "auto"
+    try:
+        number = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'auto' or a number of pixels >= 0, got {value!r}") from None
+    if not (math.isfinite(number) and number >= 0.0):
+        raise click.BadParameter(f"expected 'auto' or a number of pixels >= 0, got {value!r}")
+    return number

@@ -25,14 +25,23 @@ ALL_METHODS = (*METHODS, "learned", "local+learned")
 
 
 def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
-             scales: tuple[int, ...] | None = None):
+             scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None):
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
     if behind_classical and scales is None:
-        card = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
-        scales = card.get("combination", {}).get("learned_scales")
-    return load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
+        scales = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get(
+            "combination", {}).get("learned_scales")
+    chain = load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
+    if not pick_scales:
+        return chain
+    from geoalign.inference.pick import EdgePickedPredictor
+
+    return EdgePickedPredictor(chain, load_predictor(model_dir, scales=tuple(int(s) for s in pick_scales)))
+
+
+def _pick_note(pick_scales: tuple[int, ...] | None) -> str:
+    return f", scales {','.join(str(s) for s in pick_scales)} picked by edges" if pick_scales else ""
 
 
 def working_gsd_m() -> float | None:
@@ -47,10 +56,13 @@ def working_gsd_m() -> float | None:
 
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
-                      search_px: int = 40, learned_scales: tuple[int, ...] | None = None):
+                      search_px: int = 40, learned_scales: tuple[int, ...] | None = None,
+                      pick_scales: tuple[int, ...] | None = None):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: all for ``learned``, the model card's for
-    ``local+learned``)."""
+    ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
+    at these scales, taken building by building where it puts the outline on stronger image
+    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only)."""
     if method is None:
         from geoalign.model.card import read_card
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -60,15 +72,20 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
             pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
             predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
-                                                   learned_scales=learned_scales)
-            return predictor, name, "shipped default model" if model_dir is None else f"model card of {model_dir}"
+                                                   learned_scales=learned_scales, pick_scales=pick_scales)
+            note = "shipped default model" if model_dir is None else f"model card of {model_dir}"
+            return predictor, name, note + _pick_note(pick_scales)
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
         return predictor, name, "no validated learned default model yet: classical fallback"
+    if pick_scales and method != "local+learned":
+        raise OptionError(f"--pick-scales works behind the classical stage (local+learned), not with {method}; "
+                          "run without --method (the default pipeline) or with --method local+learned.")
     if method in METHODS:
         return classical_predictor(method, search_px=search_px, gsd_m=working_gsd_m()), method, ""
     if method == "learned":
         return _learned(model_dir, scales=learned_scales), "learned", ""
     if method == "local+learned":
-        return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales),
-                            search_px=search_px), "local+learned", ""
+        return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
+                                     pick_scales=pick_scales),
+                            search_px=search_px), "local+learned", _pick_note(pick_scales).lstrip(", ")
     raise OptionError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

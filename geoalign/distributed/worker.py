@@ -32,13 +32,14 @@ class PredictorSpec:
     model_dir: str | None = None
     search_px: int = 40
     learned_scales: tuple[int, ...] | None = None
+    pick_scales: tuple[int, ...] | None = None
 
     def resolve(self):
         """(predictor, method name, note), as ``geoalign align`` resolves them."""
         from geoalign.align.resolve import resolve_predictor
 
         return resolve_predictor(self.method, self.model_dir, search_px=self.search_px,
-                                 learned_scales=self.learned_scales)
+                                 learned_scales=self.learned_scales, pick_scales=self.pick_scales)
 
 
 @dataclass(frozen=True)

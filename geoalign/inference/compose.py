@@ -102,7 +102,7 @@ class ComposedPredictor:
         windows: tuple = ()
         for i, stage in enumerate(self.stages):
             moved = map_ if i == 0 else move_map(map_, total)
-            field, offset = _within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
+            field, offset = within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
             if not windows and isinstance(stage, WindowedPredictor):
                 windows = tuple(w.shifted(offset, offset) for w in stage.last_windows)
             own.append(field)
@@ -111,7 +111,7 @@ class ComposedPredictor:
         return total, own, StageEvidence(tuple(maps), windows)
 
 
-def _within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
+def within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,
                         margin: int) -> tuple[np.ndarray, int]:
     """``stage``'s field on the tile less ``margin`` px per side, the ring outside extended by its
     nearest values; and where the window it ran on starts in the tile (px, both axes).

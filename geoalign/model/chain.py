@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from geoalign.errors import OptionError
-from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, edge_map
+from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, edge_map, mean_gradient
 from geoalign.model.warp import compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges
 from geoalign.rasterize import MAP_CHANNELS
 
@@ -97,31 +97,72 @@ class Chain(nn.Module):
     def net(self, scale: int) -> ScaleNet:
         return self.nets["shared" if self.config.shared else str(scale)]
 
+    def scale_context_px(self, scale: int) -> int:
+        """Border (full-resolution pixels) one scale's output depends on: its network's receptive
+        radius and its smoothing, in pixels of the scale, times 2^scale."""
+        smooth = int(math.ceil(3 * self.config.smooth_sigma_px))
+        return (self.net(scale).receptive_radius_px + smooth) * 2**scale
+
     @property
     def context_px(self) -> int:
         """Border (full-resolution pixels) an output pixel depends on, summed over the scales."""
-        smooth = int(math.ceil(3 * self.config.smooth_sigma_px))
-        return int(sum((self.net(s).receptive_radius_px + smooth) * 2**s for s in self.config.scales))
+        return int(sum(self.scale_context_px(s) for s in self.config.scales))
 
-    def forward(self, image: torch.Tensor, map_: torch.Tensor, *, upto_scale: int | None = None) -> torch.Tensor:
-        """Total field (N,2,H,W) in full-resolution pixels; ``upto_scale`` stops after that scale."""
+    def crops_px(self) -> list[int]:
+        """Per scale (coarse → fine), how far inside the tile's border :meth:`forward` with
+        ``crop_context=True`` computes it: the coarser scales' contexts, less a slack of twice
+        the largest correction those scales can make (the map is moved by the field, and the
+        next correction is read at the moved point, each reaching that far past a crop's edge),
+        rounded down to a multiple of 2^max_scale so every crop keeps the downsampling grid."""
+        m = 2 ** max(self.config.scales)
+        crops, used, reach = [], 0, 0.0
+        for s in self.config.scales:
+            slack = 2 * int(math.ceil(reach)) + m
+            crops.append(max(0, (used - slack) // m * m))
+            used += self.scale_context_px(s)
+            reach += self.net(s).config.range_px * 2**s
+        return crops
+
+    def forward(self, image: torch.Tensor, map_: torch.Tensor, *, upto_scale: int | None = None,
+                crop_context: bool = False) -> torch.Tensor:
+        """Total field (N,2,H,W) in full-resolution pixels; ``upto_scale`` stops after that scale.
+
+        ``crop_context``: each scale runs only where the finer scales still need it (the tile less
+        :meth:`crops_px`), so a coarse scale's wide context is not carried through the fine
+        scales' full-resolution passes (each scale's edge image keeps the whole tile's
+        normalization); the border the crops leave out takes the nearest computed value. The field is the same as without crops where neither depends on the
+        tile's border: the tile less :attr:`context_px` and twice the reach of the corrections
+        (tested)."""
         h, w = image.shape[-2:]
         m = 2 ** max(self.config.scales)
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             image = F.pad(image, (0, pw, 0, ph), mode="replicate")
             map_ = F.pad(map_, (0, pw, 0, ph))
-        total = torch.zeros(image.shape[0], 2, *image.shape[-2:], dtype=image.dtype, device=image.device)
+        H, W = image.shape[-2:]
+        crops = self.crops_px() if crop_context else [0] * len(self.config.scales)
+        total = torch.zeros(image.shape[0], 2, H, W, dtype=image.dtype, device=image.device)
+        k = 0  # the crop ``total`` lives on
         for i, s in enumerate(self.config.scales):
             f = 2**s
-            moved = map_ if i == 0 else move_map_torch(map_, total)
-            img_s = F.avg_pool2d(image, f) if f > 1 else image
+            c = min(crops[i], (min(H, W) // 2 - m) // m * m) if crops[i] else 0
+            c = max(c, k)
+            if c > k:
+                total = total[..., c - k:total.shape[-2] - (c - k), c - k:total.shape[-1] - (c - k)]
+                k = c
+            whole_s = F.avg_pool2d(image, f) if f > 1 else image
+            mean = mean_gradient(whole_s) if k else None  # the edge normalization of the whole tile
+            img_s = whole_s[..., k // f:(H - k) // f, k // f:(W - k) // f]
+            mp = map_[..., k:H - k, k:W - k]
+            moved = mp if i == 0 else move_map_torch(mp, total)
             map_s = downsample_map(moved, f, self.config.channels)
-            corr_s, _ = self.net(s)(img_s, map_s)
+            corr_s, _ = self.net(s)(img_s, map_s, mean)
             if self.config.smooth_sigma_px > 0:
                 corr_s = smooth_field_at_edges(corr_s, edge_map(map_s), self.config.smooth_sigma_px)
-            corr = resize_field(corr_s, tuple(image.shape[-2:])) if f > 1 else corr_s
+            corr = resize_field(corr_s, tuple(mp.shape[-2:])) if f > 1 else corr_s
             total = corr if i == 0 else compose_fields_torch(total, corr)
             if upto_scale is not None and s == upto_scale:
                 break
+        if k:
+            total = F.pad(total, (k, k, k, k), mode="replicate")
         return total[..., :h, :w]

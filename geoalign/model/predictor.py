@@ -43,7 +43,7 @@ class ChainPredictor:
             return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
         img = np.ascontiguousarray(image, dtype=np.float32)
         with torch_threads(self.threads), torch.inference_mode():
-            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None])
+            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None], crop_context=True)
         return field[0].numpy().astype(np.float32, copy=False)
 
 

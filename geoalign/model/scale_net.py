@@ -219,17 +219,21 @@ class ScaleNet(nn.Module):
         r = self.config.search_px
         return 8 + max(1 + 4 + r, 1 + r + self.edge_window_px)
 
-    def forward(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, map_: torch.Tensor,
+                mean_grad: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean_grad``: the :func:`mean_gradient` the edge image is normalized by (default: the
+        input's own), when the input is a crop of a larger patch."""
         h, w = image.shape[-2:]
         if torch.is_grad_enabled() or max(h, w) <= self.inference_block_px + 2 * self.receptive_radius_px:
-            return self._forward(image, map_)
-        return self._forward_in_blocks(image, map_)
+            return self._forward(image, map_, mean_grad)
+        return self._forward_in_blocks(image, map_, mean_grad)
 
     # Block side without gradients: 256 px (294² with the halo) keeps the cost volumes in cache;
     # a 2408² tile's scale-1 pass takes 3.3-3.4 s with 256-px blocks, 5.0-5.2 s with 448, 5.8 with 640.
     inference_block_px = 256
 
-    def _forward_in_blocks(self, image: torch.Tensor, map_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward_in_blocks(self, image: torch.Tensor, map_: torch.Tensor,
+                           mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The same output, computed in square blocks overlapping by the receptive radius, so memory
         is bounded by the block, not the tile (a 2300×2300 tile takes 14.7 GB in one piece).
         Every operation is local except the edge normalization, whose mean is taken once.
@@ -239,7 +243,7 @@ class ScaleNet(nn.Module):
         on one."""
         h, w = image.shape[-2:]
         halo = self.receptive_radius_px
-        mean = mean_gradient(image)
+        mean = mean_gradient(image) if mean is None else mean
         field = image.new_empty((image.shape[0], 2, h, w))
         logits = image.new_empty((image.shape[0], 1, h, w))
         step_r, step_c = (-(-n // -(-n // self.inference_block_px)) for n in (h, w))  # even blocks

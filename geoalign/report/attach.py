@@ -42,7 +42,7 @@ from geoalign.report.trust import ReportSetup, TrustReport, TrustResult
 
 def new_report(model_dir, buildings_work_px, grid_shape: tuple[int, int], work_transform, *,
                tile_m: float | None = None, low_density_quantile: float = 0.05,
-               trust_gate_px: float | None = None, search_px: int = 40) -> TrustReport:
+               trust_gate_px: float | str | None = None, search_px: int = 40) -> TrustReport:
     """A :class:`TrustReport` for one align run (``model_dir`` None: the shipped model)."""
     return TrustReport(buildings_px=buildings_work_px, grid_shape=grid_shape, work_transform=work_transform,
                        model_dir=model_dir, tile_m=tile_m, low_density_quantile=low_density_quantile,
@@ -114,7 +114,7 @@ class ReportRequest:
     model_dir: str | Path | None = None  # statistics and calibration (None: the shipped model)
     tile_m: float | None = None  # report tile side (None: the learned stage's training patch)
     low_density_quantile: float = 0.05
-    trust_gate_px: float | None = None
+    trust_gate_px: float | str | None = None  # px, or "auto"
     truth_path: str | Path | None = None
     id_field: str | None = None
     search_px: int = 40

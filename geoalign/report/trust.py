@@ -56,6 +56,19 @@ class ClassicalStage:
     learned_map: np.ndarray
 
 
+AUTO_GATE = "auto"  # --trust-gate auto: a building stays where its move is within its expected error
+
+
+def gate_value(gate: float | str | None) -> float | str | None:
+    """``--trust-gate``'s value: None (no gate), ``"auto"``, or a threshold in px (≥ 0)."""
+    if gate is None or gate == AUTO_GATE:
+        return gate
+    value = float(gate)
+    if not value >= 0.0:
+        raise ValueError(f"the trust gate must be 'auto' or a number of pixels >= 0, got {gate!r}")
+    return value
+
+
 @dataclass
 class TrustResult:
     """What :meth:`TrustReport.finish` returns."""
@@ -123,7 +136,7 @@ class ReportSetup:
     model_dir: str | None
     tile_m: float | None
     low_density_quantile: float
-    trust_gate_px: float | None
+    trust_gate_px: float | str | None
     search_px: int
 
     def build(self) -> "TrustReport":
@@ -139,12 +152,13 @@ class TrustReport:
     ``buildings_px``: the buildings' geometries in working-grid pixels (the map the tiler
     rasterizes), in the order their results are wanted. ``work_transform``: the working grid's
     geotransform (for metres and azimuths). ``trust_gate_px``: buildings whose expected error
-    exceeds it, or that lie in low-density tiles, are marked ``gated``.
+    exceeds it, or that lie in low-density tiles, are marked ``gated``; ``"auto"``: buildings
+    whose move is no larger than their expected error, or that lie in low-density tiles.
     """
 
     def __init__(self, *, buildings_px, grid_shape: tuple[int, int], work_transform: Affine,
                  model_dir: str | Path | None = None, tile_m: float | None = None,
-                 low_density_quantile: float = 0.05, trust_gate_px: float | None = None,
+                 low_density_quantile: float = 0.05, trust_gate_px: float | str | None = None,
                  search_px: int = 40, calibration: Calibration | None | bool = None) -> None:
         from geoalign.model.checkpoint import load_model
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -168,7 +182,7 @@ class TrustReport:
         if not 0.0 <= float(low_density_quantile) <= 1.0:
             raise ValueError(f"the low-density quantile must lie in [0, 1], got {low_density_quantile}")
         self.low_density_quantile = float(low_density_quantile)
-        self.trust_gate_px = None if trust_gate_px is None else float(trust_gate_px)
+        self.trust_gate_px = gate_value(trust_gate_px)
         self.search_px = int(search_px)
         self.local = LocalOffsetPredictor(search_px=search_px)
         geoms = np.asarray(buildings_px, dtype=object)
@@ -450,7 +464,10 @@ class TrustReport:
         conf = confidence(expected, low)
         conf[~np.isfinite(expected)] = np.nan
         gated = np.zeros(self.n, bool)
-        if self.trust_gate_px is not None:
+        if self.trust_gate_px == AUTO_GATE:
+            with np.errstate(invalid="ignore"):
+                gated = have & ((self.move_px <= expected) | low)
+        elif self.trust_gate_px is not None:
             gated = have & ((expected > self.trust_gate_px) | low)
         self.seconds += time.perf_counter() - t0
         thresholds = {"low_density_quantile": q,

@@ -93,7 +93,7 @@ def write_json(data: dict, path: Path) -> Path:
 
 
 def plot_expected_error(preview: np.ndarray, tiles: list[dict], scale: float, path: Path, *,
-                        gate_px: float | None = None) -> Path:
+                        gate_px: float | str | None = None) -> Path:
     """The image (``preview``: (3, h, w) uint8, ``scale`` working px per preview px) with each
     tile's expected error in colour (tiles without buildings left clear)."""
     from matplotlib.figure import Figure  # no pyplot: drawn off the main thread, beside align's own writes
@@ -115,7 +115,7 @@ def plot_expected_error(preview: np.ndarray, tiles: list[dict], scale: float, pa
         if t["low_density"]:
             c0, r0, c1, r1 = (v / scale for v in t["bounds_px"])
             ax.plot([c0, c1, c1, c0, c0], [r0, r0, r1, r1, r0], color="cyan", lw=1)
-    ax.set_title("expected alignment error per tile" + (f" (gate {gate_px:g} px)" if gate_px else "")
+    ax.set_title("expected alignment error per tile" + (f" (gate {gate_px:g} px)" if isinstance(gate_px, float) else " (gate auto)" if gate_px else "")
                  + "; cyan: low density")
     ax.set_axis_off()
     with atomic_path(path) as tmp:

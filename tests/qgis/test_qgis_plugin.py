@@ -30,7 +30,8 @@ def test_plugin_loads_registers_its_provider_and_unloads(plugin_dir):
     align = registry.algorithmById("geoalign:align")
     assert align.displayName() == "Align buildings to raster"
     names = [p.name() for p in align.parameterDefinitions()]
-    assert {"INPUT", "BUILDINGS", "METHOD", "MODEL", "TRUST_REPORT", "TRUST_GATE", "OUTPUT"} <= set(names)
+    assert {"INPUT", "BUILDINGS", "METHOD", "MODEL", "TRUST_REPORT", "TRUST_GATE", "TRUST_GATE_AUTO",
+            "OUTPUT"} <= set(names)
     assert registry.algorithmById("geoalign:fetch_buildings").displayName() == "Fetch OSM buildings"
     assert registry.algorithmById("geoalign:fetch_imagery").displayName() == "Fetch imagery"
     from processing.core.ProcessingConfig import ProcessingConfig

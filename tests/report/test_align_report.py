@@ -79,6 +79,10 @@ def test_report_options_without_report_or_on_an_uncalibrated_pipeline_are_one_li
     base = [str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(tmp_path / "o")]
     res = CliRunner().invoke(main, ["align", *base, "--trust-gate", "3"])
     assert res.exit_code != 0 and "needs --report" in res.output and "Traceback" not in res.output
+    for bad in ("-1", "nan", "sometimes"):
+        res = CliRunner().invoke(main, ["align", *base, "--report", "--trust-gate", bad])
+        assert res.exit_code == 2 and "expected 'auto' or a number of pixels >= 0" in res.output
+        assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["align", *base, "--report", "--truth", str(crop / "truth.gpkg")])
     assert res.exit_code != 0 and "--id-field" in res.output
     res = CliRunner().invoke(main, ["align", *base, "--report", "--method", "local"])
@@ -129,3 +133,21 @@ def test_the_report_leaves_the_alignment_as_align_alone_makes_it(crop, tmp_path)
     assert np.abs(a["shift_m"].to_numpy()).max() > 0.5  # the field moved the buildings
     with rasterio.open(plain / "displacement.tif") as fa, rasterio.open(with_report / "displacement.tif") as fb:
         assert np.array_equal(fa.read(), fb.read())
+
+
+def test_the_auto_gate_moves_only_buildings_that_move_further_than_their_expected_error(crop, tmp_path):
+    out = tmp_path / "auto"
+    res = _run([str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(out), "--report", "--trust-gate", "auto"])
+    assert res.exit_code == 0, res.output
+    aligned = gpd.read_file(out / "aligned.geojson")
+    shifted = gpd.read_file(crop / "shifted.gpkg").to_crs(aligned.crs)
+    gated = aligned["gated"].to_numpy(bool)
+    low = aligned["confidence"].to_numpy() < 0.75 / (1 + (aligned["expected_error_px"].to_numpy() / 2.0) ** 2)
+    move_px = np.array([np.hypot(*(shapely.get_coordinates(a) - shapely.get_coordinates(s)).T).mean()
+                        for a, s in zip(aligned.geometry, shifted.geometry)]) / 0.3
+    moving = ~gated & ~aligned["outside_image"].to_numpy(bool)
+    assert moving.sum() >= 3  # the 2 m shift is larger than most buildings' expected error
+    assert (move_px[moving & ~low] > 0.95 * aligned["expected_error_px"].to_numpy()[moving & ~low]).all()
+    for g, s in zip(aligned.geometry[gated], shifted.geometry[gated]):
+        assert g.equals_exact(s, 1e-6)
+    assert json.loads((out / "report/report.json").read_text())["thresholds"]["trust_gate_px"] == "auto"

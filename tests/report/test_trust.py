@@ -114,3 +114,18 @@ def test_trust_gate_marks_buildings_above_the_gate_or_in_low_density_tiles(tiny_
         assert np.allclose(result.confidence[scored][low], 0.5 / (1 + (3.0 / 2.0) ** 2))
     else:
         assert result.gated[scored].mean() == gated_share
+
+
+@pytest.mark.parametrize("expected_px", [1e3, 1e-9])
+def test_the_auto_gate_keeps_in_place_buildings_whose_move_is_within_their_expected_error(tiny_model, city_tile,
+                                                                                          expected_px):
+    report = _report(tiny_model, city_tile, calibration=constant_calibration(expected_px),
+                     trust_gate_px="auto", low_density_quantile=0.0)
+    _feed(report, city_tile)
+    result = report.finish()
+    scored = np.isfinite(result.expected_error_px)
+    moved = report.move_px[scored]
+    assert scored.sum() >= 8 and (moved > 1e-6).sum() >= 4  # the tile's field moves most buildings
+    assert (result.gated[scored] == (moved <= expected_px)).all()
+    assert result.gated[scored].all() if expected_px > 1 else not result.gated[scored][moved > 1e-6].any()
+    assert result.thresholds["trust_gate_px"] == "auto"

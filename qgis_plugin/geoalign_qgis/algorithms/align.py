@@ -57,7 +57,8 @@ class AlignAlgorithm(GeoalignAlgorithm):
                 "group named after the buildings: aligned (green) over the originals (dashed red) and "
                 "the arrows. Trust report: tiles graded by expected error, low-density tiles and tiles "
                 "to review, per-building confidence. Trust gate (px): buildings whose expected error "
-                "exceeds it stay where they were (gated=true).")
+                "exceeds it stay where they were (gated=true); trust gate auto: buildings whose move is "
+                "within their expected error stay.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Imagery"))
@@ -73,6 +74,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
                                                        "expected error exceeds (px)",
                                                        QgsProcessingParameterNumber.Double, optional=True,
                                                        minValue=0.0))
+        self.addParameter(QgsProcessingParameterBoolean("TRUST_GATE_AUTO", "Trust gate auto: leave buildings "
+                                                        "whose move is within their expected error",
+                                                        defaultValue=False))
         for param in (
             QgsProcessingParameterNumber("SEARCH_PX", "Largest displacement searched (px at 0.3 m)",
                                          defaultValue=40, minValue=1),
@@ -93,7 +97,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
         args = []
         if self.parameterAsBool(parameters, "TRUST_REPORT", context):
             args.append("--report")
-        if parameters.get("TRUST_GATE") not in (None, ""):
+        if self.parameterAsBool(parameters, "TRUST_GATE_AUTO", context):
+            args += ["--trust-gate", "auto"]
+        elif parameters.get("TRUST_GATE") not in (None, ""):
             args += ["--trust-gate", repr(self.parameterAsDouble(parameters, "TRUST_GATE", context))]
         for option in args:
             if option.startswith("--") and not info.align_supports(option):
