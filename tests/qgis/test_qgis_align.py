@@ -213,3 +213,14 @@ def test_a_run_that_cannot_be_loaded_says_so_and_adds_nothing(provider, project,
                                 f"project: {out / 'aligned.gpkg'}|layername=aligned: QGIS cannot open this "
                                 "layer.", True)]
     assert project.count() == 0 and project.layerTreeRoot().findGroups() == []
+
+
+def test_the_auto_trust_gate_reaches_the_cli_and_marks_buildings(provider, project, misaligned_austin, tmp_path):
+    if "--report" not in cli("align", "--help").stdout:
+        pytest.skip("this geoalign has no align --report")
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "TRUST_REPORT": True,
+           "TRUST_GATE": 3.0, "TRUST_GATE_AUTO": True, "OUTPUT": str(tmp_path / "auto")}, feedback)
+    assert "--report --trust-gate auto" in feedback.commands[0] and "3.0" not in feedback.commands[0]
+    layers = [layer for layer, _ in group_layers(project, "geoalign: austin_misaligned") if layer.name() == "aligned"]
+    assert layers and "gated" in [f.name() for f in layers[0].fields()]
