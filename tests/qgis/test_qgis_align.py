@@ -224,3 +224,18 @@ def test_the_auto_trust_gate_reaches_the_cli_and_marks_buildings(provider, proje
     assert "--report --trust-gate auto" in feedback.commands[0] and "3.0" not in feedback.commands[0]
     layers = [layer for layer, _ in group_layers(project, "geoalign: austin_misaligned") if layer.name() == "aligned"]
     assert layers and "gated" in [f.name() for f in layers[0].fields()]
+
+
+def test_the_coarse_scale_option_runs_the_picked_pipeline_or_refuses_a_method_without_it(provider, project,
+                                                                                         misaligned_austin, tmp_path):
+    if "--pick-scales" not in cli("align", "--help").stdout:
+        pytest.skip("this geoalign has no align --pick-scales")
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PICK_COARSE": True,
+           "OUTPUT": str(tmp_path / "picked")}, feedback)
+    assert "--pick-scales 3,2,1" in feedback.commands[0]
+    assert (tmp_path / "picked" / "aligned.gpkg").is_file()
+    with pytest.raises(QgsProcessingException) as err:
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "PICK_COARSE": True,
+               "OUTPUT": str(tmp_path / "local")})
+    assert "not with local" in str(err.value) and not (tmp_path / "local").exists()

@@ -81,6 +81,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterNumber("SEARCH_PX", "Largest displacement searched (px at 0.3 m)",
                                          defaultValue=40, minValue=1),
             QgsProcessingParameterBoolean("LOAD", "Load the results as a layer group", defaultValue=True),
+            QgsProcessingParameterBoolean("PICK_COARSE", "Map off by more than ~5 m: also run the network's "
+                                          "coarse scales, kept per building where the image's edges agree "
+                                          "(about 2.4x slower)", defaultValue=False),
         ):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(param)
@@ -126,6 +129,14 @@ class AlignAlgorithm(GeoalignAlgorithm):
         model = self.parameterAsFile(parameters, "MODEL", context)
         if model:
             args += ["--model", model]
+        if self.parameterAsBool(parameters, "PICK_COARSE", context):
+            if method not in ("", "local+learned"):
+                raise QgsProcessingException(f"The coarse-scale option works with the model's pipeline "
+                                             f"(local+learned), not with {method}: choose that method.")
+            if not info.align_supports("--pick-scales"):
+                raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align "
+                                             "--pick-scales`: update it (`pip install -U geoalign`).")
+            args += ["--pick-scales", "3,2,1"]
         args += self._trust_args(info, parameters, context)
 
         self.run_cli(info, args, feedback)
