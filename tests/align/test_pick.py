@@ -87,3 +87,14 @@ def test_align_with_pick_scales_moves_buildings_and_refuses_a_pipeline_without_t
                                     str(tmp_path / "no"), "--method", "local", "--pick-scales", "3,2,1"])
     assert res.exit_code != 0 and "--pick-scales works behind the classical stage" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "no").exists()
+
+
+def test_the_dask_workers_spec_builds_the_same_picked_pipeline():
+    from geoalign.distributed import PredictorSpec
+
+    predictor, name, note = PredictorSpec(None, pick_scales=(3, 2, 1)).resolve()
+    picked = predictor.stages[1]
+    assert name == "local+learned" and "scales 3,2,1 picked by edges" in note
+    assert isinstance(picked, EdgePickedPredictor)
+    assert picked.first.chain.config.scales == (1,) and picked.second.chain.config.scales == (3, 2, 1)
+    assert predictor.context_px == predictor.stages[0].context_px + picked.second.context_px
