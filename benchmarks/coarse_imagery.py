@@ -62,7 +62,7 @@ from geoalign.io.vectors import read_vectors
 from geoalign.io.writers import write_json
 from geoalign.report.attach import ReportRequest
 from geoalign.report.calibration import confidence
-from geoalign.report.trust import AUTO_GATE
+from geoalign.report.trust import AUTO_GATE, gate_value, gated_by
 
 GATE_CHECK_MIN_BUILDINGS = 5  # the gate check runs on the first case with as many buildings, per GSD
 WORSE_BY_PX = 1.0  # a building is made worse when its mean vertex error grows by more than this
@@ -121,20 +121,12 @@ def low_density(expected_px: np.ndarray, conf: np.ndarray) -> np.ndarray:
 
 
 def gated_at(gate: float | str, expected_px: np.ndarray, low: np.ndarray, move_px: np.ndarray) -> np.ndarray:
-    """``--trust-gate gate``: scored buildings above the gate (``"auto"``: whose move is no larger
-    than their expected error) or in low-density tiles."""
-    with np.errstate(invalid="ignore"):
-        over = (move_px <= expected_px) if gate == AUTO_GATE else (expected_px > gate)
-        return np.isfinite(expected_px) & (over | low)
+    """``--trust-gate gate`` (:func:`geoalign.report.trust.gated_by`) among the scored buildings."""
+    return np.isfinite(expected_px) & gated_by(gate, expected_px, low, move_px)
 
 
 def gate_label(gate: float | str) -> str:
     return f"gate {gate}" if gate == AUTO_GATE else f"gate {gate:g}"
-
-
-def parse_gate(text: str) -> float | str:
-    """``--gates`` values: pixels, or ``auto``."""
-    return AUTO_GATE if text == AUTO_GATE else float(text)
 
 
 def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float | str, default_out: gpd.GeoDataFrame,
@@ -178,6 +170,8 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
                      "worse_by_px": WORSE_BY_PX, "psf_sigma_coarse_px": psf_sigma,
                      "regions": {}, "skipped": {}, "gate_check": {}}
     cases: list[dict] = []  # one per region × GSD × amplitude × seed: per-building errors
+    numeric = [gate for gate in gates if gate != AUTO_GATE]
+    checked = numeric[len(numeric) // 2:][:1] + ([AUTO_GATE] if AUTO_GATE in gates else [])
     seconds = {"local": 0.0, "default --report": 0.0}
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
@@ -211,14 +205,12 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
                                 "move_px": _mean(building_errors(dflt, grid, mis, ids)),
                                 "low": low_density(exp, dflt["confidence"].to_numpy(np.float64)[order])}
                         cases.append(case)
-                        numeric = [gate for gate in gates if gate != AUTO_GATE]
-                        checked = numeric[len(numeric) // 2:][:1] + ([AUTO_GATE] if AUTO_GATE in gates else [])
                         for gate in checked:
                             key = f"{g:g} m, {gate_label(gate)}"
                             if key not in results["gate_check"] and len(truth) >= GATE_CHECK_MIN_BUILDINGS:
-                                results["gate_check"][key] = gate_check(
+                                results["gate_check"][key] = gate_check(  # moves in the report's row order
                                     image, src, tmp, default, gate, dflt, grid,
-                                    _mean(building_errors(dflt, grid, mis, list(dflt["bid"]))))
+                                    case["move_px"][dflt["bid"].to_numpy(int)])
                         print(f"{region.name} {g:g} m, {amp:g} px seed {seed}: median input "
                               f"{np.median(np.concatenate(before)):.2f}, local "
                               f"{np.median(np.concatenate(case['local'])):.2f}, default "
@@ -362,7 +354,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0])
     ap.add_argument("--gsds", type=float, nargs="+", default=[0.3, 0.6, 1.0], help="raster GSDs (m)")
-    ap.add_argument("--gates", type=parse_gate, nargs="+", default=[2.0, 4.0, 8.0, AUTO_GATE],
+    ap.add_argument("--gates", type=gate_value, nargs="+", default=[2.0, 4.0, 8.0, AUTO_GATE],
                     help="--trust-gate values (px, or auto)")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
     ap.add_argument("--psf-sigma", type=float, default=0.0,

@@ -54,13 +54,10 @@ def parse_scales(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 def parse_trust_gate(ctx, param, value: str | None) -> float | str | None:
-    """Click callback: "auto" stays "auto", "4" → 4.0 (pixels ≥ 0); None stays None."""
-    if value is None or value.strip().lower() == "auto":
-        return None if value is None else "auto"
+    """Click callback: :func:`geoalign.report.trust.gate_value` ("auto", or pixels ≥ 0)."""
+    from geoalign.report.trust import gate_value
+
     try:
-        number = float(value)
-    except ValueError:
-        raise click.BadParameter(f"expected 'auto' or a number of pixels >= 0, got {value!r}") from None
-    if not (math.isfinite(number) and number >= 0.0):
-        raise click.BadParameter(f"expected 'auto' or a number of pixels >= 0, got {value!r}")
-    return number
+        return gate_value(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None

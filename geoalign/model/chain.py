@@ -130,9 +130,9 @@ class Chain(nn.Module):
         ``crop_context``: each scale runs only where the finer scales still need it (the tile less
         :meth:`crops_px`), so a coarse scale's wide context is not carried through the fine
         scales' full-resolution passes (each scale's edge image keeps the whole tile's
-        normalization); the border the crops leave out takes the nearest computed value. The field is the same as without crops where neither depends on the
-        tile's border: the tile less :attr:`context_px` and twice the reach of the corrections
-        (tested)."""
+        normalization); the border the crops leave out takes the nearest computed value. The
+        field is the same as without crops where neither depends on the tile's border: the tile
+        less :attr:`context_px` and twice the reach of the corrections (tested)."""
         h, w = image.shape[-2:]
         m = 2 ** max(self.config.scales)
         ph, pw = (-h) % m, (-w) % m
@@ -140,13 +140,13 @@ class Chain(nn.Module):
             image = F.pad(image, (0, pw, 0, ph), mode="replicate")
             map_ = F.pad(map_, (0, pw, 0, ph))
         H, W = image.shape[-2:]
-        crops = self.crops_px() if crop_context else [0] * len(self.config.scales)
+        limit = max(0, (min(H, W) // 2 - m) // m * m)  # a small tile keeps a core of at least 2m px
+        crops = [min(c, limit) for c in self.crops_px()] if crop_context else [0] * len(self.config.scales)
         total = torch.zeros(image.shape[0], 2, H, W, dtype=image.dtype, device=image.device)
         k = 0  # the crop ``total`` lives on
         for i, s in enumerate(self.config.scales):
             f = 2**s
-            c = min(crops[i], (min(H, W) // 2 - m) // m * m) if crops[i] else 0
-            c = max(c, k)
+            c = crops[i]  # crops never shrink from one scale to the next
             if c > k:
                 total = total[..., c - k:total.shape[-2] - (c - k), c - k:total.shape[-1] - (c - k)]
                 k = c

@@ -60,13 +60,27 @@ AUTO_GATE = "auto"  # --trust-gate auto: a building stays where its move is with
 
 
 def gate_value(gate: float | str | None) -> float | str | None:
-    """``--trust-gate``'s value: None (no gate), ``"auto"``, or a threshold in px (≥ 0)."""
-    if gate is None or gate == AUTO_GATE:
-        return gate
-    value = float(gate)
-    if not value >= 0.0:
-        raise ValueError(f"the trust gate must be 'auto' or a number of pixels >= 0, got {gate!r}")
+    """``--trust-gate``'s value: None (no gate), ``"auto"`` (any case), or a finite threshold in
+    px (≥ 0, a number or its text); anything else raises ``ValueError``."""
+    if gate is None:
+        return None
+    if isinstance(gate, str) and gate.strip().lower() == AUTO_GATE:
+        return AUTO_GATE
+    try:
+        value = float(gate)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"expected 'auto' or a number of pixels >= 0, got {gate!r}")
     return value
+
+
+def gated_by(gate: float | str, expected_px: np.ndarray, low: np.ndarray, move_px: np.ndarray) -> np.ndarray:
+    """The buildings a trust gate leaves in place (before the "scored" mask): expected error above
+    the gate (``"auto"``: a move no larger than the expected error) or a low-density tile."""
+    with np.errstate(invalid="ignore"):
+        over = (move_px <= expected_px) if gate == AUTO_GATE else (expected_px > gate)
+    return over | low
 
 
 @dataclass
@@ -464,11 +478,8 @@ class TrustReport:
         conf = confidence(expected, low)
         conf[~np.isfinite(expected)] = np.nan
         gated = np.zeros(self.n, bool)
-        if self.trust_gate_px == AUTO_GATE:
-            with np.errstate(invalid="ignore"):
-                gated = have & ((self.move_px <= expected) | low)
-        elif self.trust_gate_px is not None:
-            gated = have & ((expected > self.trust_gate_px) | low)
+        if self.trust_gate_px is not None:
+            gated = have & gated_by(self.trust_gate_px, expected, low, self.move_px)
         self.seconds += time.perf_counter() - t0
         thresholds = {"low_density_quantile": q,
                       "low_density_below_N_S": float(np.quantile(self.scorer.stats.densities, q)),
