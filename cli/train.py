@@ -52,10 +52,15 @@ from cli.options import FiniteFloat, parse_scales, seed_option
                    "(the later rounds cut theirs with its settings) [default: cut with the defaults].")
 @click.option("--init-from", "init_model", type=click.Path(file_okay=False, exists=True), default=None,
               help="Start from this model folder's weights and chain configuration (fine-tuning).")
+@click.option("--per-scale-nets", is_flag=True,
+              help="One network per scale (with --init-from, each starts from the model's shared one), so "
+                   "training some scales leaves the others' networks unchanged.")
+@click.option("--train-scales", default=None, metavar="S,S", callback=parse_scales,
+              help="Draw training pairs only at these scales [default: all of the chain's].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
           pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc,
-          cascade_weight, cascade_dataset, init_model, seed) -> None:
+          cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
@@ -66,7 +71,7 @@ def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_
                   resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
                   learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
-                  command=" ".join(["geoalign", *sys.argv[1:]]))
+                  per_scale_nets=per_scale_nets, train_scales=train_scales, command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return
     for m in card["metrics"]["rounds"]:

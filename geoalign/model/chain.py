@@ -85,6 +85,16 @@ class Chain(nn.Module):
         other.load_state_dict({k: v for k, v in self.state_dict().items() if k in wanted})
         return other.train(self.training)
 
+    def untied(self) -> "Chain":
+        """The same chain with one network per scale, each starting from the shared one's
+        weights: training some scales then leaves the other scales' networks as they are."""
+        if not self.config.shared:
+            return self.copy_with()
+        other = Chain(replace(self.config, shared=False))
+        for s in self.config.scales:
+            other.nets[str(s)].load_state_dict(self.nets["shared"].state_dict())
+        return other.train(self.training)
+
     def fine_stages(self, scales: tuple[int, ...]) -> "Chain":
         """The same chain restricted to some of its scales (e.g. the fine ones behind a classical
         coarse stage); raises ``OptionError`` for a scale it has no network for."""

@@ -27,7 +27,7 @@ from geoalign.dataset import DatasetConfig, SourcePair
 from geoalign.dataset.build import MANIFEST
 from geoalign.dataset.torch_dataset import read_manifest
 from geoalign.errors import OptionError
-from geoalign.model.card import PIPELINES, training_card, write_card
+from geoalign.model.card import PIPELINES, read_card, training_card, write_card
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import check_model_dir_writable, load_model, save_model
 from geoalign.model.threads import torch_threads
@@ -56,6 +56,7 @@ def train_model(
     align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
     smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
+    per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None,
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
@@ -66,7 +67,9 @@ def train_model(
     classical stage's residual, :mod:`geoalign.dataset.cascade`) join every round's mixture, cut
     from that round's maps (``cascade_dataset``: those of D0, already built by ``geoalign dataset
     build --cascade``, whose settings the later rounds reuse); ``init_model``: a model folder whose
-    weights (and chain configuration) training starts from."""
+    weights (and chain configuration) training starts from; ``per_scale_nets``: one network per
+    scale (a shared one of ``init_model`` is copied to every scale); ``train_scales``: only pairs
+    at these scales are drawn, so with per-scale networks only theirs train (None: all)."""
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -77,7 +80,24 @@ def train_model(
                       resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
                       align_pipeline=align_pipeline, learned_scales=learned_scales,
                       smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
-                      cascade_dataset=cascade_dataset, init_model=init_model)
+                      cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
+                      train_scales=tuple(train_scales or ()))
+
+
+def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_scale_nets: bool,
+                  train_scales: tuple[int, ...]) -> Chain:
+    """The chain training starts from: ``init_model``'s weights without its smoothing layer, or
+    fresh ones; untied into one network per scale with ``per_scale_nets``."""
+    if init_model is not None:
+        chain = load_model(init_model)[0].copy_with(smooth_sigma_px=0.0).train()
+    else:
+        chain = Chain(replace(chain_config, shared=chain_config.shared and not per_scale_nets))
+    if per_scale_nets:
+        chain = chain.untied()
+    unknown = sorted(set(train_scales) - set(chain.config.scales))
+    if unknown:
+        raise OptionError(f"train scales {unknown} are not scales of the chain {list(chain.config.scales)}")
+    return chain
 
 
 def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: tuple[int, ...],
@@ -96,7 +116,8 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model) -> dict:
+           learned_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model, per_scale_nets,
+           train_scales) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -104,12 +125,9 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     sources, dcfg = dataset_sources(dataset_dir)
     cascade = cascade_sets(dcfg, cascade_weight, tuple(learned_scales or (1,)), cascade_dataset)
     torch.manual_seed(seed)
-    if init_model is not None:  # training goes on from these weights, without the smoothing layer
-        chain = load_model(init_model)[0].copy_with(smooth_sigma_px=0.0).train()
-    else:
-        chain = Chain(chain_config)
+    chain = initial_chain(chain_config, init_model, per_scale_nets, train_scales)
     start = time.perf_counter()
-    base = TrainConfig(batch_size=batch_size, seed=seed, threads=threads)
+    base = TrainConfig(batch_size=batch_size, seed=seed, threads=threads, train_scales=train_scales)
     extra: list[TrainSet] = []
     pre_hist: list[dict] = []
     if pretrain_steps > 0:
@@ -147,6 +165,9 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "cascade": None if cascade is None else {"weight": cascade.weight,
                                                            "dataset_config": cascade.config.to_json()},
                   "init_model": None if init_model is None else str(init_model),
+                  "init_model_training_command": read_card(init_model).get("training_command")
+                  if init_model is not None else None,
+                  "train_scales": list(train_scales) or list(chain.config.scales),
                   "wall_s_this_invocation": time.perf_counter() - start},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],
                   "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},

@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     augment: bool = True
+    train_scales: tuple[int, ...] = ()  # scales whose pairs are drawn (their networks train); (): all
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -171,13 +172,14 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
         per_scale = {}
         for s in (scales if not chain.config.shared else sorted(avail)):
             ds = PairDataset(ts.root, s, "train")
-            if len(ds):
+            if len(ds) and (not config.train_scales or s in config.train_scales):
                 per_scale[s] = ds
         if per_scale:
             sets.append((ts, per_scale))
             weights.append(ts.weight)
     if not sets:
-        raise EmptyInputError("no training pairs in the given datasets: build one with `geoalign dataset build`.")
+        at = f" at scales {list(config.train_scales)}" if config.train_scales else ""
+        raise EmptyInputError(f"no training pairs{at} in the given datasets: build one with `geoalign dataset build`.")
     weights = np.asarray(weights, float) / np.sum(weights)
     val_root = Path(val_root) if val_root is not None else Path(train_sets[0].root)
     val_sets = {s: PairDataset(val_root, s, "val") for s in (int(k) for k in read_manifest(val_root)["counts"])}

@@ -27,6 +27,41 @@ def test_train_cli_writes_a_loadable_model_and_card(austin, tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def test_fine_tune_with_per_scale_nets_trains_only_the_given_scales(austin, tmp_path):
+    """--init-from a shared chain, --per-scale-nets --train-scales 1: scale 1's network moves,
+    the others keep the shared weights it started from, and the card says which scales trained."""
+    import torch
+
+    from geoalign.model.checkpoint import load_model
+
+    ds = tmp_path / "ds"
+    build_dataset([SourcePair(austin["image"], austin["buildings"])], ds,
+                  DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25),
+                  progress=False)
+    common = ["-q", "train", str(ds), "--rounds", "1", "--steps", "3", "--batch-size", "2"]
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "base"), "--pretrain-steps", "0",
+                                             "--work-dir", str(tmp_path / "w0")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "ft"), "--pretrain-steps", "0", "--init-from",
+                                             str(tmp_path / "base"), "--per-scale-nets", "--train-scales", "1",
+                                             "--work-dir", str(tmp_path / "w1")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    base, ft = load_model(tmp_path / "base")[0], load_model(tmp_path / "ft")[0]
+    assert base.config.shared and not ft.config.shared and set(ft.nets) == {"3", "2", "1", "0"}
+    shared = base.net(0).state_dict()
+    for s in (3, 2, 0):
+        assert all(torch.equal(v, shared[k]) for k, v in ft.net(s).state_dict().items())
+    moved = max(float((v - shared[k]).abs().max()) for k, v in ft.net(1).state_dict().items()
+                if v.is_floating_point())
+    assert moved > 1e-4
+    card = json.loads((tmp_path / "ft" / "model_card.json").read_text())
+    assert card["training"]["train_scales"] == [1] and not card["shared_weights"]
+    assert card["training"]["init_model_training_command"].startswith("geoalign ")
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "x"), "--train-scales", "5",
+                                             "--init-from", str(tmp_path / "base")])
+    assert res.exit_code != 0 and "not scales of the chain" in res.output and "Traceback" not in res.output
+
+
 def test_train_cli_missing_dataset_is_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(main, ["train", str(tmp_path / "empty"), "-o", str(tmp_path / "m")])

@@ -199,6 +199,21 @@ def test_fine_stages_runs_only_the_chosen_scales_with_the_same_weights():
         unshared.fine_stages((3, 0))
 
 
+def test_untied_chain_gives_the_shared_chains_field_with_one_net_per_scale():
+    torch.manual_seed(0)
+    chain = Chain(TINY).eval()
+    torch.nn.init.normal_(chain.net(0).head[-1].weight, std=0.1)
+    image, map_ = torch.rand(1, 3, 32, 32), (torch.rand(1, 3, 32, 32) > 0.8).float()
+    untied = chain.untied()
+    assert not untied.config.shared and set(untied.nets) == {"2", "1", "0"} and not untied.training
+    assert untied.net(1) is not untied.net(0)
+    with torch.no_grad():
+        field = chain(image, map_)
+        assert field.abs().max() > 0.01 and torch.equal(untied(image, map_), field)
+        untied.net(2).head[-1].weight.add_(0.05)  # one scale's net changes, the shared chain's do not
+        assert torch.equal(chain.untied()(image, map_), field)
+
+
 def test_combination_uses_the_cards_learned_scales(tmp_path):
     from geoalign.align import resolve_predictor
     from geoalign.model.card import read_card, write_card
