@@ -181,7 +181,8 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
 
 PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: the default and scales 3, 2, 1, picked by edges
 PICK_SCALES = (3, 2, 1)
-LEARNED_METHODS = ("learned", "local+learned", PICKED)
+PASSES = {"learned2": 2, "learned3": 3}  # align --method learned --passes N
+LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES)
 
 
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
@@ -207,8 +208,9 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
         try:
             pick = PICK_SCALES if m == PICKED else None
-            predictors[label] = resolve_predictor("local+learned" if pick else m, model_dir,
-                                                  learned_scales=learned_scales, pick_scales=pick)[0]
+            method = "local+learned" if pick else "learned" if m in PASSES else m
+            predictors[label] = resolve_predictor(method, model_dir, learned_scales=learned_scales,
+                                                  pick_scales=pick, passes=PASSES.get(m, 1))[0]
         except Exception as err:  # e.g. the model package does not load
             results["skipped"][label] = str(err).splitlines()[0]
     results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}
@@ -232,7 +234,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                     for m, pred in predictors.items():
                         t0 = time.perf_counter()
                         res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
-                                           method=m.split("@")[0], show_progress=False)
+                                           method=pred.name, show_progress=False)
                         seconds[m] += time.perf_counter() - t0
                         out = read_vectors(res.paths["gpkg"])
                         got = grid.to_pixels(np.asarray(out.geometry.values, dtype=object))

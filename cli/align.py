@@ -31,6 +31,9 @@ from geoalign.errors import OptionError
               help="A second learned proposal behind the classical stage, the chain at these scales "
                    "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "
                    "image edges. For maps off by more than ~5 m; ~2.5x slower (docs/model.md).")
+@click.option("--passes", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Run the learned chain this many times, each pass on the map the passes before moved "
+                   "(--method learned; for maps off by more than ~3 m; docs/model.md).")
 @click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")
@@ -59,8 +62,8 @@ from geoalign.errors import OptionError
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Reference buildings: the report adds each tile's actual error_px (needs --id-field).")
 @click.option("--id-field", default=None, help="Field matching BUILDINGS to --truth.")
-def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, pick_scales, tile_px, layer,
-          workers, scheduler, rasters, with_report, tile_m, low_density_quantile, trust_gate_px, truth_path,
+def align(image, buildings, out_dir, model_dir, method, search_px, learned_scales, pick_scales, passes, tile_px,
+          layer, workers, scheduler, rasters, with_report, tile_m, low_density_quantile, trust_gate_px, truth_path,
           id_field) -> None:
     """Move every building vertex of BUILDINGS onto IMAGE by a predicted displacement field."""
     from geoalign.report.attach import ReportRequest
@@ -87,13 +90,14 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
                            search_px) if with_report else None
     if not distributed:
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
-                                                  learned_scales=learned_scales, pick_scales=pick_scales)
+                                                  learned_scales=learned_scales, pick_scales=pick_scales,
+                                                  passes=passes)
         result = align_raster(image, buildings, out_dir, predictor, method=name, note=note,
                               tile_px=tile_px, layer=layer, report=report)
     else:  # tiles on a Dask cluster and/or several rasters (geoalign.distributed)
         from geoalign.distributed import PredictorSpec, align_distributed, align_rasters
 
-        spec = PredictorSpec(method, model_dir, search_px, learned_scales, pick_scales)
+        spec = PredictorSpec(method, model_dir, search_px, learned_scales, pick_scales, passes)
         if rasters is not None:
             result = align_rasters(rasters, buildings, out_dir, spec, workers=workers, scheduler=scheduler,
                                    tile_px=tile_px, layer=layer, report=report)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from geoalign.baselines import BEST_CLASSICAL, METHODS, classical_predictor
 from geoalign.errors import OptionError
-from geoalign.inference.compose import behind_local
+from geoalign.inference.compose import ComposedPredictor, behind_local
 
 ALL_METHODS = (*METHODS, "learned", "local+learned")
 
@@ -44,6 +44,10 @@ def _pick_note(pick_scales: tuple[int, ...] | None) -> str:
     return f", scales {','.join(str(s) for s in pick_scales)} picked by edges" if pick_scales else ""
 
 
+def _passes_note(passes: int) -> str:
+    return f", {passes} passes" if passes > 1 else ""
+
+
 def working_gsd_m() -> float | None:
     """The shipped model's GSD: every method, classical or learned, works on that grid, so they
     all search the same ground distance on the same problem (a 7.5 cm raster is resampled to it,
@@ -57,12 +61,17 @@ def working_gsd_m() -> float | None:
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
                       search_px: int = 40, learned_scales: tuple[int, ...] | None = None,
-                      pick_scales: tuple[int, ...] | None = None):
+                      pick_scales: tuple[int, ...] | None = None, passes: int = 1):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: all for ``learned``, the model card's for
     ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
     at these scales, taken building by building where it puts the outline on stronger image
-    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only)."""
+    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only); ``passes``: the chain alone
+    runs this many times, each pass on the map the passes before it moved (``learned`` only: one
+    pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
+    16 px misalignment in place)."""
+    if passes < 1:
+        raise OptionError(f"passes must be at least 1, got {passes}")
     if method is None:
         from geoalign.model.card import read_card
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -72,18 +81,24 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
             pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
             predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
-                                                   learned_scales=learned_scales, pick_scales=pick_scales)
+                                                   learned_scales=learned_scales, pick_scales=pick_scales,
+                                                   passes=passes)
             note = "shipped default model" if model_dir is None else f"model card of {model_dir}"
-            return predictor, name, note + _pick_note(pick_scales)
-        predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px)
+            return predictor, name, note + _pick_note(pick_scales) + _passes_note(passes)
+        predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px, passes=passes)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if pick_scales and method != "local+learned":
         raise OptionError(f"--pick-scales works behind the classical stage (local+learned), not with {method}; "
                           "run without --method (the default pipeline) or with --method local+learned.")
+    if passes > 1 and method != "learned":
+        raise OptionError(f"--passes repeats the learned chain alone (--method learned), not {method}.")
     if method in METHODS:
         return classical_predictor(method, search_px=search_px, gsd_m=working_gsd_m()), method, ""
     if method == "learned":
-        return _learned(model_dir, scales=learned_scales), "learned", ""
+        chain = _learned(model_dir, scales=learned_scales)
+        if passes == 1:
+            return chain, "learned", ""
+        return ComposedPredictor([chain] * passes, name="learned"), "learned", _passes_note(passes).lstrip(", ")
     if method == "local+learned":
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
                                      pick_scales=pick_scales),

@@ -33,13 +33,15 @@ class PredictorSpec:
     search_px: int = 40
     learned_scales: tuple[int, ...] | None = None
     pick_scales: tuple[int, ...] | None = None
+    passes: int = 1
 
     def resolve(self):
         """(predictor, method name, note), as ``geoalign align`` resolves them."""
         from geoalign.align.resolve import resolve_predictor
 
         return resolve_predictor(self.method, self.model_dir, search_px=self.search_px,
-                                 learned_scales=self.learned_scales, pick_scales=self.pick_scales)
+                                 learned_scales=self.learned_scales, pick_scales=self.pick_scales,
+                                 passes=self.passes)
 
 
 @dataclass(frozen=True)
