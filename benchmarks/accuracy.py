@@ -181,7 +181,7 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
 
 PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: the default and scales 3, 2, 1, picked by edges
 PICK_SCALES = (3, 2, 1)
-PASSES = {"learned2": 2, "learned3": 3}  # align --method learned --passes N
+PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
 LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES)
 
 

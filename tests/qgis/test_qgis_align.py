@@ -239,3 +239,17 @@ def test_the_coarse_scale_option_runs_the_picked_pipeline_or_refuses_a_method_wi
         align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "PICK_COARSE": True,
                "OUTPUT": str(tmp_path / "local")})
     assert "not with local" in str(err.value) and not (tmp_path / "local").exists()
+
+
+def test_passes_run_the_network_again_or_refuse_a_method_without_it(provider, project, misaligned_austin, tmp_path):
+    if "--passes" not in cli("align", "--help").stdout:
+        pytest.skip("this geoalign has no align --passes")
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 2, "PASSES": 2,
+           "OUTPUT": str(tmp_path / "twice")}, feedback)
+    assert "--method learned" in feedback.commands[0] and "--passes 2" in feedback.commands[0]
+    assert (tmp_path / "twice" / "aligned.gpkg").is_file()
+    with pytest.raises(QgsProcessingException) as err:
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PASSES": 2,
+               "OUTPUT": str(tmp_path / "default")})
+    assert "not the model pipeline" in str(err.value) and not (tmp_path / "default").exists()

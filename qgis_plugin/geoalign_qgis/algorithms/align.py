@@ -84,6 +84,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterBoolean("PICK_COARSE", "Map off by more than ~5 m: also run the network's "
                                           "coarse scales, kept per building where the image's edges agree "
                                           "(about 2.4x slower)", defaultValue=False),
+            QgsProcessingParameterNumber("PASSES", "Passes of the network (method learned; each pass "
+                                         "corrects what the passes before left)", defaultValue=1, minValue=1,
+                                         maxValue=8),
         ):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(param)
@@ -137,6 +140,15 @@ class AlignAlgorithm(GeoalignAlgorithm):
                 raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align "
                                              "--pick-scales`: update it (`pip install -U geoalign`).")
             args += ["--pick-scales", "3,2,1"]
+        passes = self.parameterAsInt(parameters, "PASSES", context)
+        if passes > 1:
+            if method != "learned":
+                raise QgsProcessingException(f"Passes repeat the network alone (method learned), not "
+                                             f"{method or 'the model pipeline'}: choose that method.")
+            if not info.align_supports("--passes"):
+                raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align "
+                                             "--passes`: update it (`pip install -U geoalign`).")
+            args += ["--passes", str(passes)]
         args += self._trust_args(info, parameters, context)
 
         self.run_cli(info, args, feedback)
