@@ -100,6 +100,13 @@ def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_
     return chain
 
 
+def steps_seconds(pre_hist: list[dict], round_metrics: list[dict]) -> float:
+    """Seconds spent in training steps, pre-training and every round, over all invocations of a
+    resumed run (each stage's history carries its own clock across resumes)."""
+    stages = [pre_hist[-1] if pre_hist else {}] + [m.get("val", {}) for m in round_metrics]
+    return float(sum(h.get("time_s", 0.0) for h in stages))
+
+
 def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: tuple[int, ...],
                  cascade_dataset: str | Path | None) -> CascadeSets | None:
     """What ``cascade_weight`` and ``cascade_dataset`` of :func:`train_model` ask for."""
@@ -168,7 +175,8 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "init_model_training_command": read_card(init_model).get("training_command")
                   if init_model is not None else None,
                   "train_scales": list(train_scales) or list(chain.config.scales),
-                  "wall_s_this_invocation": time.perf_counter() - start},
+                  "wall_s_this_invocation": time.perf_counter() - start,
+                  "train_steps_s_total": steps_seconds(pre_hist, round_metrics)},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],
                   "east_strip_fraction_of_each_train_source": dcfg.holdout_fraction},
         metrics={"pretrain_last": pre_hist[-1] if pre_hist else None,

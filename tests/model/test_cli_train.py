@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from cli.main import main
@@ -22,6 +24,8 @@ def test_train_cli_writes_a_loadable_model_and_card(austin, tmp_path):
     assert res.exit_code == 0, res.output
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["gsd_m"] == 1.2 and card["parameters"] > 0 and len(card["metrics"]["rounds"]) == 1
+    pre, round0 = card["metrics"]["pretrain_last"]["time_s"], card["metrics"]["rounds"][0]["val"]["time_s"]
+    assert card["training"]["train_steps_s_total"] == pytest.approx(pre + round0) and pre > 0 and round0 > 0
     assert load_predictor(tmp_path / "model").gsd_m == 1.2
     res = CliRunner().invoke(main, args + ["--resume"], catch_exceptions=False)  # finished stages are skipped
     assert res.exit_code == 0, res.output
