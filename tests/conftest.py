@@ -23,3 +23,26 @@ def austin() -> dict[str, Path]:
 def kampala() -> dict[str, Path]:
     d = SAMPLE / "kampala_oam_osm"
     return {"image": d / "kampala_z21_suburb_rgb.tif", "buildings": d / "labels_osm.geojson"}
+
+
+@pytest.fixture(scope="session")
+def crop_raster():
+    """``crop(src_path, window, dst_path, untiled=False)`` writes a window of a raster as a
+    GeoTIFF of its own and returns (bounds, pixel data, profile)."""
+    import rasterio
+    from rasterio.windows import bounds as window_bounds
+
+    def crop(src_path, window, dst_path, *, untiled: bool = False):
+        with rasterio.open(src_path) as src:
+            profile = {**src.profile, "width": int(window.width), "height": int(window.height),
+                       "transform": src.window_transform(window)}
+            if untiled:
+                profile.pop("blockxsize", None), profile.pop("blockysize", None)
+                profile["tiled"] = False
+            data = src.read(window=window)
+            bounds = window_bounds(window, src.transform)
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(data)
+        return bounds, data, profile
+
+    return crop

@@ -36,21 +36,14 @@ ORIGIN = (616830.0, 3344670.0)  # its north-west corner, EPSG:26914
 
 
 @pytest.fixture(scope="module")
-def crop(austin, tmp_path_factory) -> dict:
+def crop(austin, tmp_path_factory, crop_raster) -> dict:
     """A 96×96 px crop of the Austin sample and the buildings that touch it."""
     folder = tmp_path_factory.mktemp("fuzz")
     with rasterio.open(austin["image"]) as src:
         col, row = ~src.transform * ORIGIN
-        window = Window(int(col), int(row), CROP_PX, CROP_PX)
-        profile = {**src.profile, "width": CROP_PX, "height": CROP_PX,
-                   "transform": src.window_transform(window)}
-        profile.pop("blockxsize", None), profile.pop("blockysize", None)
-        profile["tiled"] = False
-        data = src.read(window=window)
-        bounds = rasterio.windows.bounds(window, src.transform)
     image = folder / "crop.tif"
-    with rasterio.open(image, "w", **profile) as dst:
-        dst.write(data)
+    bounds, data, profile = crop_raster(austin["image"], Window(int(col), int(row), CROP_PX, CROP_PX), image,
+                                        untiled=True)
     gdf = gpd.read_file(austin["buildings"])
     gdf = gdf[gdf.intersects(shapely.box(*bounds))]
     buildings = folder / "crop.gpkg"
