@@ -90,10 +90,10 @@ def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_
     fresh ones; untied into one network per scale with ``per_scale_nets``."""
     if init_model is not None:
         chain = load_model(init_model)[0].copy_with(smooth_sigma_px=0.0).train()
+        if per_scale_nets:
+            chain = chain.untied()
     else:
         chain = Chain(replace(chain_config, shared=chain_config.shared and not per_scale_nets))
-    if per_scale_nets:
-        chain = chain.untied()
     unknown = sorted(set(train_scales) - set(chain.config.scales))
     if unknown:
         raise OptionError(f"train scales {unknown} are not scales of the chain {list(chain.config.scales)}")

@@ -171,8 +171,10 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
         avail = set(int(s) for s in read_manifest(ts.root)["counts"])
         per_scale = {}
         for s in (scales if not chain.config.shared else sorted(avail)):
+            if config.train_scales and s not in config.train_scales:
+                continue  # not drawn: its pairs are never opened
             ds = PairDataset(ts.root, s, "train")
-            if len(ds) and (not config.train_scales or s in config.train_scales):
+            if len(ds):
                 per_scale[s] = ds
         if per_scale:
             sets.append((ts, per_scale))

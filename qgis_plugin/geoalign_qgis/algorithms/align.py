@@ -24,6 +24,13 @@ METHODS = (("", "Model's pipeline (default: local+learned)"), ("local+learned", 
 VECTOR_FORMATS = ["gpkg", "geojson", "shp"]
 
 
+def require_align_option(info, option: str, otherwise: str = "") -> None:
+    """Stop with one line when the geoalign found has no ``align option`` (an older version)."""
+    if not info.align_supports(option):
+        raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align {option}`: "
+                                     f"update it (`pip install -U geoalign`){otherwise}.")
+
+
 def raster_file(layer) -> str:
     """The file behind a raster layer; geoalign reads files, so other providers need an export."""
     if layer.providerType() == "gdal":
@@ -108,10 +115,8 @@ class AlignAlgorithm(GeoalignAlgorithm):
         elif parameters.get("TRUST_GATE") not in (None, ""):
             args += ["--trust-gate", repr(self.parameterAsDouble(parameters, "TRUST_GATE", context))]
         for option in args:
-            if option.startswith("--") and not info.align_supports(option):
-                raise QgsProcessingException(
-                    f"geoalign {info.version_text} at {info.path} has no `align {option}`: update it "
-                    "(`pip install -U geoalign`) or leave the trust options off.")
+            if option.startswith("--"):
+                require_align_option(info, option, " or leave the trust options off")
         return args
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API
@@ -136,18 +141,14 @@ class AlignAlgorithm(GeoalignAlgorithm):
             if method not in ("", "local+learned"):
                 raise QgsProcessingException(f"The coarse-scale option works with the model's pipeline "
                                              f"(local+learned), not with {method}: choose that method.")
-            if not info.align_supports("--pick-scales"):
-                raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align "
-                                             "--pick-scales`: update it (`pip install -U geoalign`).")
+            require_align_option(info, "--pick-scales")
             args += ["--pick-scales", "3,2,1"]
         passes = self.parameterAsInt(parameters, "PASSES", context)
         if passes > 1:
             if method != "learned":
                 raise QgsProcessingException(f"Passes repeat the network alone (method learned), not "
                                              f"{method or 'the model pipeline'}: choose that method.")
-            if not info.align_supports("--passes"):
-                raise QgsProcessingException(f"geoalign {info.version_text} at {info.path} has no `align "
-                                             "--passes`: update it (`pip install -U geoalign`).")
+            require_align_option(info, "--passes")
             args += ["--passes", str(passes)]
         args += self._trust_args(info, parameters, context)
 
