@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from geoalign.dataset import PairDataset
 from geoalign.model.scale_net import cost_volume, edge_image, edge_map

@@ -84,12 +84,16 @@ def main() -> None:
                     help="run only these scales of the pretrained chain (e.g. 2 1 0: its range still "
                          "covers σ = 4 px noise, without the coarsest scale's ~1 px prediction noise)")
     ap.add_argument("--realign-with", choices=REALIGN_WITH, default="learned")
+    ap.add_argument("--realign-smooth-px", type=float, default=0.0,
+                    help="average the realigning field over neighbouring buildings within this many px "
+                         "(geoalign train --realign-smooth-px; 0: off)")
     ap.add_argument("--learned-scales", type=int, nargs="+", default=[1],
                     help="scales of the chain behind the classical stage (with --realign-with local+learned)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.work_dir is None:  # finished rounds are resumed: one folder per setting
-        args.work_dir = ROOT / "runs" / f"self_denoising_{args.steps}_{args.realign_with.replace('+', '_')}"
+        smooth = f"_smooth{args.realign_smooth_px:g}" if args.realign_smooth_px > 0 else ""
+        args.work_dir = ROOT / "runs" / f"self_denoising_{args.steps}_{args.realign_with.replace('+', '_')}{smooth}"
     args.work_dir.mkdir(parents=True, exist_ok=True)
     image, truth = AUSTIN / "austin1_crop_nw_rgb.tif", AUSTIN / "austin1_crop_nw_buildings.geojson"
     noisy = noisy_buildings(image, truth, args.work_dir / "noisy_d0.geojson", args.sigma, seed=1)
@@ -105,7 +109,8 @@ def main() -> None:
     _, metrics = realign_rounds([SourcePair(image, noisy, "train")], args.work_dir / "rounds", rounds=args.rounds,
                                 dataset_config=dcfg, train_config=TrainConfig(steps=args.steps, val_every=100),
                                 chain=chain, truth=[truth], resume=True, progress=False,
-                                realign_with=args.realign_with, learned_scales=tuple(args.learned_scales))
+                                realign_with=args.realign_with, learned_scales=tuple(args.learned_scales),
+                                realign_smooth_px=args.realign_smooth_px)
     rows = [{"round": m["round"], "d0_median_error_px": m["d0_median_error_px"],
              "realigned_median_error_px": m["realigned_median_error_px"],
              "realigned_rms_error_px": m["realigned_rms_error_px"]} for m in metrics]
@@ -114,7 +119,8 @@ def main() -> None:
               "pretrained": str(args.pretrained) if args.pretrained else None,
               "floor_median_px": args.sigma / 2, "final_median_px": rows[-1]["realigned_median_error_px"],
               "meets_floor": rows[-1]["realigned_median_error_px"] <= args.sigma / 2,
-              "wall_s": time.perf_counter() - t0, "realign_with": metrics[-1].get("realign_with", "learned")}
+              "wall_s": time.perf_counter() - t0, "realign_with": metrics[-1].get("realign_with", "learned"),
+              "realign_smooth_px": args.realign_smooth_px}
     if args.realign_with != "learned":
         result["classical_stage_alone_median_px"] = classical_alone(image, noisy, truth, args.work_dir)
     RESULTS.mkdir(parents=True, exist_ok=True)

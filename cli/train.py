@@ -20,6 +20,9 @@ from cli.options import FiniteFloat, parse_scales, seed_option
               show_default=True,
               help="What realigns the maps between rounds: the round's chain alone (the paper's "
                    "method) or align's default pipeline (classical local offsets, then the chain's scale 1).")
+@click.option("--realign-smooth-px", default=0.0, show_default=True, type=FiniteFloat(0),
+              help="Average the realigning field over neighbouring buildings within this many pixels (for "
+                   "label noise smooth across a map source: a georeferencing offset or drift; 0: off).")
 @click.option("--align-pipeline", type=click.Choice(["learned", "local+learned"]), default="local+learned",
               show_default=True,
               help="The pipeline `geoalign align` runs with this model (recorded on the model card).")
@@ -58,9 +61,9 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--train-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Draw training pairs only at these scales [default: all of the chain's].")
 @seed_option
-def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_scales, smooth_sigma_px, steps,
-          pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir, resume, nproc,
-          cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales, seed) -> None:
+def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, align_pipeline, learned_scales,
+          smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir,
+          resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
@@ -71,7 +74,8 @@ def train(dataset_dir, model_dir, rounds, realign_with, align_pipeline, learned_
                   resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
                   learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
-                  per_scale_nets=per_scale_nets, train_scales=train_scales, command=" ".join(["geoalign", *sys.argv[1:]]))
+                  per_scale_nets=per_scale_nets, train_scales=train_scales,
+                  realign_smooth_px=realign_smooth_px, command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return
     for m in card["metrics"]["rounds"]:

@@ -17,6 +17,8 @@ field is the first proposal's.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -52,34 +54,55 @@ def building_scores(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, label
     return sums / np.maximum(counts, 1)
 
 
-def pick_weight(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, first: np.ndarray, second: np.ndarray,
-                channels: tuple[str, ...], blend_sigma_px: float) -> tuple[np.ndarray, float]:
-    """(weight (H,W) in [0, 1] of the second proposal, share of buildings that pick it)."""
+def pick_weights(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposals: Sequence[np.ndarray],
+                 channels: tuple[str, ...], blend_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (K-1, H, W) in [0, 1] of proposals 2..K, share of the buildings that pick each of
+    proposals 1..K). A building picks the proposal with the highest edge score, the earliest one
+    on a tie; one with fewer than ``MIN_EDGE_PIXELS`` edge pixels keeps the first."""
     import torch
 
     from geoalign.model.warp import gaussian_blur_torch
 
+    k = len(proposals)
+    shape = map_.shape[-2:]
     fill = map_[channels.index("fill")] > 0.5
     edges = (map_[channels.index("edges")] > 0.5) if "edges" in channels else (
         fill & ~ndimage.binary_erosion(fill))
     labels, n = ndimage.label(fill | edges, structure=np.ones((3, 3), bool))
+    none = np.zeros((k - 1, *shape), np.float32)
     if n == 0:
-        return np.zeros(map_.shape[-2:], np.float32), 0.0
+        return none, np.eye(k)[0]
     rows, cols = np.nonzero(edges)
     own = labels[rows, cols]
     magnitude = edge_magnitude(image, np.asarray(valid, bool))
-    score_first = building_scores(first, rows, cols, own, n, magnitude)
-    score_second = building_scores(second, rows, cols, own, n, magnitude)
+    scores = np.stack([building_scores(f, rows, cols, own, n, magnitude) for f in proposals])
     counts = np.bincount(own, minlength=n + 1)
-    picks = (score_second > score_first) & (counts >= MIN_EDGE_PIXELS)
-    picks[0] = False
+    picks = np.where(counts >= MIN_EDGE_PIXELS, np.argmax(scores, axis=0), 0)[1:]
+    shares = np.bincount(picks, minlength=k) / n
     if not picks.any():
-        return np.zeros(map_.shape[-2:], np.float32), 0.0
-    planes = np.stack([picks[labels], labels > 0]).astype(np.float32)
+        return none, shares
+    chosen = np.concatenate([[0], picks])[labels]
+    planes = np.stack([*(chosen == i for i in range(1, k)), labels > 0]).astype(np.float32)
     with torch.inference_mode():
-        chosen, around = gaussian_blur_torch(torch.from_numpy(planes)[None], blend_sigma_px)[0].numpy()
-    weight = np.where(around > 1e-3, chosen / np.maximum(around, 1e-3), 0.0).astype(np.float32)
-    return np.clip(weight, 0.0, 1.0), float(picks[1:].mean())
+        blurred = gaussian_blur_torch(torch.from_numpy(planes)[None], blend_sigma_px)[0].numpy()
+    around = blurred[-1]
+    weights = np.where(around > 1e-3, blurred[:-1] / np.maximum(around, 1e-3), 0.0).astype(np.float32)
+    return np.clip(weights, 0.0, 1.0), shares
+
+
+def picked_field(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposals: Sequence[np.ndarray],
+                 channels: tuple[str, ...], blend_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the proposals blended by their buildings' picks (:func:`pick_weights`) over the first,
+    share of the buildings that pick each)."""
+    first = np.asarray(proposals[0], np.float32)
+    if not np.any(map_):
+        return first, np.eye(len(proposals))[0]
+    visible = np.multiply(map_, np.asarray(valid, bool)[None], dtype=np.float32)
+    weights, shares = pick_weights(image, valid, visible, proposals, channels, blend_sigma_px)
+    field = first.copy()
+    for weight, other in zip(weights, proposals[1:]):
+        field += weight[None] * (other - first)
+    return field, shares
 
 
 class EdgePickedPredictor:
@@ -103,10 +126,6 @@ class EdgePickedPredictor:
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         a, b = (within_own_context(stage, image, valid, map_, self.context_px - int(stage.context_px))[0]
                 for stage in (self.first, self.second))
-        if not np.any(map_):
-            self.last_second_share = 0.0
-            return a
-        visible = np.multiply(map_, np.asarray(valid, bool)[None], dtype=np.float32)
-        weight, self.last_second_share = pick_weight(image, valid, visible, a, b, self.channels,
-                                                     self.blend_sigma_px)
-        return (a + weight[None] * (b - a)).astype(np.float32)
+        field, shares = picked_field(image, valid, map_, [a, b], self.channels, self.blend_sigma_px)
+        self.last_second_share = float(shares[1])
+        return field
