@@ -17,7 +17,10 @@ out) and every vertex's error is measured against the truth (vertex-wise, :mod:`
 Methods: the classical baselines global / local / tvl1 and, when the model package loads, the
 learned chain, the local+learned combination (the default pipeline) and ``local+learned+pick``
 (``align --pick-scales 3,2,1``: the default and the chain's scales 3, 2, 1 behind the classical
-stage, picked building by building by the image's edges).
+stage, picked building by building by the image's edges). Also on request: ``learned2`` …
+``learned4`` (``align --method learned --passes N``) and ``local+learned+passes2`` / ``3``
+(``align --pick-passes N``: the learned stage behind the classical one run N passes, each
+building keeping the pass on the strongest edges).
 
 Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curves per amplitude,
 0.3 m pool).
@@ -182,7 +185,19 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
 PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: the default and scales 3, 2, 1, picked by edges
 PICK_SCALES = (3, 2, 1)
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
-LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES)
+PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
+LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES, *PICKED_PASSES)
+
+
+def method_arguments(label: str) -> dict:
+    """The :func:`~geoalign.align.resolve_predictor` arguments a method label stands for."""
+    if label == PICKED:
+        return {"method": "local+learned", "pick_scales": PICK_SCALES}
+    if label in PICKED_PASSES:
+        return {"method": "local+learned", "pick_passes": PICKED_PASSES[label]}
+    if label in PASSES:
+        return {"method": "learned", "passes": PASSES[label]}
+    return {"method": label}
 
 
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
@@ -207,10 +222,8 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     predictors = {}
     for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
         try:
-            pick = PICK_SCALES if m == PICKED else None
-            method = "local+learned" if pick else "learned" if m in PASSES else m
-            predictors[label] = resolve_predictor(method, model_dir, learned_scales=learned_scales,
-                                                  pick_scales=pick, passes=PASSES.get(m, 1))[0]
+            predictors[label] = resolve_predictor(model_dir=model_dir, learned_scales=learned_scales,
+                                                  **method_arguments(m))[0]
         except Exception as err:  # e.g. the model package does not load
             results["skipped"][label] = str(err).splitlines()[0]
     results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}

@@ -25,7 +25,8 @@ ALL_METHODS = (*METHODS, "learned", "local+learned")
 
 
 def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
-             scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None):
+             scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None,
+             pick_passes: int = 1):
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
@@ -33,6 +34,10 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
         scales = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get(
             "combination", {}).get("learned_scales")
     chain = load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
+    if pick_passes > 1:
+        from geoalign.inference.pick import PassesPickedPredictor
+
+        return PassesPickedPredictor(chain, pick_passes)
     if not pick_scales:
         return chain
     from geoalign.inference.pick import EdgePickedPredictor
@@ -48,6 +53,10 @@ def _passes_note(passes: int) -> str:
     return f", {passes} passes" if passes > 1 else ""
 
 
+def _pick_passes_note(pick_passes: int) -> str:
+    return f", {pick_passes} passes picked by edges" if pick_passes > 1 else ""
+
+
 def working_gsd_m() -> float | None:
     """The shipped model's GSD: every method, classical or learned, works on that grid, so they
     all search the same ground distance on the same problem (a 7.5 cm raster is resampled to it,
@@ -61,7 +70,7 @@ def working_gsd_m() -> float | None:
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
                       search_px: int = 40, learned_scales: tuple[int, ...] | None = None,
-                      pick_scales: tuple[int, ...] | None = None, passes: int = 1):
+                      pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: all for ``learned``, the model card's for
     ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
@@ -69,9 +78,11 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     edges (:mod:`geoalign.inference.pick`; ``local+learned`` only); ``passes``: the chain alone
     runs this many times, each pass on the map the passes before it moved (``learned`` only: one
     pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
-    16 px misalignment in place)."""
-    if passes < 1:
-        raise OptionError(f"passes must be at least 1, got {passes}")
+    16 px misalignment in place); ``pick_passes``: behind the classical stage, the chain runs this
+    many passes and each building keeps the pass that puts its outline on the strongest image
+    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; ``local+learned`` only)."""
+    if passes < 1 or pick_passes < 1:
+        raise OptionError(f"passes must be at least 1, got {min(passes, pick_passes)}")
     if method is None:
         from geoalign.model.card import read_card
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -82,9 +93,10 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         if pipeline in ("learned", "local+learned"):
             predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
                                                    learned_scales=learned_scales, pick_scales=pick_scales,
-                                                   passes=passes)
+                                                   passes=passes, pick_passes=pick_passes)
             note = "shipped default model" if model_dir is None else f"model card of {model_dir}"
-            return predictor, name, note + _pick_note(pick_scales) + _passes_note(passes)
+            return predictor, name, (note + _pick_note(pick_scales) + _passes_note(passes)
+                                     + _pick_passes_note(pick_passes))
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px, passes=passes)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if pick_scales and method != "local+learned":
@@ -92,6 +104,12 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
                           "run without --method (the default pipeline) or with --method local+learned.")
     if passes > 1 and method != "learned":
         raise OptionError(f"--passes repeats the learned chain alone (--method learned), not {method}.")
+    if pick_passes > 1 and method != "local+learned":
+        raise OptionError(f"--pick-passes picks among passes of the learned stage behind the classical stage "
+                          f"(local+learned), not with {method}; use --passes with --method learned.")
+    if pick_passes > 1 and pick_scales:
+        raise OptionError("give --pick-scales or --pick-passes, not both: each picks the learned stage's "
+                          "proposal building by building.")
     if method in METHODS:
         return classical_predictor(method, search_px=search_px, gsd_m=working_gsd_m()), method, ""
     if method == "learned":
@@ -101,6 +119,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         return ComposedPredictor([chain] * passes, name="learned"), "learned", _passes_note(passes).lstrip(", ")
     if method == "local+learned":
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
-                                     pick_scales=pick_scales),
-                            search_px=search_px), "local+learned", _pick_note(pick_scales).lstrip(", ")
+                                     pick_scales=pick_scales, pick_passes=pick_passes),
+                            search_px=search_px), "local+learned", (_pick_note(pick_scales)
+                                                                    + _pick_passes_note(pick_passes)).lstrip(", ")
     raise OptionError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

@@ -34,6 +34,7 @@ class PredictorSpec:
     learned_scales: tuple[int, ...] | None = None
     pick_scales: tuple[int, ...] | None = None
     passes: int = 1
+    pick_passes: int = 1
 
     def resolve(self):
         """(predictor, method name, note), as ``geoalign align`` resolves them."""
@@ -41,7 +42,7 @@ class PredictorSpec:
 
         return resolve_predictor(self.method, self.model_dir, search_px=self.search_px,
                                  learned_scales=self.learned_scales, pick_scales=self.pick_scales,
-                                 passes=self.passes)
+                                 passes=self.passes, pick_passes=self.pick_passes)
 
 
 @dataclass(frozen=True)

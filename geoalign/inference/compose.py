@@ -96,19 +96,27 @@ class ComposedPredictor:
         """The composed field, each stage's own field (stage k's on the map moved by stages < k)
         and what the stages saw: their input maps and the first per-window stage's windows
         (centres in ``image``'s pixels)."""
-        total = np.zeros((2, *image.shape[-2:]), np.float32)
+        totals, own, maps, windows = self._run(image, valid, map_)
+        return totals[-1], own, StageEvidence(tuple(maps), windows)
+
+    def predict_totals(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> list[np.ndarray]:
+        """The composed field after each stage: stage 1's, stages 1–2's, …, all stages'."""
+        return self._run(image, valid, map_)[0]
+
+    def _run(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray):
+        totals: list[np.ndarray] = []
         own: list[np.ndarray] = []
         maps: list[np.ndarray] = []
         windows: tuple = ()
         for i, stage in enumerate(self.stages):
-            moved = map_ if i == 0 else move_map(map_, total)
+            moved = map_ if i == 0 else move_map(map_, totals[-1])
             field, offset = within_own_context(stage, image, valid, moved, self.context_px - self._contexts[i])
             if not windows and isinstance(stage, WindowedPredictor):
                 windows = tuple(w.shifted(offset, offset) for w in stage.last_windows)
             own.append(field)
             maps.append(moved)
-            total = field if i == 0 else _compose(total, field)
-        return total, own, StageEvidence(tuple(maps), windows)
+            totals.append(field if i == 0 else _compose(totals[-1], field))
+        return totals, own, maps, windows
 
 
 def within_own_context(stage: FieldPredictor, image: np.ndarray, valid: np.ndarray, map_: np.ndarray,

@@ -8,7 +8,7 @@ import shapely
 from click.testing import CliRunner
 
 from cli.main import main
-from geoalign.inference.pick import EdgePickedPredictor
+from geoalign.inference.pick import EdgePickedPredictor, PassesPickedPredictor
 from geoalign.rasterize import MAP_CHANNELS
 
 
@@ -59,6 +59,26 @@ def test_each_building_takes_the_proposal_that_puts_it_on_the_image_edges():
     assert np.abs(both_wrong.predict(image, valid, map_)).max() < 1e-6 and both_wrong.last_second_share == 0.0
 
 
+def test_each_building_keeps_the_pass_that_lands_it_on_its_roof():
+    """A stage that moves everything 4 px west per pass: the building 8 px east of its roof
+    needs two passes, the one 4 px east of its roof one (a second takes it 4 px past)."""
+    image = np.full((3, 160, 160), 0.2, np.float32)
+    map_ = np.zeros((len(MAP_CHANNELS), 160, 160), np.float32)
+    for (r, c), off in zip([(30, 30), (30, 110)], (8, 4)):
+        image[:, r:r + 24, c:c + 24] = 0.8
+        map_[0, r:r + 24, c + off:c + off + 24] = 1.0
+        map_[1, r:r + 24, c + off:c + off + 24] = 1.0
+        map_[1, r + 1:r + 23, c + off + 1:c + off + 23] = 0.0
+    step = np.zeros((2, 160, 160), np.float32)
+    step[0] = -4.0
+    picker = PassesPickedPredictor(FixedField(step), 2)
+    field = picker.predict(image, np.ones((160, 160), bool), map_)
+    assert picker.last_shares.tolist() == [0.5, 0.5] and picker.context_px == 0
+    west, east = map_[0, :, :80] > 0, map_[0, :, 80:] > 0
+    assert np.allclose(field[0, :, :80][west], -8.0, atol=0.05)
+    assert np.allclose(field[0, :, 80:][east], -4.0, atol=0.05)
+
+
 def test_each_proposal_runs_on_its_own_context_window():
     image, valid, map_ = _scene()
     wide = FixedField(np.zeros((2, 160, 160), np.float32), context_px=40)
@@ -98,3 +118,26 @@ def test_the_dask_workers_spec_builds_the_same_picked_pipeline():
     assert isinstance(picked, EdgePickedPredictor)
     assert picked.first.chain.config.scales == (1,) and picked.second.chain.config.scales == (3, 2, 1)
     assert predictor.context_px == predictor.stages[0].context_px + picked.second.context_px
+
+
+def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(austin, tmp_path):
+    out = tmp_path / "passes"
+    res = CliRunner().invoke(main, ["-q", "align", str(austin["image"]), str(austin["buildings"]), "-o", str(out),
+                                    "--pick-passes", "2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "2 passes picked by edges" in res.output
+    aligned = gpd.read_file(out / "aligned.gpkg")
+    source = gpd.read_file(austin["buildings"]).to_crs(aligned.crs)
+    moved = [shapely.hausdorff_distance(a, s) for a, s in zip(aligned.geometry, source.geometry)]
+    assert len(aligned) == len(source) and np.median(moved) < 3.0  # labels sit on the roofs: small moves
+    for extra, message in ((["--method", "learned"], "use --passes with --method learned"),
+                           (["--pick-scales", "3,2,1"], "not both")):
+        res = CliRunner().invoke(main, ["align", str(austin["image"]), str(austin["buildings"]), "-o",
+                                        str(tmp_path / "no"), "--pick-passes", "2", *extra])
+        assert res.exit_code != 0 and message in res.output and "Traceback" not in res.output
+        assert not (tmp_path / "no").exists()
+    from geoalign.distributed import PredictorSpec
+
+    predictor, name, note = PredictorSpec(None, pick_passes=2).resolve()
+    assert name == "local+learned" and isinstance(predictor.stages[1], PassesPickedPredictor)
+    assert predictor.stages[1].chain.stages[0].chain.config.scales == (1,)

@@ -253,3 +253,18 @@ def test_passes_run_the_network_again_or_refuse_a_method_without_it(provider, pr
         align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PASSES": 2,
                "OUTPUT": str(tmp_path / "default")})
     assert "not the model pipeline" in str(err.value) and not (tmp_path / "default").exists()
+
+
+def test_passes_picked_by_edges_run_behind_the_classical_search_or_refuse_the_chain_alone(provider, project,
+                                                                                        misaligned_austin, tmp_path):
+    if "--pick-passes" not in cli("align", "--help").stdout:
+        pytest.skip("this geoalign has no align --pick-passes")
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PICK_PASSES": 2,
+           "OUTPUT": str(tmp_path / "picked")}, feedback)
+    assert "--pick-passes 2" in feedback.commands[0]
+    assert (tmp_path / "picked" / "aligned.gpkg").is_file()
+    with pytest.raises(QgsProcessingException) as err:
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 2, "PICK_PASSES": 2,
+               "OUTPUT": str(tmp_path / "alone")})
+    assert "not with learned" in str(err.value) and not (tmp_path / "alone").exists()

@@ -94,6 +94,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterNumber("PASSES", "Passes of the network (method learned; each pass "
                                          "corrects what the passes before left)", defaultValue=1, minValue=1,
                                          maxValue=8),
+            QgsProcessingParameterNumber("PICK_PASSES", "Passes of the network behind the classical search, "
+                                         "kept per building where the image's edges agree (model pipeline)",
+                                         defaultValue=1, minValue=1, maxValue=4),
         ):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(param)
@@ -150,6 +153,13 @@ class AlignAlgorithm(GeoalignAlgorithm):
                                              f"{method or 'the model pipeline'}: choose that method.")
             require_align_option(info, "--passes")
             args += ["--passes", str(passes)]
+        pick_passes = self.parameterAsInt(parameters, "PICK_PASSES", context)
+        if pick_passes > 1:
+            if method not in ("", "local+learned"):
+                raise QgsProcessingException(f"Passes picked by edges run behind the classical search (the model "
+                                             f"pipeline, local+learned), not with {method}: choose that method.")
+            require_align_option(info, "--pick-passes")
+            args += ["--pick-passes", str(pick_passes)]
         args += self._trust_args(info, parameters, context)
 
         self.run_cli(info, args, feedback)
