@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import shapely
 
 from geoalign.rasterize import rasterize_map, scale_geoms
