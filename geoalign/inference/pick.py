@@ -98,8 +98,6 @@ def picked_field(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposa
     """(the proposals blended by their buildings' picks (:func:`pick_weights`) over the first,
     share of the buildings that pick each)."""
     first = np.asarray(proposals[0], np.float32)
-    if not np.any(map_):
-        return first, np.eye(len(proposals))[0]
     visible = np.multiply(map_, np.asarray(valid, bool)[None], dtype=np.float32)
     weights, shares = pick_weights(image, valid, visible, proposals, channels, blend_sigma_px)
     field = first.copy()
@@ -148,13 +146,12 @@ class PassesPickedPredictor:
         if passes < 2:
             raise ValueError(f"a pick among passes needs at least 2 passes, got {passes}")
         self.chain = ComposedPredictor([stage] * int(passes), name=name)
-        self.passes = int(passes)
         self.name = name
         self.gsd_m = self.chain.gsd_m
         self.channels = self.chain.channels
         self.context_px = self.chain.context_px
         self.blend_sigma_px = float(blend_sigma_px)
-        self.last_shares = np.full(self.passes, np.nan)
+        self.last_shares = np.full(len(self.chain.stages), np.nan)
 
     def predict(self, image: np.ndarray, valid: np.ndarray, map_: np.ndarray) -> np.ndarray:
         totals = self.chain.predict_totals(image, valid, map_)

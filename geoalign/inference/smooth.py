@@ -8,10 +8,10 @@ scatter out: the normalized convolution of the chain's own smoothing layer
 (:func:`geoalign.model.warp.smooth_field_at_edges`), at full resolution and a width in pixels of
 the predictor's grid.
 
-Realigning the training maps between rounds (``geoalign train --realign-smooth-px``) is where
-this pays: on the self-denoising benchmark, whose label noise has a 250 px correlation length,
-the third round's realigned maps end nearer the true buildings with it (``make
-bench-self-denoising``, docs/model.md).
+It serves realigning the training maps between rounds (``geoalign train --realign-smooth-px``).
+On the self-denoising benchmark, whose label noise has a 250 px correlation length, 64 px take
+the realigned maps' RMS error after three rounds from 2.50 to 2.14 px and leave their median at
+1.53 px (``python -m benchmarks.self_denoising --realign-smooth-px 64``, docs/model.md).
 """
 
 from __future__ import annotations

@@ -31,6 +31,13 @@ def require_align_option(info, option: str, otherwise: str = "") -> None:
                                      f"update it (`pip install -U geoalign`){otherwise}.")
 
 
+def require_model_pipeline(method: str, option: str) -> None:
+    """Stop with one line when an option that works behind the classical search (the model's
+    pipeline, local+learned) is asked for with another method; ``option`` says what it does."""
+    if method not in ("", "local+learned"):
+        raise QgsProcessingException(f"{option}, not with {method}: choose that method.")
+
+
 def raster_file(layer) -> str:
     """The file behind a raster layer; geoalign reads files, so other providers need an export."""
     if layer.providerType() == "gdal":
@@ -141,9 +148,7 @@ class AlignAlgorithm(GeoalignAlgorithm):
         if model:
             args += ["--model", model]
         if self.parameterAsBool(parameters, "PICK_COARSE", context):
-            if method not in ("", "local+learned"):
-                raise QgsProcessingException(f"The coarse-scale option works with the model's pipeline "
-                                             f"(local+learned), not with {method}: choose that method.")
+            require_model_pipeline(method, "The coarse-scale option works with the model's pipeline (local+learned)")
             require_align_option(info, "--pick-scales")
             args += ["--pick-scales", "3,2,1"]
         passes = self.parameterAsInt(parameters, "PASSES", context)
@@ -155,9 +160,8 @@ class AlignAlgorithm(GeoalignAlgorithm):
             args += ["--passes", str(passes)]
         pick_passes = self.parameterAsInt(parameters, "PICK_PASSES", context)
         if pick_passes > 1:
-            if method not in ("", "local+learned"):
-                raise QgsProcessingException(f"Passes picked by edges run behind the classical search (the model "
-                                             f"pipeline, local+learned), not with {method}: choose that method.")
+            require_model_pipeline(method, "Passes picked by edges run behind the classical search (the model "
+                                           "pipeline, local+learned)")
             require_align_option(info, "--pick-passes")
             args += ["--pick-passes", str(pick_passes)]
         args += self._trust_args(info, parameters, context)
