@@ -77,6 +77,15 @@ def vertex_errors_px(a_path: Path, b_path: Path, image_path: Path, gsd_m: float 
     return np.linalg.norm(a - b, axis=1) / gsd
 
 
+def vertices_inside_image(path: Path, image_path: Path) -> np.ndarray:
+    """Per vertex of ``path``: True where its feature lies wholly on the raster. A feature the image
+    shows only in part cannot be placed from the image alone: aligners leave it near where it is."""
+    with RasterReader(image_path) as reader:
+        geoms = reproject_to(read_buildings(path), reader.crs).geometry.values
+        inside = shapely.within(geoms, shapely.box(*reader.bounds))
+    return np.repeat(inside, shapely.get_num_coordinates(geoms))
+
+
 REALIGN_WITH = ("learned", "local+learned")
 
 

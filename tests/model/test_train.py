@@ -120,3 +120,29 @@ def test_learning_on_synthetic_pairs_beats_predict_zero(tmp_path):
     train_chain(chain, [TrainSet(root)], tmp_path / "run", cfg, progress=False)
     m = evaluate_pairs(chain.net(0).eval(), PairDataset(root, 0, "train"), 8)
     assert m["mean_epe_px"] < 0.9 * m["mean_zero_px"]
+
+
+def test_vertices_inside_image_marks_whole_buildings_on_the_raster(austin, tmp_path):
+    """Austin's crop cuts some buildings at its edge: their vertices are all False, the others all True."""
+    import geopandas as gpd
+    import shapely
+
+    from geoalign.io.raster import RasterReader
+    from geoalign.train.realign import vertices_inside_image
+
+    with RasterReader(austin["image"]) as r:
+        crs, (x0, y0, x1, y1) = r.crs, tuple(r.bounds)
+    gdf = gpd.read_file(austin["buildings"]).to_crs(crs)
+    edge = shapely.box(x0 - 10.0, y0 + 20.0, x0 + 10.0, y0 + 40.0)  # straddles the west edge
+    inner = shapely.box(x0 + 20.0, y0 + 20.0, x0 + 40.0, y0 + 40.0)
+    extra = gpd.GeoDataFrame(geometry=[edge, inner], crs=crs)
+    path = tmp_path / "b.geojson"
+    gpd.GeoDataFrame(geometry=list(gdf.geometry.values) + list(extra.geometry.values), crs=crs).to_file(path)
+    got = vertices_inside_image(path, austin["image"])
+    xy = shapely.get_coordinates(gpd.read_file(path).to_crs(crs).geometry.values)
+    assert len(got) == len(xy)
+    assert not got[-10:-5].any() and got[-5:].all()  # the two 5-vertex boxes
+    on_raster = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    assert (got <= on_raster).all()  # a vertex off the raster is never counted inside
+    n_cut = len(gdf) - int(shapely.within(gdf.geometry.values, shapely.box(x0, y0, x1, y1)).sum())
+    assert 5 <= n_cut < len(gdf) // 2 and 0.5 < got.mean() < 0.95
