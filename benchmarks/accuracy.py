@@ -20,7 +20,9 @@ learned chain, the local+learned combination (the default pipeline) and ``local+
 stage, picked building by building by the image's edges). Also on request: ``learned2`` …
 ``learned4`` (``align --method learned --passes N``) and ``local+learned+passes2`` / ``3``
 (``align --pick-passes N``: the learned stage behind the classical one run N passes, each
-building keeping the pass on the strongest edges).
+building keeping the pass on the strongest edges); any learned label followed by ``+symN``
+(e.g. ``local+learned+sym2``) is the same with ``align --symmetries N`` (the learned stage averaged
+over N rotations/flips of each tile).
 
 Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curves per amplitude,
 0.3 m pool).
@@ -187,10 +189,14 @@ PICK_SCALES = (3, 2, 1)
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
 LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES, *PICKED_PASSES)
+SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
 def method_arguments(label: str) -> dict:
     """The :func:`~geoalign.align.resolve_predictor` arguments a method label stands for."""
+    base, suffix, n = label.rpartition(SYMMETRIES_SUFFIX)
+    if suffix and n.isdigit():
+        return {**method_arguments(base), "symmetries": int(n)}
     if label == PICKED:
         return {"method": "local+learned", "pick_scales": PICK_SCALES}
     if label in PICKED_PASSES:
@@ -200,12 +206,28 @@ def method_arguments(label: str) -> dict:
     return {"method": label}
 
 
+def is_learned(label: str) -> bool:
+    return method_arguments(label)["method"] in ("learned", "local+learned")
+
+
+def align_options(label: str) -> list[str]:
+    """The ``geoalign align`` options a method label stands for ("default": none)."""
+    if label == "default":
+        return []
+    flags = {"method": "--method", "pick_scales": "--pick-scales", "passes": "--passes",
+             "pick_passes": "--pick-passes", "symmetries": "--symmetries"}
+    args = method_arguments(label)
+    if label.startswith("local+learned") and args["method"] == "local+learned" and label != "local+learned":
+        args.pop("method")  # the variants of the default pipeline, as a user runs them
+    return [o for k, v in args.items() for o in (flags[k], ",".join(map(str, v)) if isinstance(v, tuple) else str(v))]
+
+
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
     """Method label → (method, model folder; None: the shipped model): every learned method once
     per candidate model, labelled ``method@name``."""
     out: dict[str, tuple[str, Path | None]] = {m: (m, None) for m in methods}
     for name, model_dir in candidates.items():
-        out.update({f"{m}@{name}": (m, Path(model_dir)) for m in methods if m in LEARNED_METHODS})
+        out.update({f"{m}@{name}": (m, Path(model_dir)) for m in methods if is_learned(m)})
     return out
 
 

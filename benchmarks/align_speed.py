@@ -15,7 +15,8 @@ Writes ``benchmarks/results/align_speed.json`` and ``align_speed.png``.
     python -m benchmarks.align_speed [--tiles 4] [--methods default local local+learned+pick] [--repeats 3]
 
 ``local+learned+pick`` runs ``align --pick-scales 3,2,1`` (the default pipeline with a second
-learned proposal picked by the image's edges), ``local+learned+passes2`` ``align --pick-passes 2``.
+learned proposal picked by the image's edges), ``local+learned+passes2`` ``align --pick-passes 2``,
+``local+learned+sym2`` ``align --symmetries 2`` (labels of ``benchmarks.accuracy``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 import rasterio
 import shapely
 
-from benchmarks.accuracy import PICK_SCALES, PICKED, PICKED_PASSES
+from benchmarks.accuracy import PICKED, align_options
 from geoalign.deform import deform_geometries, random_smooth_field
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import geotiff_profile
@@ -90,12 +91,7 @@ def run_align(image: Path, vec: Path, out: Path, method: str, extra: tuple[str, 
     ``geoalign``: the command that runs it, default this environment's executable)."""
     exe = list(geoalign) if geoalign else [str(Path(sys.executable).parent / "geoalign")]
     cmd = [*exe, "align", str(image), str(vec), "-o", str(out), *extra]
-    if method == PICKED:
-        cmd += ["--pick-scales", ",".join(str(s) for s in PICK_SCALES)]
-    elif method in PICKED_PASSES:
-        cmd += ["--pick-passes", str(PICKED_PASSES[method])]
-    elif method != "default":
-        cmd += ["--method", method]
+    cmd += align_options(method)
     code = ("import resource, subprocess, sys, time; t=time.perf_counter(); "
             "p=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "

@@ -26,14 +26,20 @@ ALL_METHODS = (*METHODS, "learned", "local+learned")
 
 def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
              scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None,
-             pick_passes: int = 1):
+             pick_passes: int = 1, symmetries: int = 1):
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
     if behind_classical and scales is None:
         scales = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get(
             "combination", {}).get("learned_scales")
-    chain = load_predictor(model_dir, scales=None if scales is None else tuple(int(s) for s in scales))
+    from geoalign.inference.symmetry import SymmetryAveragedPredictor
+
+    def stage(at_scales):
+        chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
+        return SymmetryAveragedPredictor(chain, symmetries) if symmetries > 1 else chain
+
+    chain = stage(scales)
     if pick_passes > 1:
         from geoalign.inference.pick import PassesPickedPredictor
 
@@ -42,19 +48,16 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
         return chain
     from geoalign.inference.pick import EdgePickedPredictor
 
-    return EdgePickedPredictor(chain, load_predictor(model_dir, scales=tuple(int(s) for s in pick_scales)))
+    return EdgePickedPredictor(chain, stage(pick_scales))
 
 
-def _pick_note(pick_scales: tuple[int, ...] | None) -> str:
-    return f", scales {','.join(str(s) for s in pick_scales)} picked by edges" if pick_scales else ""
-
-
-def _passes_note(passes: int) -> str:
-    return f", {passes} passes" if passes > 1 else ""
-
-
-def _pick_passes_note(pick_passes: int) -> str:
-    return f", {pick_passes} passes picked by edges" if pick_passes > 1 else ""
+def _options_note(*, pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
+                  symmetries: int = 1) -> str:
+    """The learned stage's options as the summary line states them ("" when none is set)."""
+    parts = [(bool(pick_scales), f"scales {','.join(str(s) for s in pick_scales or ())} picked by edges"),
+             (passes > 1, f"{passes} passes"), (pick_passes > 1, f"{pick_passes} passes picked by edges"),
+             (symmetries > 1, f"averaged over {symmetries} rotations/flips")]
+    return "".join(f", {text}" for on, text in parts if on)
 
 
 def working_gsd_m() -> float | None:
@@ -70,7 +73,8 @@ def working_gsd_m() -> float | None:
 
 def resolve_predictor(method: str | None = None, model_dir: str | Path | None = None, *,
                       search_px: int = 40, learned_scales: tuple[int, ...] | None = None,
-                      pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1):
+                      pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
+                      symmetries: int = 1):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: all for ``learned``, the model card's for
     ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
@@ -80,9 +84,16 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
     16 px misalignment in place); ``pick_passes``: behind the classical stage, the chain runs this
     many passes and each building keeps the pass that puts its outline on the strongest image
-    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; ``local+learned`` only)."""
+    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; ``local+learned`` only);
+    ``symmetries``: the chain's field averaged over that many rotations/flips of its input, 1, 2,
+    4 or 8 (:mod:`geoalign.inference.symmetry`; learned methods only)."""
     if passes < 1 or pick_passes < 1:
         raise OptionError(f"passes must be at least 1, got {min(passes, pick_passes)}")
+    from geoalign.inference.symmetry import SYMMETRIES
+
+    if symmetries not in SYMMETRIES:
+        raise OptionError(f"--symmetries must be one of {', '.join(str(n) for n in SYMMETRIES)}, got {symmetries}")
+    options = {"pick_scales": pick_scales, "passes": passes, "pick_passes": pick_passes, "symmetries": symmetries}
     if method is None:
         from geoalign.model.card import read_card
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -92,11 +103,9 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
             pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
             predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
-                                                   learned_scales=learned_scales, pick_scales=pick_scales,
-                                                   passes=passes, pick_passes=pick_passes)
+                                                   learned_scales=learned_scales, **options)
             note = "shipped default model" if model_dir is None else f"model card of {model_dir}"
-            return predictor, name, (note + _pick_note(pick_scales) + _passes_note(passes)
-                                     + _pick_passes_note(pick_passes))
+            return predictor, name, note + _options_note(**options)
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px, passes=passes)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if pick_scales and method != "local+learned":
@@ -107,19 +116,22 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if pick_passes > 1 and method != "local+learned":
         raise OptionError(f"--pick-passes picks among passes of the learned stage behind the classical stage "
                           f"(local+learned), not with {method}; use --passes with --method learned.")
+    if symmetries > 1 and method in METHODS:
+        raise OptionError(f"--symmetries averages the learned chain's field, not the classical {method} search; "
+                          "use it with the default pipeline, --method local+learned or --method learned.")
     if pick_passes > 1 and pick_scales:
         raise OptionError("give --pick-scales or --pick-passes, not both: each picks the learned stage's "
                           "proposal building by building.")
     if method in METHODS:
         return classical_predictor(method, search_px=search_px, gsd_m=working_gsd_m()), method, ""
     if method == "learned":
-        chain = _learned(model_dir, scales=learned_scales)
+        chain = _learned(model_dir, scales=learned_scales, symmetries=symmetries)
+        note = _options_note(**options).lstrip(", ")
         if passes == 1:
-            return chain, "learned", ""
-        return ComposedPredictor([chain] * passes, name="learned"), "learned", _passes_note(passes).lstrip(", ")
+            return chain, "learned", note
+        return ComposedPredictor([chain] * passes, name="learned"), "learned", note
     if method == "local+learned":
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
-                                     pick_scales=pick_scales, pick_passes=pick_passes),
-                            search_px=search_px), "local+learned", (_pick_note(pick_scales)
-                                                                    + _pick_passes_note(pick_passes)).lstrip(", ")
+                                     pick_scales=pick_scales, pick_passes=pick_passes, symmetries=symmetries),
+                            search_px=search_px), "local+learned", _options_note(**options).lstrip(", ")
     raise OptionError(f"unknown method {method!r}; choose among {', '.join(ALL_METHODS)}")

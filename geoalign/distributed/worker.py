@@ -35,6 +35,7 @@ class PredictorSpec:
     pick_scales: tuple[int, ...] | None = None
     passes: int = 1
     pick_passes: int = 1
+    symmetries: int = 1
 
     def resolve(self):
         """(predictor, method name, note), as ``geoalign align`` resolves them."""
@@ -42,7 +43,7 @@ class PredictorSpec:
 
         return resolve_predictor(self.method, self.model_dir, search_px=self.search_px,
                                  learned_scales=self.learned_scales, pick_scales=self.pick_scales,
-                                 passes=self.passes, pick_passes=self.pick_passes)
+                                 passes=self.passes, pick_passes=self.pick_passes, symmetries=self.symmetries)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import numpy as np
-import shapely
 from click.testing import CliRunner
 
 from cli.main import main
@@ -93,21 +91,9 @@ def test_each_proposal_runs_on_its_own_context_window():
     assert seen == [(100, 100)]  # the tile less the wide proposal's extra 30 px per side
 
 
-def _align_austin(austin, out, *options: str) -> str:
-    """``geoalign align`` of the Austin sample with ``options``; its summary line. Its labels sit on
-    the roofs: every building is kept and moves little."""
-    res = CliRunner().invoke(main, ["-q", "align", str(austin["image"]), str(austin["buildings"]), "-o", str(out),
-                                    *options], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    aligned = gpd.read_file(out / "aligned.gpkg")
-    source = gpd.read_file(austin["buildings"]).to_crs(aligned.crs)
-    moved = [shapely.hausdorff_distance(a, s) for a, s in zip(aligned.geometry, source.geometry)]
-    assert len(aligned) == len(source) and np.median(moved) < 3.0
-    return res.output
-
-
-def test_align_with_pick_scales_moves_buildings_and_refuses_a_pipeline_without_the_classical_stage(austin, tmp_path):
-    assert "scales 3,2,1 picked by edges" in _align_austin(austin, tmp_path / "picked", "--pick-scales", "3,2,1")
+def test_align_with_pick_scales_moves_buildings_and_refuses_a_pipeline_without_the_classical_stage(austin, align_austin,
+                                                                                                   tmp_path):
+    assert "scales 3,2,1 picked by edges" in align_austin(tmp_path / "picked", "--pick-scales", "3,2,1")
     res = CliRunner().invoke(main, ["align", str(austin["image"]), str(austin["buildings"]), "-o",
                                     str(tmp_path / "no"), "--method", "local", "--pick-scales", "3,2,1"])
     assert res.exit_code != 0 and "--pick-scales works behind the classical stage" in res.output
@@ -125,8 +111,8 @@ def test_the_dask_workers_spec_builds_the_same_picked_pipeline():
     assert predictor.context_px == predictor.stages[0].context_px + picked.second.context_px
 
 
-def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(austin, tmp_path):
-    assert "2 passes picked by edges" in _align_austin(austin, tmp_path / "passes", "--pick-passes", "2")
+def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(austin, align_austin, tmp_path):
+    assert "2 passes picked by edges" in align_austin(tmp_path / "passes", "--pick-passes", "2")
     for extra, message in ((["--method", "learned"], "use --passes with --method learned"),
                            (["--pick-scales", "3,2,1"], "not both")):
         res = CliRunner().invoke(main, ["align", str(austin["image"]), str(austin["buildings"]), "-o",

@@ -268,3 +268,18 @@ def test_passes_picked_by_edges_run_behind_the_classical_search_or_refuse_the_ch
         align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 2, "PICK_PASSES": 2,
                "OUTPUT": str(tmp_path / "alone")})
     assert "not with learned" in str(err.value) and not (tmp_path / "alone").exists()
+
+
+def test_rotations_and_flips_average_the_network_and_refuse_a_classical_method(provider, project,
+                                                                             misaligned_austin, tmp_path):
+    if "--symmetries" not in cli("align", "--help").stdout:
+        pytest.skip("this geoalign has no align --symmetries")
+    feedback = RecordingFeedback()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "SYMMETRIES": 1,
+           "OUTPUT": str(tmp_path / "averaged")}, feedback)
+    assert "--symmetries 2" in feedback.commands[0]
+    assert (tmp_path / "averaged" / "aligned.gpkg").is_file()
+    with pytest.raises(QgsProcessingException) as err:
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "SYMMETRIES": 1,
+               "OUTPUT": str(tmp_path / "classical")})
+    assert "not the classical local" in str(err.value) and not (tmp_path / "classical").exists()

@@ -22,6 +22,7 @@ METHODS = (("", "Model's pipeline (default: local+learned)"), ("local+learned", 
            ("learned", "learned (network only)"), ("local", "local (classical, fast)"),
            ("global", "global (one shift)"), ("tvl1", "tvl1 (optical flow)"))
 VECTOR_FORMATS = ["gpkg", "geojson", "shp"]
+SYMMETRIES = (1, 2, 4, 8)  # align --symmetries
 
 
 def require_align_option(info, option: str, otherwise: str = "") -> None:
@@ -104,6 +105,8 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterNumber("PICK_PASSES", "Passes of the network behind the classical search, "
                                          "kept per building where the image's edges agree (model pipeline)",
                                          defaultValue=1, minValue=1, maxValue=4),
+            QgsProcessingParameterEnum("SYMMETRIES", "Average the network over rotations/flips of each tile "
+                                       "(slower, steadier)", options=[str(n) for n in SYMMETRIES], defaultValue=0),
         ):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(param)
@@ -164,6 +167,13 @@ class AlignAlgorithm(GeoalignAlgorithm):
                                            "pipeline, local+learned)")
             require_align_option(info, "--pick-passes")
             args += ["--pick-passes", str(pick_passes)]
+        symmetries = SYMMETRIES[self.parameterAsEnum(parameters, "SYMMETRIES", context)]
+        if symmetries > 1:
+            if method not in ("", "local+learned", "learned"):
+                raise QgsProcessingException(f"Rotations/flips average the network, not the classical {method} "
+                                             "search: choose the model pipeline or learned.")
+            require_align_option(info, "--symmetries")
+            args += ["--symmetries", str(symmetries)]
         args += self._trust_args(info, parameters, context)
 
         self.run_cli(info, args, feedback)
