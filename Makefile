@@ -107,7 +107,7 @@ bench-ddp: $(STAMP)
 # these two commands; resumable: re-run `make train-default` after a kill (it passes --resume).
 # Benchmark figures join the card with `python -m benchmarks.record_card`.
 DEFAULT_SOURCES := $(shell cat sample_data/training/default_sources.txt 2>/dev/null)
-DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 8000 --threads 1 --seed 0 \
+DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 20000 --threads 1 --seed 0 \
 	--realign-with learned --align-pipeline local+learned --learned-scales 1 --smooth-sigma-px 6
 .PHONY: train-default
 train-default: $(STAMP)

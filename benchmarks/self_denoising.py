@@ -97,13 +97,17 @@ def main() -> None:
     ap.add_argument("--realign-smooth-px", type=float, default=0.0,
                     help="average the realigning field over neighbouring buildings within this many px "
                          "(geoalign train --realign-smooth-px; 0: off)")
+    ap.add_argument("--realign-symmetries", type=int, choices=(1, 2, 4, 8), default=1,
+                    help="average the realigning field over this many rotations/flips "
+                         "(geoalign train --realign-symmetries)")
     ap.add_argument("--learned-scales", type=int, nargs="+", default=[1],
                     help="scales of the chain behind the classical stage (with --realign-with local+learned)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.work_dir is None:  # finished rounds are resumed: one folder per setting
         smooth = f"_smooth{args.realign_smooth_px:g}" if args.realign_smooth_px > 0 else ""
-        args.work_dir = ROOT / "runs" / f"self_denoising_{args.steps}_{args.realign_with.replace('+', '_')}{smooth}"
+        sym = f"_sym{args.realign_symmetries}" if args.realign_symmetries > 1 else ""
+        args.work_dir = ROOT / "runs" / f"self_denoising_{args.steps}_{args.realign_with.replace('+', '_')}{smooth}{sym}"
     args.work_dir.mkdir(parents=True, exist_ok=True)
     image, truth = AUSTIN / "austin1_crop_nw_rgb.tif", AUSTIN / "austin1_crop_nw_buildings.geojson"
     noisy = noisy_buildings(image, truth, args.work_dir / "noisy_d0.geojson", args.sigma, seed=1)
@@ -121,7 +125,8 @@ def main() -> None:
                                 dataset_config=dcfg, train_config=TrainConfig(steps=args.steps, val_every=100),
                                 chain=chain, truth=[truth], resume=True, progress=False,
                                 realign_with=args.realign_with, learned_scales=tuple(args.learned_scales),
-                                realign_smooth_px=args.realign_smooth_px)
+                                realign_smooth_px=args.realign_smooth_px,
+                                realign_symmetries=args.realign_symmetries)
     inside = inside_medians(image, truth, noisy, args.work_dir / "rounds", args.rounds)
     rows = [{"round": m["round"], "d0_median_error_px": m["d0_median_error_px"],
              "realigned_median_error_px": m["realigned_median_error_px"],
@@ -138,7 +143,7 @@ def main() -> None:
               "inside_vertex_fraction": float(vertices_inside_image(truth, image).mean()),
               "wall_s": time.perf_counter() - t0, "rounds_resumed": resumed,
               "train_s_per_round": [m["val"].get("time_s") for m in metrics], "realign_with": metrics[-1].get("realign_with", "learned"),
-              "realign_smooth_px": args.realign_smooth_px}
+              "realign_smooth_px": args.realign_smooth_px, "realign_symmetries": args.realign_symmetries}
     if args.realign_with != "learned":
         result["classical_stage_alone_median_px"] = classical_alone(image, noisy, truth, args.work_dir)
     RESULTS.mkdir(parents=True, exist_ok=True)

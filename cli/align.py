@@ -40,8 +40,7 @@ from geoalign.errors import OptionError
 @click.option("--symmetries", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
               callback=lambda ctx, param, value: int(value),
               help="Average the learned stage's field over this many rotations/flips of each tile "
-                   "(test-time augmentation): 2 takes the default from 1.11 to 1.05 px at 16 px for "
-                   "1.6x the time (docs/model.md).")
+                   "(test-time augmentation; N times the learned stage's cost, docs/model.md).")
 @click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Tile core size (working pixels).")
 @click.option("--layer", default=None, help="Layer of BUILDINGS (multi-layer files).")

@@ -23,6 +23,10 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--realign-smooth-px", default=0.0, show_default=True, type=FiniteFloat(0),
               help="Average the realigning field over neighbouring buildings within this many pixels (for "
                    "label noise smooth across a map source: a georeferencing offset or drift; 0: off).")
+@click.option("--realign-symmetries", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+              callback=lambda ctx, param, value: int(value),
+              help="Average the chain's realigning field over this many rotations/flips of each tile "
+                   "(N times the realignment's cost; geoalign align --symmetries).")
 @click.option("--align-pipeline", type=click.Choice(["learned", "local+learned"]), default="local+learned",
               show_default=True,
               help="The pipeline `geoalign align` runs with this model (recorded on the model card).")
@@ -61,7 +65,8 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--train-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Draw training pairs only at these scales [default: all of the chain's].")
 @seed_option
-def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, align_pipeline, learned_scales,
+def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
+          learned_scales,
           smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight, batch_size, threads, work_dir,
           resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
@@ -75,7 +80,8 @@ def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, align
                   learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   per_scale_nets=per_scale_nets, train_scales=train_scales,
-                  realign_smooth_px=realign_smooth_px, command=" ".join(["geoalign", *sys.argv[1:]]))
+                  realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,
+                  command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return
     for m in card["metrics"]["rounds"]:

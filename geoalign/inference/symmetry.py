@@ -3,8 +3,9 @@
 Why: the chain is trained on tiles turned by random multiples of 90° and flipped
 (:mod:`geoalign.train.augment`), so on a turned tile it predicts the turned field, plus an error
 of its own that changes with the turn. Turning the tile, predicting, turning the field back and
-averaging keeps the field and averages those errors: the chain alone moves maps already on their
-roofs by about 1.4 px a pass, and that scatter is what limits the default at 8 and 16 px.
+averaging keeps the field and averages those errors. It pays where the network is noisy: for a
+network with fewer pretraining steps, and for the chain alone, whose coarse scales scatter most
+(docs/model.md, ``python -m benchmarks.accuracy --methods local+learned local+learned+sym2``).
 
 The transforms are numpy twins of :func:`geoalign.train.augment.rot90_batch` and
 :func:`~geoalign.train.augment.hflip_batch` (the same convention, checked against them in

@@ -33,6 +33,7 @@ from geoalign.inference.compose import behind_local
 from geoalign.inference.layer import align_layer
 from geoalign.inference.protocol import FieldPredictor
 from geoalign.inference.smooth import SmoothedPredictor
+from geoalign.inference.symmetry import SymmetryAveragedPredictor
 from geoalign.io.raster import RasterReader
 from geoalign.io.vectors import read_buildings, write_vectors
 from geoalign.model.chain import Chain
@@ -107,14 +108,17 @@ class CascadeSets:
 
 
 def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scales: tuple[int, ...],
-              smooth_px: float = 0.0):
+              smooth_px: float = 0.0, symmetries: int = 1):
     """The predictor a round realigns D0 with (an eval-mode copy of the chain: training goes on);
-    ``smooth_px`` > 0: its field averaged over neighbouring buildings within that many pixels
+    ``symmetries`` > 1: the chain's field averaged over that many rotations/flips of each tile
+    (:class:`~geoalign.inference.symmetry.SymmetryAveragedPredictor`); ``smooth_px`` > 0: the
+    realigning field averaged over neighbouring buildings within that many pixels
     (:class:`~geoalign.inference.smooth.SmoothedPredictor`)."""
-    if realign_with == "learned":
-        predictor = ChainPredictor(chain.copy_with(), gsd_m)
-    else:
-        predictor = behind_local(ChainPredictor(chain.fine_stages(tuple(learned_scales)), gsd_m))
+    chain_at = chain.copy_with() if realign_with == "learned" else chain.fine_stages(tuple(learned_scales))
+    learned = ChainPredictor(chain_at, gsd_m)
+    if symmetries > 1:
+        learned = SymmetryAveragedPredictor(learned, symmetries)
+    predictor = learned if realign_with == "learned" else behind_local(learned)
     return SmoothedPredictor(predictor, smooth_px) if smooth_px > 0 else predictor
 
 
@@ -124,10 +128,10 @@ def _next_sources(metrics: dict) -> list[SourcePair]:
 
 def _finish_round(r: int, rdir: Path, chain: Chain, sources: Sequence[SourcePair], truth: Sequence[Path | None] | None,
                   gsd_m: float, realign_with: str, learned_scales: tuple[int, ...], steps: int,
-                  history: list[dict], smooth_px: float = 0.0) -> dict:
+                  history: list[dict], smooth_px: float = 0.0, symmetries: int = 1) -> dict:
     """Save round ``r``'s model, realign the original maps with it, write and return the round's metrics."""
     save_model(chain, rdir / "model", gsd_m=gsd_m)
-    predictor = realigner(chain, gsd_m, realign_with, learned_scales, smooth_px)
+    predictor = realigner(chain, gsd_m, realign_with, learned_scales, smooth_px, symmetries)
     nxt, shifts, err_before, err_after = [], [], [], []
     for k, orig in enumerate(sources):
         aligned, shift = align_source(predictor, orig.image, orig.buildings, gsd_m, work_dir=rdir)
@@ -142,7 +146,7 @@ def _finish_round(r: int, rdir: Path, chain: Chain, sources: Sequence[SourcePair
     all_shift = np.concatenate(shifts) if shifts else np.zeros(0)
     m = {"round": r, "train_steps": steps, "val": history[-1] if history else {},
          "realign_with": realign_with if realign_with == "learned" else f"{realign_with} {list(learned_scales)}",
-         "realign_smooth_px": smooth_px,
+         "realign_smooth_px": smooth_px, "realign_symmetries": symmetries,
          "mean_shift_px": float(all_shift.mean()) if all_shift.size else 0.0,
          "next_sources": [s.to_json() for s in nxt]}
     if err_before:
@@ -160,7 +164,7 @@ def realign_rounds(
     truth: Sequence[Path | None] | None = None, resume: bool = False, progress: bool = True,
     on_round: Callable[[int, dict], None] | None = None, first_dataset: str | Path | None = None,
     realign_with: str = "learned", learned_scales: tuple[int, ...] = (1,),
-    cascade: CascadeSets | None = None, realign_smooth_px: float = 0.0,
+    cascade: CascadeSets | None = None, realign_smooth_px: float = 0.0, realign_symmetries: int = 1,
 ) -> tuple[Chain, list[dict]]:
     """Run ``rounds`` rounds; returns the last round's chain and one metrics dict per round.
 
@@ -170,7 +174,8 @@ def realign_rounds(
     ``first_dataset``: an already built D0 (its pairs are used as they are for round 0).
     ``cascade``: cascade pairs of each round's maps join its training mixture (:class:`CascadeSets`).
     ``realign_smooth_px`` > 0: the realigning field is averaged over neighbouring buildings within
-    that many pixels (:func:`realigner`), for label noise that is smooth over a map source.
+    that many pixels (:func:`realigner`), for label noise that is smooth over a map source;
+    ``realign_symmetries`` > 1: the chain's realigning field averaged over that many rotations/flips.
     """
     if realign_with not in REALIGN_WITH:
         raise OptionError(f"realign_with must be one of {REALIGN_WITH}, got {realign_with!r}")
@@ -204,7 +209,7 @@ def realign_rounds(
         # whole-image inference per source) and writes the round; the others wait.
         on_main(write_round_similarity, chain, ds_dir, rdir / "model", r, learned_scales, seed=train_config.seed)
         m = on_main(_finish_round, r, rdir, chain, sources, truth, gsd_m, realign_with, learned_scales,
-                    train_config.steps, history, realign_smooth_px)
+                    train_config.steps, history, realign_smooth_px, realign_symmetries)
         chain.train()
         metrics.append(m)
         if on_round:

@@ -57,6 +57,7 @@ def train_model(
     smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
+    realign_symmetries: int = 1,
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
@@ -71,7 +72,8 @@ def train_model(
     scale (a shared one of ``init_model`` is copied to every scale); ``train_scales``: only pairs
     at these scales are drawn, so with per-scale networks only theirs train (None: all);
     ``realign_smooth_px`` > 0: the realigning field is averaged over neighbouring buildings within
-    that many pixels (:func:`geoalign.train.realign.realigner`)."""
+    that many pixels, ``realign_symmetries`` > 1 over that many rotations/flips of each tile
+    (:func:`geoalign.train.realign.realigner`)."""
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -83,7 +85,8 @@ def train_model(
                       align_pipeline=align_pipeline, learned_scales=learned_scales,
                       smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
-                      train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px)
+                      train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
+                      realign_symmetries=realign_symmetries)
 
 
 def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_scale_nets: bool,
@@ -126,7 +129,7 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
            learned_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model, per_scale_nets,
-           train_scales, realign_smooth_px) -> dict:
+           train_scales, realign_smooth_px, realign_symmetries) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -159,7 +162,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
         realign_with=realign_with, learned_scales=tuple(learned_scales or (1,)), cascade=cascade,
-        realign_smooth_px=realign_smooth_px,
+        realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,
     )
     if smooth_sigma_px > 0:
         chain = chain.copy_with(smooth_sigma_px=float(smooth_sigma_px))
@@ -172,7 +175,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
                   "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,
                   "steps_per_round": steps, "rounds": rounds, "seed": seed, "threads": threads,
-                  "realign_smooth_px": realign_smooth_px,
+                  "realign_smooth_px": realign_smooth_px, "realign_symmetries": realign_symmetries,
                   "cascade": None if cascade is None else {"weight": cascade.weight,
                                                            "dataset_config": cascade.config.to_json()},
                   "init_model": None if init_model is None else str(init_model),

@@ -84,11 +84,11 @@ def test_realignment_loop_runs_two_rounds_and_records_metrics(austin, tmp_path):
     assert (tmp_path / "w" / "round1" / "dataset" / "manifest.json").exists()  # D1 built from realigned maps
 
 
-@pytest.mark.parametrize("smooth_px", [0.0, 24.0])
-def test_realignment_with_the_classical_stage_first_removes_a_label_offset(austin, tmp_path, smooth_px):
+@pytest.mark.parametrize("smooth_px,symmetries", [(0.0, 1), (24.0, 1), (0.0, 2)])
+def test_realignment_with_the_classical_stage_first_removes_a_label_offset(austin, tmp_path, smooth_px, symmetries):
     """realign_with="local+learned": D0 shifted by 2.4 m comes back within a fraction of that
     (an untrained chain adds nothing; the classical local search does the work); averaging the
-    realigning field over neighbouring buildings keeps a shift they all share."""
+    realigning field over neighbouring buildings, or the chain's over flips, keeps a shift they all share."""
     import geopandas as gpd
 
     gdf = gpd.read_file(austin["buildings"])
@@ -99,9 +99,11 @@ def test_realignment_with_the_classical_stage_first_removes_a_label_offset(austi
     torch.manual_seed(0)
     _, metrics = realign_rounds(sources, tmp_path / "w", rounds=1, dataset_config=dcfg, train_config=_cfg(2),
                                 chain=Chain(TINY), truth=[austin["buildings"]], progress=False,
-                                realign_with="local+learned", learned_scales=(0,), realign_smooth_px=smooth_px)
+                                realign_with="local+learned", learned_scales=(0,), realign_smooth_px=smooth_px,
+                                realign_symmetries=symmetries)
     m = metrics[0]
     assert m["realign_with"] == "local+learned [0]" and m["realign_smooth_px"] == smooth_px
+    assert m["realign_symmetries"] == symmetries
     assert m["d0_median_error_px"] > 4.0 and m["realigned_median_error_px"] < 0.3 * m["d0_median_error_px"]
     with pytest.raises(OptionError, match="realign_with"):
         realign_rounds(sources, tmp_path / "x", rounds=1, realign_with="tvl1")
@@ -146,3 +148,16 @@ def test_vertices_inside_image_marks_whole_buildings_on_the_raster(austin, tmp_p
     assert (got <= on_raster).all()  # a vertex off the raster is never counted inside
     n_cut = len(gdf) - int(shapely.within(gdf.geometry.values, shapely.box(x0, y0, x1, y1)).sum())
     assert 5 <= n_cut < len(gdf) // 2 and 0.5 < got.mean() < 0.95
+
+
+def test_the_realigner_averages_the_chain_over_symmetries_inside_the_classical_stage():
+    from geoalign.inference.smooth import SmoothedPredictor
+    from geoalign.inference.symmetry import SymmetryAveragedPredictor
+    from geoalign.train.realign import realigner
+
+    alone = realigner(Chain(TINY), 0.3, "learned", (0,), symmetries=4)
+    assert isinstance(alone, SymmetryAveragedPredictor) and len(alone.symmetries) == 4
+    staged = realigner(Chain(TINY), 0.3, "local+learned", (0,), smooth_px=16.0, symmetries=2)
+    assert isinstance(staged, SmoothedPredictor)
+    learned = staged.inner.stages[1]
+    assert isinstance(learned, SymmetryAveragedPredictor) and learned.inner.chain.config.scales == (0,)
