@@ -241,45 +241,27 @@ def test_the_coarse_scale_option_runs_the_picked_pipeline_or_refuses_a_method_wi
     assert "not with local" in str(err.value) and not (tmp_path / "local").exists()
 
 
-def test_passes_run_the_network_again_or_refuse_a_method_without_it(provider, project, misaligned_austin, tmp_path):
-    if "--passes" not in cli("align", "--help").stdout:
-        pytest.skip("this geoalign has no align --passes")
+# (align option, parameters that pass it, what the command line gets, parameters it refuses, the refusal)
+NETWORK_OPTIONS = [
+    ("--passes", {"METHOD": 2, "PASSES": 2}, ("--method learned", "--passes 2"), {"METHOD": 0, "PASSES": 2},
+     "not the model pipeline"),
+    ("--pick-passes", {"METHOD": 0, "PICK_PASSES": 2}, ("--pick-passes 2",), {"METHOD": 2, "PICK_PASSES": 2},
+     "not with learned"),
+    ("--symmetries", {"METHOD": 0, "SYMMETRIES": 1}, ("--symmetries 2",), {"METHOD": 3, "SYMMETRIES": 1},
+     "not the classical local"),
+]
+
+
+@pytest.mark.parametrize("option,good,passed,bad,refusal", NETWORK_OPTIONS, ids=[o[0] for o in NETWORK_OPTIONS])
+def test_network_options_reach_align_or_refuse_a_method_they_do_not_fit(provider, project, misaligned_austin,
+                                                                       tmp_path, option, good, passed, bad, refusal):
+    if option not in cli("align", "--help").stdout:
+        pytest.skip(f"this geoalign has no align {option}")
     feedback = RecordingFeedback()
-    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 2, "PASSES": 2,
-           "OUTPUT": str(tmp_path / "twice")}, feedback)
-    assert "--method learned" in feedback.commands[0] and "--passes 2" in feedback.commands[0]
-    assert (tmp_path / "twice" / "aligned.gpkg").is_file()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), **good, "OUTPUT": str(tmp_path / "ok")},
+          feedback)
+    assert all(p in feedback.commands[0] for p in passed)
+    assert (tmp_path / "ok" / "aligned.gpkg").is_file()
     with pytest.raises(QgsProcessingException) as err:
-        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PASSES": 2,
-               "OUTPUT": str(tmp_path / "default")})
-    assert "not the model pipeline" in str(err.value) and not (tmp_path / "default").exists()
-
-
-def test_passes_picked_by_edges_run_behind_the_classical_search_or_refuse_the_chain_alone(provider, project,
-                                                                                        misaligned_austin, tmp_path):
-    if "--pick-passes" not in cli("align", "--help").stdout:
-        pytest.skip("this geoalign has no align --pick-passes")
-    feedback = RecordingFeedback()
-    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PICK_PASSES": 2,
-           "OUTPUT": str(tmp_path / "picked")}, feedback)
-    assert "--pick-passes 2" in feedback.commands[0]
-    assert (tmp_path / "picked" / "aligned.gpkg").is_file()
-    with pytest.raises(QgsProcessingException) as err:
-        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 2, "PICK_PASSES": 2,
-               "OUTPUT": str(tmp_path / "alone")})
-    assert "not with learned" in str(err.value) and not (tmp_path / "alone").exists()
-
-
-def test_rotations_and_flips_average_the_network_and_refuse_a_classical_method(provider, project,
-                                                                             misaligned_austin, tmp_path):
-    if "--symmetries" not in cli("align", "--help").stdout:
-        pytest.skip("this geoalign has no align --symmetries")
-    feedback = RecordingFeedback()
-    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "SYMMETRIES": 1,
-           "OUTPUT": str(tmp_path / "averaged")}, feedback)
-    assert "--symmetries 2" in feedback.commands[0]
-    assert (tmp_path / "averaged" / "aligned.gpkg").is_file()
-    with pytest.raises(QgsProcessingException) as err:
-        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "SYMMETRIES": 1,
-               "OUTPUT": str(tmp_path / "classical")})
-    assert "not the classical local" in str(err.value) and not (tmp_path / "classical").exists()
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), **bad, "OUTPUT": str(tmp_path / "no")})
+    assert refusal in str(err.value) and not (tmp_path / "no").exists()
