@@ -217,8 +217,8 @@ def align_options(label: str) -> list[str]:
     flags = {"method": "--method", "pick_scales": "--pick-scales", "passes": "--passes",
              "pick_passes": "--pick-passes", "symmetries": "--symmetries"}
     args = method_arguments(label)
-    if label.startswith("local+learned") and args["method"] == "local+learned" and label != "local+learned":
-        args.pop("method")  # the variants of the default pipeline, as a user runs them
+    if args["method"] == "local+learned" and len(args) > 1:
+        args.pop("method")  # the default pipeline with options, as a user runs it
     return [o for k, v in args.items() for o in (flags[k], ",".join(map(str, v)) if isinstance(v, tuple) else str(v))]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import parse_scales, parse_trust_gate
+from cli.options import parse_scales, parse_trust_gate, symmetries_option
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.align.resolve import ALL_METHODS
 from geoalign.errors import OptionError
@@ -37,9 +37,8 @@ from geoalign.errors import OptionError
 @click.option("--pick-passes", type=click.IntRange(1, 4), default=1, show_default=True,
               help="Behind the classical stage, run the learned stage this many passes; each building keeps "
                    "the pass that puts its outline on stronger image edges (local+learned; docs/model.md).")
-@click.option("--symmetries", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
-              callback=lambda ctx, param, value: int(value),
-              help="Average the learned stage's field over this many rotations/flips of each tile "
+@symmetries_option("--symmetries",
+                   help="Average the learned stage's field over this many rotations/flips of each tile "
                    "(test-time augmentation; N times the learned stage's cost, docs/model.md).")
 @click.option("--tile-px", type=click.IntRange(min=64), default=2048, show_default=True,
               help="Tile core size (working pixels).")

@@ -40,6 +40,14 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 
 
 
+def symmetries_option(*names: str, help: str):
+    """``--symmetries``-like option: one of :data:`geoalign.inference.symmetry.SYMMETRIES`, as an int."""
+    from geoalign.inference.symmetry import SYMMETRIES
+
+    return click.option(*names, type=click.Choice([str(n) for n in SYMMETRIES]), default="1", show_default=True,
+                        callback=lambda ctx, param, value: int(value), help=help)
+
+
 def parse_scales(ctx, param, value: str | None) -> tuple[int, ...] | None:
     """Click callback: "3,2,1,0" → (3, 2, 1, 0), scales s ≥ 0 (downsampling by 2^s); None stays None."""
     if value is None:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.options import FiniteFloat, parse_scales, seed_option
+from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_option
 
 
 @click.command("train")
@@ -23,9 +23,8 @@ from cli.options import FiniteFloat, parse_scales, seed_option
 @click.option("--realign-smooth-px", default=0.0, show_default=True, type=FiniteFloat(0),
               help="Average the realigning field over neighbouring buildings within this many pixels (for "
                    "label noise smooth across a map source: a georeferencing offset or drift; 0: off).")
-@click.option("--realign-symmetries", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
-              callback=lambda ctx, param, value: int(value),
-              help="Average the chain's realigning field over this many rotations/flips of each tile "
+@symmetries_option("--realign-symmetries",
+                   help="Average the chain's realigning field over this many rotations/flips of each tile "
                    "(N times the realignment's cost; geoalign align --symmetries).")
 @click.option("--align-pipeline", type=click.Choice(["learned", "local+learned"]), default="local+learned",
               show_default=True,

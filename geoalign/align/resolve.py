@@ -27,13 +27,13 @@ ALL_METHODS = (*METHODS, "learned", "local+learned")
 def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
              scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None,
              pick_passes: int = 1, symmetries: int = 1):
+    from geoalign.inference.symmetry import SymmetryAveragedPredictor
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
     if behind_classical and scales is None:
         scales = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get(
             "combination", {}).get("learned_scales")
-    from geoalign.inference.symmetry import SymmetryAveragedPredictor
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
