@@ -10,8 +10,8 @@ last, lists them with their SHA-256; other files in OUTDIR are never touched):
   with all its attributes, in the input CRS; each vertex moved by the field sampled bilinearly at
   its position (vertex count and order unchanged); ``shift_m`` = mean vertex move in metres;
   features that do not touch the raster are kept unchanged with ``outside_image = True``; those
-  that cross its edge have ``partly_outside = True`` (their vertices past the edge take the field
-  at the edge);
+  that cross its edge have ``partly_outside = True`` (their vertices past the edge take the mean
+  move of their vertices on the raster);
 * ``overlay.png`` — the image (decimated to ≤ ``overlay_max_px``) with input outlines in red and
   aligned ones in green.
 """

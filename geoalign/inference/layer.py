@@ -12,8 +12,8 @@ The field GeoTIFF: 2 bands float32 on the image grid, band 1 the move along the 
 The aligned layer: every input feature in input order with all its attributes, in the input CRS;
 each vertex moved (vertex count and order unchanged); ``shift_m`` = mean vertex move in metres;
 features that do not touch the raster are kept unchanged with ``outside_image = True``; those that
-cross its edge have ``partly_outside = True`` (their vertices past the edge take the field at the
-edge).
+cross its edge have ``partly_outside = True`` (their vertices past the edge take the mean move of
+their vertices on the raster, :func:`off_raster_moves`).
 """
 
 from __future__ import annotations
@@ -170,6 +170,27 @@ def sample_displacement(path: Path, points_px: np.ndarray) -> np.ndarray:
     return out
 
 
+def off_raster_moves(delta: np.ndarray, px: np.ndarray, index: np.ndarray, size_px: tuple[int, int]) -> np.ndarray:
+    """Per-vertex moves where each vertex past the raster takes the mean move of its feature's
+    vertices on the raster (``index``: feature of each vertex; ``size_px``: raster width, height).
+
+    Why: a vertex past the edge has no evidence of its own; the field at the raster's outermost
+    pixels, where the predictors see the least context, scatters most. The visible part's mean
+    move carries the feature's off-raster part along with it. A feature with no vertex on the
+    raster keeps the field at the nearest edge (``sample_displacement``)."""
+    off = (px[:, 0] < 0) | (px[:, 0] > size_px[0]) | (px[:, 1] < 0) | (px[:, 1] > size_px[1])
+    if not off.any():
+        return delta
+    on = ~off
+    n = int(index.max()) + 1
+    counts = np.bincount(index[on], minlength=n)
+    means = np.column_stack([np.bincount(index[on], weights=delta[on, c], minlength=n) for c in range(2)])
+    take = off & (counts[index] > 0)
+    out = delta.copy()
+    out[take] = means[index[take]] / counts[index[take], None]
+    return out
+
+
 def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, gsd_m: float):
     """New geometries (image CRS), the moved mask, per-feature mean move in metres, and the
     outside / partly-outside flags."""
@@ -186,7 +207,7 @@ def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, 
     inv = ~grid.transform
     px = np.column_stack([inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c,
                           inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f])
-    delta = sample_displacement(field_path, px)  # CRS units
+    delta = off_raster_moves(sample_displacement(field_path, px), px, index, (grid.width, grid.height))  # CRS units
     shifted = coords.copy()
     shifted[:, :2] += delta
     moved = shapely.set_coordinates(geoms[moving].copy(), shifted) if len(coords) else geoms[moving]

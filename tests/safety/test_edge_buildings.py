@@ -48,11 +48,13 @@ def test_a_building_cut_by_the_edge_moves_no_further_than_its_visible_part_suppo
     e_before, e_after = _errors_px(austin, misaligned), _errors_px(austin, out / "aligned.gpkg")
     edge = _edge(austin)
     assert gpd.read_file(out / "aligned.gpkg")["partly_outside"].to_numpy()[edge].all()
-    # true misalignment 6.7 px; it ends 5.2 px off. Its visible corner alone matches a parallel
-    # shadow edge 43 px away, where an unbounded window search takes it (38.7 px off): the move
-    # of a window that sees 40 % of its buildings' edges is bounded by 0.4² of the search range.
+    # true misalignment 6.7 px; it ends 3.7 px off (5.0 when its vertices past the edge take the
+    # field at the edge instead of its visible part's mean move). Its visible corner alone matches
+    # a parallel shadow edge 43 px away, where an unbounded window search takes it (38.7 px off):
+    # the move of a window that sees 40 % of its buildings' edges is bounded by 0.4² of the search
+    # range.
     assert e_before[edge][0] == pytest.approx(6.7, abs=0.1)
-    assert e_after[edge][0] < 7.0
+    assert e_after[edge][0] < 4.5
     assert e_after.max() < 12.0  # no building ends further off than 12 px (misaligned up to 16 px)
     assert np.median(e_after) < 0.2 * np.median(e_before)
 
