@@ -30,7 +30,7 @@ from geoalign.errors import OptionError
 @click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales,
               help="A second learned proposal behind the classical stage, the chain at these scales "
                    "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "
-                   "image edges. For maps off by more than ~5 m; ~2.5x slower (docs/model.md).")
+                   "image edges. For maps off by more than ~5 m; ~2.6x slower (docs/model.md).")
 @click.option("--passes", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Run the learned chain this many times, each pass on the map the passes before moved "
                    "(--method learned; for maps off by more than ~3 m; docs/model.md).")

@@ -170,7 +170,8 @@ def sample_displacement(path: Path, points_px: np.ndarray) -> np.ndarray:
     return out
 
 
-def off_raster_moves(delta: np.ndarray, px: np.ndarray, index: np.ndarray, size_px: tuple[int, int]) -> np.ndarray:
+def off_raster_moves(delta: np.ndarray, px: np.ndarray, index: np.ndarray,
+                     size_px: tuple[int, int]) -> np.ndarray:
     """Per-vertex moves where each vertex past the raster takes the mean move of its feature's
     vertices on the raster (``index``: feature of each vertex; ``size_px``: raster width, height).
 
@@ -207,7 +208,8 @@ def move_features(gdf_img: gpd.GeoDataFrame, grid: PixelGrid, field_path: Path, 
     inv = ~grid.transform
     px = np.column_stack([inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c,
                           inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f])
-    delta = off_raster_moves(sample_displacement(field_path, px), px, index, (grid.width, grid.height))  # CRS units
+    delta = off_raster_moves(sample_displacement(field_path, px), px, index,  # CRS units
+                             (grid.width, grid.height))
     shifted = coords.copy()
     shifted[:, :2] += delta
     moved = shapely.set_coordinates(geoms[moving].copy(), shifted) if len(coords) else geoms[moving]

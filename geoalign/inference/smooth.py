@@ -11,8 +11,8 @@ the predictor's grid.
 It serves realigning the training maps between rounds (``geoalign train --realign-smooth-px``).
 On the self-denoising benchmark, whose label noise has a 250 px correlation length, 64 px take
 the realigned maps' RMS error after three rounds from 2.50 to 2.14 px and their median over the
-buildings wholly on the image from 1.33 to 1.30 px, from the 8000-step model (``python -m benchmarks.self_denoising
---realign-smooth-px 64``, docs/model.md).
+buildings wholly on the image from 1.33 to 1.30 px, from the 8000-step model (``python -m
+benchmarks.self_denoising --realign-smooth-px 64``, docs/model.md).
 """
 
 from __future__ import annotations

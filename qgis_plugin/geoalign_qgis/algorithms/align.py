@@ -98,7 +98,7 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterBoolean("LOAD", "Load the results as a layer group", defaultValue=True),
             QgsProcessingParameterBoolean("PICK_COARSE", "Map off by more than ~5 m: also run the network's "
                                           "coarse scales, kept per building where the image's edges agree "
-                                          "(about 2.5x slower)", defaultValue=False),
+                                          "(about 2.6x slower)", defaultValue=False),
             QgsProcessingParameterNumber("PASSES", "Passes of the network (method learned; each pass "
                                          "corrects what the passes before left)", defaultValue=1, minValue=1,
                                          maxValue=8),
