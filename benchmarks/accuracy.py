@@ -6,7 +6,11 @@ whole validation source; without a card, the east strips of the Austin and Kampa
 region is resampled to 0.3 m (block averaging for finer imagery, bilinear for the 0.5 m SpaceNet
 chips). Regions group into the **0.3 m pool** (sources natively ≤ 0.35 m: Austin 0.3 m, Kampala
 and Zanzibar 7.5 cm; the accuracy targets are stated on it) and the **SpaceNet 0.5 m pool** (Atlanta,
-Rio; their labels sit 1–6 px off the imagery, see ``label_offset``), reported apart.
+Rio; their labels sit 1–6 px off the imagery, see ``label_offset``), reported apart. Both pools
+also hold the **external sources** (``sample_data/validation``: SpaceNet 4 Atlanta R,G,B,NIR and
+SpaceNet 8 Louisiana at 0.45–0.5 m, Las Vegas WorldView-3 at 0.27 m, two IGN FLAIR #2 patches at
+0.2 m), whole: cities and sensors absent from every training source. Each pool is also reported
+by origin (``"<pool>, card regions"``, ``"<pool>, external"``).
 The Rio train chips' east strips are left out: each is a few dozen pixels wide and the learned
 chain pads every raster by its 555 px context, so they would cost tens of CPU minutes for few buildings.
 
@@ -23,6 +27,10 @@ stage, picked building by building by the image's edges). Also on request: ``lea
 building keeping the pass on the strongest edges); any learned label followed by ``+symN``
 (e.g. ``local+learned+sym2``) is the same with ``align --symmetries N`` (the learned stage averaged
 over N rotations/flips of each tile).
+
+Each method also aligns each region's untouched labels once: the median distance it moves them
+(``untouched_labels_moved_px``, per region and pool) is where it puts buildings whose labels sit
+off their roofs (the SpaceNet labels) and bounds what it can reach against those labels.
 
 Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curves per amplitude,
 0.3 m pool).
@@ -74,6 +82,19 @@ TARGET_GSD_M = 0.3
 POOL_03 = "0.3 m pool"
 POOL_SPACENET = "SpaceNet 0.5 m pool"
 RIO_TRAIN_CHIP = "spacenet1_rio"
+VALIDATION = ROOT / "sample_data/validation"
+EXTERNAL_SOURCES = {  # sources no model is trained on (sample_data/validation/README.md), used whole
+    "sn4_atlanta_rgbnir": (VALIDATION / "spacenet4_atlanta_rgbnir/atlanta_nadir10_PS-RGBNIR_732701_3729639_clipped.tif",
+                           VALIDATION / "spacenet4_atlanta_rgbnir/SN4_buildings_732701_3729639.geojson"),
+    "sn8_louisiana": (VALIDATION / "spacenet8_louisiana/10300100AF395C00_2_20_57_p000_000_pre.tif",
+                      VALIDATION / "spacenet8_louisiana/buildings_from_mask.geojson"),
+    "vegas_wv3": (VALIDATION / "vegas_wv3/vegas_wv03_rgb.tif", VALIDATION / "vegas_wv3/vegas_wv03_buildings.geojson"),
+    "flair_gironde": (VALIDATION / "flair2_france/IMG_024577_aerial_RGBNIR_elev.tif",
+                      VALIDATION / "flair2_france/IMG_024577_buildings.geojson"),
+    "flair_annecy": (VALIDATION / "flair2_france/IMG_050549_aerial_RGBNIR_elev.tif",
+                     VALIDATION / "flair2_france/IMG_050549_buildings.geojson"),
+}
+EXTERNAL_SUFFIX = " (external)"
 
 
 @dataclass(frozen=True)
@@ -84,8 +105,33 @@ class Region:
     east_fraction: float | None  # None: the whole raster (a validation source)
 
 
+def external_regions() -> list[Region]:
+    """The validation sources no model is trained on, whole; listed after the card's regions so
+    that the card's regions keep their place ``k`` (which seeds their fields)."""
+    return [Region(name + EXTERNAL_SUFFIX, image, buildings, None)
+            for name, (image, buildings) in EXTERNAL_SOURCES.items()]
+
+
 def held_out_regions() -> tuple[list[Region], str]:
-    """The shipped model's held-out regions (see the module docstring) and where they came from."""
+    """The shipped model's held-out regions (see the module docstring) followed by the external
+    sources, and where they came from."""
+    card_regions, origin = card_held_out_regions()
+    return card_regions + external_regions(), origin + f" and {len(EXTERNAL_SOURCES)} external sources"
+
+
+def pool_parts(pool: str, names: list[str]) -> dict[str, list[str]]:
+    """The pool's regions (``names``) under its name and, where it holds both, its card regions
+    and its external sources apart (``"<pool>, card regions"``, ``"<pool>, external"``)."""
+    external = [r for r in names if r.endswith(EXTERNAL_SUFFIX)]
+    card = [r for r in names if r not in external]
+    parts = {pool: names}
+    if card and external:
+        parts.update({f"{pool}, card regions": card, f"{pool}, external": external})
+    return {k: v for k, v in parts.items() if v}
+
+
+def card_held_out_regions() -> tuple[list[Region], str]:
+    """The shipped model card's held-out regions (see the module docstring) and where they came from."""
     try:
         from geoalign.model.card import read_card
         from geoalign.model.predictor import DEFAULT_MODEL_DIR
@@ -107,15 +153,20 @@ def held_out_regions() -> tuple[list[Region], str]:
 
 def make_strip(tmp: Path, region: Region, target_gsd_m: float = TARGET_GSD_M):
     """The region as a GeoTIFF at ≈ ``target_gsd_m`` (integer block averaging of finer imagery,
-    bilinear upsampling of coarser); truth buildings (wholly inside) in its pixel coordinates."""
+    area averaging where no integer factor comes within 10 % (0.2 m → 0.3 m), bilinear upsampling
+    of coarser); truth buildings (wholly inside) in its pixel coordinates."""
     with rasterio.open(region.image) as src:
         gsd = pixel_size_m(src.crs, src.transform, src.bounds)
         x0 = 0 if region.east_fraction is None else int(round(src.width * (1 - region.east_fraction)))
         w_in, h_in = src.width - x0, src.height
         if gsd < target_gsd_m:
             factor = max(1, int(round(target_gsd_m / gsd)))
-            shape = (h_in // factor, w_in // factor)
-            sx = sy = float(factor)
+            if abs(factor * gsd / target_gsd_m - 1) <= 0.1:
+                shape = (h_in // factor, w_in // factor)
+                sx = sy = float(factor)
+            else:
+                shape = (int(round(h_in * gsd / target_gsd_m)), int(round(w_in * gsd / target_gsd_m)))
+                sx, sy = w_in / shape[1], h_in / shape[0]
             resampling = Resampling.average
         else:
             zoom = gsd / target_gsd_m if gsd > 1.2 * target_gsd_m else 1.0
@@ -254,6 +305,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
         seconds: dict = {m: 0.0 for m in predictors}
         results["regions"] = {}
         per_region: dict = {}
+        label_moves: dict = {}  # region → method → px each vertex of the untouched labels moves
         for k, region, image, grid, truth, gsd, native, pool in held_out_strips(tmp, regions, only,
                                                                                results["skipped"]):
             errors = per_region[region.name] = {m: {a: [] for a in amplitudes} for m in ["before", *predictors]}
@@ -262,18 +314,24 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                                                "n_buildings": int(len(truth))}
             truth_xy = shapely.get_coordinates(truth)
             ids = list(range(len(truth)))
+
+            def aligned_error_px(src: Path, m: str, pred) -> np.ndarray:
+                t0 = time.perf_counter()
+                res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
+                                   method=pred.name, show_progress=False)
+                seconds[m] += time.perf_counter() - t0
+                out = read_vectors(res.paths["gpkg"])
+                got = grid.to_pixels(np.asarray(out.geometry.values, dtype=object))
+                return vertex_errors(got, truth, list(out["bid"]), ids).error_px
+
+            _, untouched = misalign(tmp, grid, truth, 0.0, 0, k)
+            label_moves[region.name] = {m: aligned_error_px(untouched, m, pred) for m, pred in predictors.items()}
             for amp in amplitudes:
                 for seed in range(seeds):
                     mis, src = misalign(tmp, grid, truth, amp, seed, k)
                     errors["before"][amp].append(np.hypot(*(shapely.get_coordinates(mis) - truth_xy).T))
                     for m, pred in predictors.items():
-                        t0 = time.perf_counter()
-                        res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
-                                           method=pred.name, show_progress=False)
-                        seconds[m] += time.perf_counter() - t0
-                        out = read_vectors(res.paths["gpkg"])
-                        got = grid.to_pixels(np.asarray(out.geometry.values, dtype=object))
-                        errors[m][amp].append(vertex_errors(got, truth, list(out["bid"]), ids).error_px)
+                        errors[m][amp].append(aligned_error_px(src, m, pred))
                     print(f"{region.name} amplitude {amp:g} px seed {seed}: " + ", ".join(
                         f"{m} {np.median(errors[m][amp][-1]):.2f}" for m in errors), flush=True)
 
@@ -292,15 +350,20 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
         return {m: {"per_amplitude": rows_of({a: [c for r in names for c in per_region[r][m][a]]
                                                 for a in amplitudes})} for m in ["before", *predictors]}
 
+    def label_move_medians(names: list[str]) -> dict:
+        return {m: float(np.median(np.concatenate([label_moves[r][m] for r in names]))) for m in predictors}
+
     for name, errors in per_region.items():
         results["regions"][name]["methods"] = {m: {"per_amplitude": rows_of(pa, per_seed=True)}
                                                for m, pa in errors.items()}
+        results["regions"][name]["untouched_labels_moved_px"] = label_move_medians([name])
     for pool in (POOL_03, POOL_SPACENET):
         names = [r for r, v in results["regions"].items() if v["pool"] == pool]
-        if names:
-            results["pools"][pool] = {"regions": names,
-                                      "n_buildings": sum(results["regions"][r]["n_buildings"] for r in names),
-                                      "methods": pooled(names)}
+        for key, part in pool_parts(pool, names).items():
+            results["pools"][key] = {"regions": part,
+                                     "n_buildings": sum(results["regions"][r]["n_buildings"] for r in part),
+                                     "methods": pooled(part),
+                                     "untouched_labels_moved_px": label_move_medians(part)}
     results["methods"] = results["pools"].get(POOL_03, {}).get("methods", {})  # the pool the targets are stated on
     results["seeds_better_than_local"] = paired_against(results, "local")
     results["seconds"] = dict(seconds)
@@ -364,6 +427,10 @@ def table(results: dict) -> str:
             for a, row in r["per_amplitude"].items():
                 lines.append(f"| {label} | {m} | {a} | {before[a]['median_px']:.2f} → {row['median_px']:.2f} | "
                              f"{row['within_2px']:.0%} | {row['within_4px']:.0%} |")
+    lines += ["", "| region | median px each method moves the untouched labels |", "|---|---|"]
+    for label, entry in [*results["regions"].items(), *results["pools"].items()]:
+        moved = entry.get("untouched_labels_moved_px", {})
+        lines.append(f"| {label} | " + ", ".join(f"{m} {v:.2f}" for m, v in moved.items()) + " |")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 does the trust report's gate keep it from that? (``make bench-coarse``)
 
 The held-out regions and their 0.3 m strips are those of :mod:`benchmarks.accuracy` (the shipped
-model card's held-out regions, both pools). Each strip is degraded to 0.6 m and 1.0 m GSD by
+model card's held-out regions and the external sources, both pools). Each strip is degraded to 0.6 m and 1.0 m GSD by
 block averaging (GDAL's area-weighted average: 1 m is 3.33 strip pixels) and written as a GeoTIFF
 with the coarser transform, the same extent: a real coarser raster, which ``align`` reads and
 resamples to its 0.3 m working grid itself. The truth buildings are misaligned by the same random
@@ -53,7 +53,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 from benchmarks.accuracy import (CORRELATION_LENGTH_PX, POOL_03, POOL_SPACENET, RESULTS, held_out_regions,
-                                 held_out_strips, misalign)
+                                 held_out_strips, misalign, pool_parts)
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.evaluate import vertex_errors
 from geoalign.grid import pixel_size_m
@@ -251,12 +251,15 @@ def _median(errors: list[np.ndarray]) -> float:
 
 
 def summarise(cases: list[dict], gates: list[float]) -> dict:
-    """Pool → GSD → amplitude → method: median vertex error, ≤ 2 px share, share of buildings made
+    """Pool (and its card regions and external sources apart, :func:`benchmarks.accuracy.pool_parts`)
+    → GSD → amplitude → method: median vertex error, ≤ 2 px share, share of buildings made
     worse; gates: share gated, median error of the gated (as output and as the default moves them)
     and of the ungated buildings."""
     pools: dict = {}
-    for pool in (POOL_03, POOL_SPACENET):
-        mine = [c for c in cases if c["pool"] == pool]
+    groups = {key: [c for c in cases if c["region"] in part]
+              for pool in (POOL_03, POOL_SPACENET)
+              for key, part in pool_parts(pool, sorted({c["region"] for c in cases if c["pool"] == pool})).items()}
+    for pool, mine in groups.items():
         for g in sorted({c["gsd"] for c in mine}):
             for a in sorted({c["amp"] for c in mine}):
                 sel = [c for c in mine if c["gsd"] == g and c["amp"] == a]
@@ -328,7 +331,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pools = list(results["pools"])
+    pools = [p for p in results["pools"] if p in (POOL_03, POOL_SPACENET)]  # whole pools; origins in the table
     amps = [f"{a:g}" for a in results["amplitudes_px"]]
     fig, axes = plt.subplots(len(pools), len(amps), figsize=(4.2 * len(amps), 3.6 * len(pools)), dpi=110,
                              squeeze=False)
