@@ -36,7 +36,7 @@ Writes ``benchmarks/results/accuracy.json`` and ``accuracy.png`` (accuracy curve
 0.3 m pool).
 
     python -m benchmarks.accuracy [--seeds 6] [--amplitudes 8 16 32] [--methods ...]
-        [--candidate NAME=MODEL_DIR ...] [--out DIR]
+        [--candidate NAME=MODEL_DIR ...] [--pick-scales 3 2 1] [--out DIR]
 
 ``--candidate`` adds ``learned@NAME`` and ``local+learned@NAME`` for each learned method asked for:
 the same methods with another model folder, on the same misaligned maps (the held-out regions
@@ -291,7 +291,8 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                      "amplitudes_px": amplitudes,
                      "metric": "per-vertex error (px at 0.3 m, vertex-wise) of the aligned buildings vs the truth",
                      "methods": {}, "pools": {}, "skipped": {},
-                     "learned_scales": None if learned_scales is None else list(learned_scales)}
+                     "learned_scales": None if learned_scales is None else list(learned_scales),
+                     "pick_scales": list(PICK_SCALES)}
     predictors = {}
     for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
         try:
@@ -435,6 +436,7 @@ def table(results: dict) -> str:
 
 
 def main() -> None:
+    global PICK_SCALES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0, 32.0])
@@ -447,7 +449,10 @@ def main() -> None:
                          "(default: all, and the model card's behind local)")
     ap.add_argument("--candidate", action="append", default=[], metavar="NAME=MODEL_DIR",
                     help="also run the learned methods with this model folder, labelled method@NAME")
+    ap.add_argument("--pick-scales", type=int, nargs="+", default=list(PICK_SCALES),
+                    help=f"the chain's scales of {PICKED} (align --pick-scales)")
     args = ap.parse_args()
+    PICK_SCALES = tuple(args.pick_scales)
     candidates = {}
     for c in args.candidate:
         name, _, folder = c.partition("=")
