@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 import rasterio
-import shapely
 
-from benchmarks.accuracy import EXTERNAL_SOURCES, EXTERNAL_SUFFIX, held_out_regions
-from geoalign.grid import PixelGrid, reproject_to
-from geoalign.io.vectors import read_buildings
+from benchmarks.accuracy import EXTERNAL_SOURCES, EXTERNAL_SUFFIX, external_regions, held_out_regions, make_strip
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_ARGS = ROOT / "sample_data/training/default_sources.txt"
@@ -26,17 +23,15 @@ def test_no_external_source_is_trained_on():
     assert not trained & external
 
 
-@pytest.mark.parametrize("name", sorted(EXTERNAL_SOURCES))
-def test_external_source_is_attributed_and_holds_whole_buildings(name):
-    image, buildings = EXTERNAL_SOURCES[name]
-    source_md = (image.parent / "SOURCE.md").read_text()
+@pytest.mark.parametrize("region", external_regions(), ids=lambda r: r.name)
+def test_external_source_is_attributed_and_holds_whole_buildings(region, tmp_path):
+    source_md = (region.image.parent / "SOURCE.md").read_text()
     assert "CC BY-SA 4.0" in source_md or "Etalab Open Licence 2.0" in source_md
-    with rasterio.open(image) as src:
+    with rasterio.open(region.image) as src:
         assert src.crs is not None and src.count >= 3
-        grid = PixelGrid(src.transform, src.width, src.height, src.crs)
-    px = grid.to_pixels(reproject_to(read_buildings(buildings), grid.crs).geometry.values)
-    inside = shapely.within(px, shapely.box(0, 0, grid.width, grid.height))
-    assert inside.sum() >= 3, f"{name}: {inside.sum()} buildings wholly inside"
+    _, _, truth, gsd_m, _ = make_strip(tmp_path, region)  # the strip the benchmark aligns
+    assert gsd_m == pytest.approx(0.3, abs=0.03)
+    assert len(truth) >= 3, f"{region.name}: {len(truth)} buildings wholly inside"
 
 
 def test_benchmark_holds_external_sources_out_after_the_card_regions():
@@ -45,5 +40,5 @@ def test_benchmark_holds_external_sources_out_after_the_card_regions():
     external = [n for n in names if n.endswith(EXTERNAL_SUFFIX)]
     assert external == [n + EXTERNAL_SUFFIX for n in EXTERNAL_SOURCES]
     assert names[-len(external):] == external  # the card's regions keep their seeds
-    assert all(r.east_fraction is None for r in regions if r.name in external)
+    assert all(r.east_fraction is None for r in regions if r.name in external)  # used whole
     assert "5 external sources" in origin
