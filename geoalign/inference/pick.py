@@ -68,8 +68,9 @@ def pick_weights(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposa
 
     k = len(proposals)
     shape = map_.shape[-2:]
-    fill = map_[channels.index("fill")] > 0.5
-    edges = (map_[channels.index("edges")] > 0.5) if "edges" in channels else (
+    valid = np.asarray(valid, bool)
+    fill = (map_[channels.index("fill")] > 0.5) & valid  # buildings over invalid pixels are left out
+    edges = ((map_[channels.index("edges")] > 0.5) & valid) if "edges" in channels else (
         fill & ~ndimage.binary_erosion(fill))
     labels, n = ndimage.label(fill | edges, structure=np.ones((3, 3), bool))
     none = np.zeros((k - 1, *shape), np.float32)
@@ -77,14 +78,14 @@ def pick_weights(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposa
         return none, np.eye(k)[0]
     rows, cols = np.nonzero(edges)
     own = labels[rows, cols]
-    magnitude = edge_magnitude(image, np.asarray(valid, bool))
+    magnitude = edge_magnitude(image, valid)
     scores = np.stack([building_scores(f, rows, cols, own, n, magnitude) for f in proposals])
     counts = np.bincount(own, minlength=n + 1)
     picks = np.where(counts >= MIN_EDGE_PIXELS, np.argmax(scores, axis=0), 0)[1:]
     shares = np.bincount(picks, minlength=k) / n
     if not picks.any():
         return none, shares
-    chosen = np.concatenate([[0], picks])[labels]
+    chosen = np.concatenate([[0], picks]).astype(np.uint8 if k < 256 else np.int64)[labels]
     planes = np.stack([*(chosen == i for i in range(1, k)), labels > 0]).astype(np.float32)
     with torch.inference_mode():
         blurred = gaussian_blur_torch(torch.from_numpy(planes)[None], blend_sigma_px)[0].numpy()
@@ -98,8 +99,7 @@ def picked_field(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposa
     """(the proposals blended by their buildings' picks (:func:`pick_weights`) over the first,
     share of the buildings that pick each)."""
     first = np.asarray(proposals[0], np.float32)
-    visible = np.multiply(map_, np.asarray(valid, bool)[None], dtype=np.float32)
-    weights, shares = pick_weights(image, valid, visible, proposals, channels, blend_sigma_px)
+    weights, shares = pick_weights(image, valid, map_, proposals, channels, blend_sigma_px)
     field = first.copy()
     for weight, other in zip(weights, proposals[1:]):
         field += weight[None] * (other - first)

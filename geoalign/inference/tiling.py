@@ -344,10 +344,10 @@ def predict_tiled(
                 if on_tile is not None:
                     on_tile(result)
                 bar.update(1)
-                if result.has_buildings:
-                    yield TilePart(tile, weighted_field(tile, result.field), bool(result.valid.any()))
-                else:
-                    yield TilePart(tile, None)
+                part = (TilePart(tile, weighted_field(tile, result.field), bool(result.valid.any()))
+                        if result.has_buildings else TilePart(tile, None))
+                del result  # the tile's inputs go before the next tile's are read
+                yield part
 
     stats = blend_tiles(inputs.grid, rows, parts(), sink)
     bar.close()

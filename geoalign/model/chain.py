@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from geoalign.errors import OptionError
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, edge_map, mean_gradient
-from geoalign.model.warp import compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges
+from geoalign.model.warp import INVERSION_STEP_PX, compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges
 from geoalign.rasterize import MAP_CHANNELS
 
 
@@ -164,13 +164,14 @@ class Chain(nn.Module):
             mean = mean_gradient(whole_s) if k else None  # the edge normalization of the whole tile
             img_s = whole_s[..., k // f:(H - k) // f, k // f:(W - k) // f]
             mp = map_[..., k:H - k, k:W - k]
-            moved = mp if i == 0 else move_map_torch(mp, total)
+            moved = mp if i == 0 else move_map_torch(mp, total, step_px=INVERSION_STEP_PX)
             map_s = downsample_map(moved, f, self.config.channels)
             corr_s, _ = self.net(s)(img_s, map_s, mean)
             if self.config.smooth_sigma_px > 0:
                 corr_s = smooth_field_at_edges(corr_s, edge_map(map_s), self.config.smooth_sigma_px)
             corr = resize_field(corr_s, tuple(mp.shape[-2:])) if f > 1 else corr_s
             total = corr if i == 0 else compose_fields_torch(total, corr)
+            del moved, map_s, corr_s, corr, whole_s, img_s  # full-size tensors go before the next scale's
             if upto_scale is not None and s == upto_scale:
                 break
         if k:

@@ -11,6 +11,8 @@ j + d maps to ``2 (j + 0.5 + d) / W - 1``. Each function is tested against its n
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.nn.functional as F
 
@@ -18,20 +20,55 @@ from geoalign.banded import filter_along
 
 
 def _sampling_grid(field_px: torch.Tensor) -> torch.Tensor:
-    """Field (N,2,H,W) px → grid_sample grid (N,H,W,2) sampling at q + field(q)."""
+    """Field (N,2,H,W) px → grid_sample grid (N,H,W,2) sampling at q + field(q) (each coordinate
+    written in place into the interleaved grid: a ``stack`` of the two costs a third more)."""
     n, _, h, w = field_px.shape
     dev, dt = field_px.device, field_px.dtype
     cols = torch.arange(w, device=dev, dtype=dt).view(1, 1, w) + 0.5
     rows = torch.arange(h, device=dev, dtype=dt).view(1, h, 1) + 0.5
-    gx = 2.0 * (cols + field_px[:, 0]) / w - 1.0
-    gy = 2.0 * (rows + field_px[:, 1]) / h - 1.0
-    return torch.stack([gx, gy], dim=-1)
+    if torch.is_grad_enabled() and field_px.requires_grad:
+        gx = 2.0 * (cols + field_px[:, 0]) / w - 1.0
+        gy = 2.0 * (rows + field_px[:, 1]) / h - 1.0
+        return torch.stack([gx, gy], dim=-1)
+    grid = field_px.new_empty((n, h, w, 2))
+    for k, (base, size) in enumerate(((cols, w), (rows, h))):
+        g = grid[..., k]
+        torch.add(base, field_px[:, k], out=g)
+        g.mul_(2.0).div_(size).sub_(1.0)
+    return grid
+
+
+# Without gradients, a grid_sample of at least this many output pixels runs in row bands on
+# torch's threads (its CPU kernel runs one image on one thread; same values).
+SPLIT_SAMPLE_MIN_PX = 1 << 20
+SAMPLE_BANDS_PER_THREAD = 2  # bands finish unevenly (cache misses follow the field)
+
+
+def _grid_sample(raster: torch.Tensor, grid: torch.Tensor, padding_mode: str) -> torch.Tensor:
+    """``F.grid_sample(raster, grid, bilinear, align_corners=False)``, in row bands on torch's
+    threads when no gradient is recorded and the output is large (2,540² px, 2 threads:
+    1.3-1.6× faster, the same values)."""
+    threads = torch.get_num_threads()
+    n, h, w = grid.shape[:3]
+    if torch.is_grad_enabled() or threads < 2 or n * h * w < SPLIT_SAMPLE_MIN_PX:
+        return F.grid_sample(raster, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    out = raster.new_empty((n, raster.shape[1], h, w))
+    step = -(-h // (threads * SAMPLE_BANDS_PER_THREAD))
+    inference = torch.is_inference_mode_enabled()
+
+    def band(r0: int) -> None:
+        with torch.inference_mode(inference), torch.no_grad():  # grad modes are per thread
+            out[:, :, r0:r0 + step] = F.grid_sample(raster, grid[:, r0:r0 + step], mode="bilinear",
+                                                    padding_mode=padding_mode, align_corners=False)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(band, range(0, h, step)))
+    return out
 
 
 def warp_raster_torch(raster: torch.Tensor, field_px: torch.Tensor, *, padding_mode: str = "zeros") -> torch.Tensor:
     """``out(q) = raster(q + field(q))`` (bilinear; zeros outside, like ``warp_raster(cval=0)``)."""
-    return F.grid_sample(raster, _sampling_grid(field_px), mode="bilinear",
-                          padding_mode=padding_mode, align_corners=False)
+    return _grid_sample(raster, _sampling_grid(field_px), padding_mode)
 
 
 def sample_field_torch(field_px: torch.Tensor, at_field_px: torch.Tensor) -> torch.Tensor:
@@ -52,9 +89,28 @@ def compose_fields_torch(first: torch.Tensor, second: torch.Tensor) -> torch.Ten
     return first + sample_field_torch(second, first)
 
 
-def move_map_torch(map_mis: torch.Tensor, field_px: torch.Tensor, iterations: int = 10) -> torch.Tensor:
-    """The misaligned map moved where ``field`` says it belongs (on the aligned grid)."""
-    return warp_raster_torch(map_mis, invert_field_torch(field_px, iterations))
+# Maps are moved by a field inverted on a grid this many times coarser, interpolated back: the
+# fields moved by (a classical stage's interpolated window offsets, the chain's upsampled coarse
+# corrections) vary over tens of pixels.
+INVERSION_STEP_PX = 2
+
+
+def move_map_torch(map_mis: torch.Tensor, field_px: torch.Tensor, iterations: int = 10, *,
+                   step_px: int = 1) -> torch.Tensor:
+    """The misaligned map moved where ``field`` says it belongs (on the aligned grid).
+
+    ``step_px`` > 1: the inverse is solved on a grid that many times coarser (when the field
+    spans at least 4 of its cells) and interpolated back, a ``step_px``² share of the
+    full-resolution fixed point's samples. Step 2 on the chain's scale-3 and -2 fields
+    (1600² tile, 16 px misalignment): its field changes by 0.0002 px in median, 0.005 px at
+    most, and scales 3-2-1 run 1.7× faster."""
+    h, w = field_px.shape[-2:]
+    if step_px > 1 and min(h, w) >= 4 * step_px:
+        coarse = resize_field(field_px, (-(-h // step_px), -(-w // step_px)))
+        psi = resize_field(invert_field_torch(coarse, iterations), (h, w))
+    else:
+        psi = invert_field_torch(field_px, iterations)
+    return warp_raster_torch(map_mis, psi)
 
 
 def resize_field(field_px: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
