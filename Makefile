@@ -108,7 +108,8 @@ bench-ddp: $(STAMP)
 # Benchmark figures join the card with `python -m benchmarks.record_card`.
 DEFAULT_SOURCES := $(shell cat sample_data/training/default_sources.txt 2>/dev/null)
 DEFAULT_TRAIN_OPTIONS := --rounds 2 --steps 500 --pretrain-steps 20000 --threads 1 --seed 0 \
-	--realign-with learned --align-pipeline local+learned --learned-scales 1 --smooth-sigma-px 6
+	--realign-with learned --align-pipeline local+learned --learned-scales 1 --pick-scales 3,2,1 \
+	--smooth-sigma-px 6
 .PHONY: train-default
 train-default: $(STAMP)
 	test -f runs/real03/manifest.json || $(BIN)/geoalign dataset build $(DEFAULT_SOURCES) -o runs/real03 --gsd 0.3 --holdout-fraction 0.2 --scales 3,2,1,0 --seed 0

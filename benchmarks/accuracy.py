@@ -235,11 +235,12 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
                            POOL_03 if native <= 0.35 else POOL_SPACENET)
 
 
-PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: the default and scales 3, 2, 1, picked by edges
+PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: scale 1 and scales 3, 2, 1, picked by edges
 PICK_SCALES = (3, 2, 1)
+SCALE1 = "local+learned+scale1"  # align --pick-scales none: the learned stage at scale 1 alone
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
-LEARNED_METHODS = ("learned", "local+learned", PICKED, *PASSES, *PICKED_PASSES)
+LEARNED_METHODS = ("learned", "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES)
 SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
@@ -250,6 +251,8 @@ def method_arguments(label: str) -> dict:
         return {**method_arguments(base), "symmetries": int(n)}
     if label == PICKED:
         return {"method": "local+learned", "pick_scales": PICK_SCALES}
+    if label == SCALE1:
+        return {"method": "local+learned", "pick_scales": ()}
     if label in PICKED_PASSES:
         return {"method": "local+learned", "pick_passes": PICKED_PASSES[label]}
     if label in PASSES:
@@ -270,7 +273,8 @@ def align_options(label: str) -> list[str]:
     args = method_arguments(label)
     if args["method"] == "local+learned" and len(args) > 1:
         args.pop("method")  # the default pipeline with options, as a user runs it
-    return [o for k, v in args.items() for o in (flags[k], ",".join(map(str, v)) if isinstance(v, tuple) else str(v))]
+    return [o for k, v in args.items()
+            for o in (flags[k], (",".join(map(str, v)) or "none") if isinstance(v, tuple) else str(v))]
 
 
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
@@ -440,7 +444,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0, 32.0])
-    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", "local+learned", PICKED])
+    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", "local+learned", SCALE1])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned methods")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")

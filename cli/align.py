@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.options import parse_scales, parse_trust_gate, symmetries_option
+from cli.options import parse_scales, parse_scales_or_none, parse_trust_gate, symmetries_option
 from geoalign.align import align_raster, resolve_predictor
 from geoalign.align.resolve import ALL_METHODS
 from geoalign.errors import OptionError
@@ -27,10 +27,11 @@ from geoalign.errors import OptionError
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
                    "them for --method learned; the model card's for local+learned: scale 1 only, "
                    "'1,0' is ~3x slower; docs/model.md compares them).")
-@click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales,
+@click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales_or_none,
               help="A second learned proposal behind the classical stage, the chain at these scales "
                    "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "
-                   "image edges. For maps off by more than ~5 m; ~2.6x slower (docs/model.md).")
+                   "image edges (default: the model card's; 'none': scale 1 alone, ~2x faster; "
+                   "docs/model.md).")
 @click.option("--passes", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Run the learned chain this many times, each pass on the map the passes before moved "
                    "(--method learned; for maps off by more than ~3 m; docs/model.md).")

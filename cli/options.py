@@ -61,6 +61,13 @@ def parse_scales(ctx, param, value: str | None) -> tuple[int, ...] | None:
     return scales
 
 
+def parse_scales_or_none(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """:func:`parse_scales`, and "none" → () (turns off what a model card sets)."""
+    if value is not None and value.strip().lower() == "none":
+        return ()
+    return parse_scales(ctx, param, value)
+
+
 def parse_trust_gate(ctx, param, value: str | None) -> float | str | None:
     """Click callback: :func:`geoalign.report.trust.gate_value` ("auto", or pixels ≥ 0)."""
     from geoalign.report.trust import gate_value

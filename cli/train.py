@@ -32,6 +32,10 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
 @click.option("--learned-scales", default="1", show_default=True, metavar="S,S", callback=parse_scales,
               help="Scales of the chain that run behind the classical stage in local+learned, and that "
                    "realign the maps with --realign-with local+learned.")
+@click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales,
+              help="A second learned proposal behind the classical stage in local+learned, the chain at "
+                   "these scales, picked building by building by the image's edges (recorded on the "
+                   "model card; geoalign align --pick-scales).")
 @click.option("--smooth-sigma-px", default=6.0, show_default=True, type=FiniteFloat(0),
               help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
                    "parameter-free, not used while training; 0: none).")
@@ -65,7 +69,7 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
               help="Draw training pairs only at these scales [default: all of the chain's].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
-          learned_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight, batch_size,
+          learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight, batch_size,
           threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales,
           seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
@@ -76,7 +80,7 @@ def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, reali
                   pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                   synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                   resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
-                  learned_scales=learned_scales, smooth_sigma_px=smooth_sigma_px,
+                  learned_scales=learned_scales, pick_scales=pick_scales, smooth_sigma_px=smooth_sigma_px,
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   per_scale_nets=per_scale_nets, train_scales=train_scales,
                   realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,

@@ -4,7 +4,9 @@ Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`),
 model in ``model_dir``, default the shipped one) and ``local+learned`` (classical local offsets as
 the coarse stage, the learned chain for the fine residual: only the scales listed in the model
 card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
-benchmark the coarse learned scales only add noise behind the classical stage).
+benchmark the coarse learned scales only add noise behind the classical stage; the card's
+``"pick_scales"``, when present, adds a second learned proposal picked building by building,
+:mod:`geoalign.inference.pick`, which ``pick_scales=()`` turns off).
 
 Default (no method): the model card (of ``model_dir``, else of the shipped model) decides through
 its ``"align_pipeline"`` entry (``"learned"`` or ``"local+learned"``), so ``--model DIR`` with the
@@ -51,6 +53,15 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     return EdgePickedPredictor(chain, stage(pick_scales))
 
 
+def card_pick_scales(model_dir: str | Path | None) -> tuple[int, ...]:
+    """The second proposal's scales the model card's ``combination`` names (``()``: none)."""
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    card = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
+    return tuple(int(s) for s in card.get("combination", {}).get("pick_scales") or ())
+
+
 def _options_note(*, pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
                   symmetries: int = 1) -> str:
     """The learned stage's options as the summary line states them ("" when none is set)."""
@@ -79,7 +90,8 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     of the learned chain that run (default: all for ``learned``, the model card's for
     ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
     at these scales, taken building by building where it puts the outline on stronger image
-    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only); ``passes``: the chain alone
+    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only; default: the model card's,
+    ``()``: none); ``passes``: the chain alone
     runs this many times, each pass on the map the passes before it moved (``learned`` only: one
     pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
     16 px misalignment in place); ``pick_passes``: behind the classical stage, the chain runs this
@@ -102,10 +114,10 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         if pipeline not in ("learned", "local+learned") and model_dir is not None:
             pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
-            predictor, name, _ = resolve_predictor(pipeline, model_dir, search_px=search_px,
-                                                   learned_scales=learned_scales, **options)
+            predictor, name, options_note = resolve_predictor(pipeline, model_dir, search_px=search_px,
+                                                              learned_scales=learned_scales, **options)
             note = "shipped default model" if model_dir is None else f"model card of {model_dir}"
-            return predictor, name, note + _options_note(**options)
+            return predictor, name, note + (f", {options_note}" if options_note else "")
         predictor, name, _ = resolve_predictor(BEST_CLASSICAL, None, search_px=search_px, passes=passes)
         return predictor, name, "no validated learned default model yet: classical fallback"
     if pick_scales and method != "local+learned":
@@ -131,6 +143,9 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
             return chain, "learned", note
         return ComposedPredictor([chain] * passes, name="learned"), "learned", note
     if method == "local+learned":
+        if pick_scales is None and pick_passes == 1:
+            pick_scales = card_pick_scales(model_dir) or None
+            options["pick_scales"] = pick_scales
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
                                      pick_scales=pick_scales, pick_passes=pick_passes, symmetries=symmetries),
                             search_px=search_px), "local+learned", _options_note(**options).lstrip(", ")

@@ -31,16 +31,26 @@ from geoalign.inference.protocol import FieldPredictor
 MIN_EDGE_PIXELS = 8  # a building with fewer edge pixels keeps the first proposal
 
 
+EDGE_BAND_ROWS = 256  # the magnitude is computed in bands of rows: memory bounded by a band
+
+
 def edge_magnitude(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Luminance gradient magnitude (Sobel, :func:`geoalign.model.scale_net.image_gradients`) over
-    its mean on valid pixels; 0 off them."""
+    its mean on valid pixels; 0 off them. Computed band by band, each with a row of its
+    neighbours' on either side, so the values are those of the whole image at once."""
     import torch
 
     from geoalign.model.scale_net import image_gradients
 
+    h = image.shape[-2]
+    mag = np.empty(image.shape[-2:], np.float32)
     with torch.inference_mode():
-        mag = image_gradients(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None])[0, 2].numpy()
-    mag = mag * valid
+        for r0 in range(0, h, EDGE_BAND_ROWS):
+            r1 = min(h, r0 + EDGE_BAND_ROWS)
+            a, b = max(0, r0 - 1), min(h, r1 + 1)
+            band = torch.from_numpy(np.ascontiguousarray(image[:, a:b], np.float32))[None]
+            mag[r0:r1] = image_gradients(band)[0, 2, r0 - a:r1 - a].numpy()
+    mag *= valid
     mean = float(mag[valid].mean()) if valid.any() else 0.0
     return mag / (mean + 1e-6)
 
@@ -102,7 +112,9 @@ def picked_field(image: np.ndarray, valid: np.ndarray, map_: np.ndarray, proposa
     weights, shares = pick_weights(image, valid, map_, proposals, channels, blend_sigma_px)
     field = first.copy()
     for weight, other in zip(weights, proposals[1:]):
-        field += weight[None] * (other - first)
+        change = np.subtract(other, first, dtype=np.float32)
+        change *= weight[None]
+        field += change
     return field, shares
 
 

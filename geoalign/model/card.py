@@ -10,6 +10,8 @@ The pipeline entries ``geoalign align`` follows (:mod:`geoalign.align.resolve`):
 * ``align_pipeline`` — ``"learned"`` (the chain alone) or ``"local+learned"`` (the classical
   local-offset search, then the chain on its residual);
 * ``combination.learned_scales`` — the chain's scales that run behind the classical stage;
+* ``combination.pick_scales`` — the chain's scales of a second proposal behind the classical
+  stage, picked building by building by the image's edges (:mod:`geoalign.inference.pick`);
 * ``realign_with`` — what realigned the training maps between rounds;
 * ``smooth_sigma_px`` — the parameter-free smoothing layer of the chain (pixels of each scale).
 """
@@ -40,7 +42,7 @@ def read_card(model_dir: str | Path) -> dict:
 
 def training_card(*, chain, gsd_m: float, training: dict, held_out: dict, metrics: dict,
                   align_pipeline: str, learned_scales: tuple[int, ...] | None, realign_with: str,
-                  command: str) -> dict:
+                  command: str, pick_scales: tuple[int, ...] | None = None) -> dict:
     """The card ``geoalign train`` writes: the chain's figures (computed from ``chain``), the
     pipeline it selects, and how it was trained (``command``: the command line)."""
     from geoalign.model.scale_net import count_parameters, flops_per_megapixel
@@ -58,6 +60,8 @@ def training_card(*, chain, gsd_m: float, training: dict, held_out: dict, metric
     if align_pipeline == "local+learned":
         scales = list(learned_scales) if learned_scales else list(chain.config.scales)
         card["combination"] = {"learned_scales": scales}
+        if pick_scales:
+            card["combination"]["pick_scales"] = list(pick_scales)
     return card
 
 

@@ -38,13 +38,18 @@ class ChainPredictor:
         # kept as given (the tiler pads it by reflection): blacked out, it would show a false edge
         # all along the raster border for the network to match (Kampala held-out strip, 8 px:
         # local+learned 5.16 px median with the image blacked out, 1.44 px as given).
-        map_ = np.multiply(map_, valid[None], dtype=np.float32)
-        if h == 0 or w == 0 or not np.any(map_):
+        # The inputs are copied once, straight onto the chain's grid (a multiple of 2^max_scale:
+        # the chain's own padding, image replicated, map zero), so the chain copies neither.
+        m = 2 ** max(self.chain.config.scales)
+        H, W = h + (-h) % m, w + (-w) % m
+        visible = np.zeros((map_.shape[0], H, W), np.float32)
+        np.multiply(map_, valid[None], out=visible[:, :h, :w], casting="unsafe")
+        if h == 0 or w == 0 or not np.any(visible):
             return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
-        img = np.ascontiguousarray(image, dtype=np.float32)
+        img = np.pad(np.asarray(image, np.float32), ((0, 0), (0, H - h), (0, W - w)), mode="edge")
         with torch_threads(self.threads), torch.inference_mode():
-            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(map_)[None], crop_context=True)
-        return field[0].numpy().astype(np.float32, copy=False)
+            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(visible)[None], crop_context=True)
+        return np.ascontiguousarray(field[0, :, :h, :w].numpy(), dtype=np.float32)
 
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default"

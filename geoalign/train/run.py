@@ -54,7 +54,7 @@ def train_model(
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
     align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
-    smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
+    pick_scales: tuple[int, ...] | None = None, smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
     realign_symmetries: int = 1,
@@ -62,7 +62,8 @@ def train_model(
     """Train a chain on a built dataset; returns the model card.
 
     ``realign_with``: what realigns D0 between rounds (:func:`geoalign.train.realign.realign_rounds`);
-    ``align_pipeline`` and ``learned_scales``: the pipeline the card selects for ``geoalign align``;
+    ``align_pipeline``, ``learned_scales`` and ``pick_scales``: the pipeline the card selects for
+    ``geoalign align``;
     ``smooth_sigma_px``: the smoothing layer of the saved chain; ``command``: the command line,
     recorded on the card; ``cascade_weight`` > 0: cascade pairs at ``learned_scales`` (the
     classical stage's residual, :mod:`geoalign.dataset.cascade`) join every round's mixture, cut
@@ -82,7 +83,7 @@ def train_model(
                       pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                       resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
-                      align_pipeline=align_pipeline, learned_scales=learned_scales,
+                      align_pipeline=align_pipeline, learned_scales=learned_scales, pick_scales=pick_scales,
                       smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
@@ -128,7 +129,7 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model, per_scale_nets,
+           learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model, per_scale_nets,
            train_scales, realign_smooth_px, realign_symmetries) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
@@ -170,7 +171,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
     card = training_card(
         chain=chain, gsd_m=dcfg.gsd_m, align_pipeline=align_pipeline, learned_scales=learned_scales,
-        realign_with=realign_with, command=command,
+        pick_scales=pick_scales, realign_with=realign_with, command=command,
         training={"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
                   "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
                   "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,

@@ -111,6 +111,23 @@ def test_the_dask_workers_spec_builds_the_same_picked_pipeline():
     assert predictor.context_px == predictor.stages[0].context_px + picked.second.context_px
 
 
+def test_the_default_picks_the_cards_second_proposal_and_none_turns_it_off(austin, align_austin, tmp_path):
+    from geoalign.distributed import PredictorSpec
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    assert read_card(DEFAULT_MODEL_DIR)["combination"]["pick_scales"] == [3, 2, 1]
+    predictor, name, note = PredictorSpec(None).resolve()
+    assert name == "local+learned" and note == "shipped default model, scales 3,2,1 picked by edges"
+    assert isinstance(predictor.stages[1], EdgePickedPredictor)
+    assert predictor.stages[1].second.chain.config.scales == (3, 2, 1)
+    alone, _, note = PredictorSpec(None, pick_scales=()).resolve()
+    assert note == "shipped default model" and alone.stages[1].chain.config.scales == (1,)
+    assert alone.context_px < predictor.context_px
+    summary = align_austin(tmp_path / "scale1", "--pick-scales", "none")
+    assert "with local+learned (shipped default model) on" in summary
+
+
 def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(austin, align_austin, tmp_path):
     assert "2 passes picked by edges" in align_austin(tmp_path / "passes", "--pick-passes", "2")
     for extra, message in ((["--method", "learned"], "use --passes with --method learned"),

@@ -45,7 +45,9 @@ def test_the_card_geoalign_train_writes_selects_the_shipped_pipeline(austin, tmp
     assert card["context_px"] == load_predictor(tmp_path / "model").context_px
     predictor, name, _ = resolve_predictor(None, tmp_path / "model")
     assert name == shipped["align_pipeline"] == "local+learned"
-    assert list(predictor.stages[1].chain.config.scales) == shipped["combination"]["learned_scales"]
+    picked = predictor.stages[1]
+    assert list(picked.first.chain.config.scales) == shipped["combination"]["learned_scales"]
+    assert list(picked.second.chain.config.scales) == shipped["combination"]["pick_scales"]
 
 
 def test_the_shipped_cards_figures_agree_with_the_code():

@@ -98,7 +98,8 @@ def test_align_default_method_on_a_memory_layer(provider, project, misaligned_au
                     feedback)
     command = feedback.commands[0].split()
     assert "--method" not in command and command[5].endswith(".gpkg") and command[5] != str(misaligned_austin)
-    assert any("with local+learned (shipped default model)" in line for line in feedback.infos)
+    assert any("with local+learned (shipped default model, scales 3,2,1 picked by edges)" in line
+               for line in feedback.infos)
     layers = dict((layer.name(), layer) for layer, _ in group_layers(project, "geoalign: misaligned"))
     assert layers["original"].providerType() == "memory" and layers["original"].id() != memory.id()
     assert layers["original"].featureCount() == 57
@@ -226,17 +227,18 @@ def test_the_auto_trust_gate_reaches_the_cli_and_marks_buildings(provider, proje
     assert layers and "gated" in [f.name() for f in layers[0].fields()]
 
 
-def test_the_coarse_scale_option_runs_the_picked_pipeline_or_refuses_a_method_without_it(provider, project,
-                                                                                         misaligned_austin, tmp_path):
+def test_the_finest_scale_option_runs_scale_1_alone_or_refuses_a_method_without_it(provider, project,
+                                                                                   misaligned_austin, tmp_path):
     if "--pick-scales" not in cli("align", "--help").stdout:
         pytest.skip("this geoalign has no align --pick-scales")
     feedback = RecordingFeedback()
-    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "PICK_COARSE": True,
-           "OUTPUT": str(tmp_path / "picked")}, feedback)
-    assert "--pick-scales 3,2,1" in feedback.commands[0]
-    assert (tmp_path / "picked" / "aligned.gpkg").is_file()
+    align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 0, "SCALE1_ONLY": True,
+           "OUTPUT": str(tmp_path / "scale1")}, feedback)
+    assert "--pick-scales none" in feedback.commands[0]
+    assert any("with local+learned (shipped default model) on" in line for line in feedback.infos)
+    assert (tmp_path / "scale1" / "aligned.gpkg").is_file()
     with pytest.raises(QgsProcessingException) as err:
-        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "PICK_COARSE": True,
+        align({"INPUT": str(AUSTIN_TIF), "BUILDINGS": str(misaligned_austin), "METHOD": 3, "SCALE1_ONLY": True,
                "OUTPUT": str(tmp_path / "local")})
     assert "not with local" in str(err.value) and not (tmp_path / "local").exists()
 

@@ -96,9 +96,9 @@ class AlignAlgorithm(GeoalignAlgorithm):
             QgsProcessingParameterNumber("SEARCH_PX", "Largest displacement searched (px at 0.3 m)",
                                          defaultValue=40, minValue=1),
             QgsProcessingParameterBoolean("LOAD", "Load the results as a layer group", defaultValue=True),
-            QgsProcessingParameterBoolean("PICK_COARSE", "Map off by more than ~5 m: also run the network's "
-                                          "coarse scales, kept per building where the image's edges agree "
-                                          "(about 2.6x slower)", defaultValue=False),
+            QgsProcessingParameterBoolean("SCALE1_ONLY", "Map off by less than ~2 m: the network's finest "
+                                          "scale alone, without its coarse scales (about 2x faster)",
+                                          defaultValue=False),
             QgsProcessingParameterNumber("PASSES", "Passes of the network (method learned; each pass "
                                          "corrects what the passes before left)", defaultValue=1, minValue=1,
                                          maxValue=8),
@@ -150,10 +150,10 @@ class AlignAlgorithm(GeoalignAlgorithm):
         model = self.parameterAsFile(parameters, "MODEL", context)
         if model:
             args += ["--model", model]
-        if self.parameterAsBool(parameters, "PICK_COARSE", context):
-            require_model_pipeline(method, "The coarse-scale option works with the model's pipeline (local+learned)")
+        if self.parameterAsBool(parameters, "SCALE1_ONLY", context):
+            require_model_pipeline(method, "The finest-scale option works with the model's pipeline (local+learned)")
             require_align_option(info, "--pick-scales")
-            args += ["--pick-scales", "3,2,1"]
+            args += ["--pick-scales", "none"]
         passes = self.parameterAsInt(parameters, "PASSES", context)
         if passes > 1:
             if method != "learned":
