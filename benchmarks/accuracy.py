@@ -240,7 +240,8 @@ PICK_SCALES = (3, 2, 1)
 SCALE1 = "local+learned+scale1"  # align --pick-scales none: the learned stage at scale 1 alone
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
-LEARNED_METHODS = ("learned", "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES)
+LEARNED_PICKED_PASSES = {"learned+pick2": 2, "learned+pick3": 3}  # align --method learned --pick-passes N
+LEARNED_METHODS = ("learned", "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES, *LEARNED_PICKED_PASSES)
 SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
@@ -255,6 +256,8 @@ def method_arguments(label: str) -> dict:
         return {"method": "local+learned", "pick_scales": ()}
     if label in PICKED_PASSES:
         return {"method": "local+learned", "pick_passes": PICKED_PASSES[label]}
+    if label in LEARNED_PICKED_PASSES:
+        return {"method": "learned", "pick_passes": LEARNED_PICKED_PASSES[label]}
     if label in PASSES:
         return {"method": "learned", "passes": PASSES[label]}
     return {"method": label}

@@ -36,8 +36,9 @@ from geoalign.errors import OptionError
               help="Run the learned chain this many times, each pass on the map the passes before moved "
                    "(--method learned; for maps off by more than ~3 m; docs/model.md).")
 @click.option("--pick-passes", type=click.IntRange(1, 4), default=1, show_default=True,
-              help="Behind the classical stage, run the learned stage this many passes; each building keeps "
-                   "the pass that puts its outline on stronger image edges (local+learned; docs/model.md).")
+              help="Run the learned stage this many passes (behind the classical stage, or the chain alone "
+                   "with --method learned); each building keeps the pass that puts its outline on stronger "
+                   "image edges (docs/model.md).")
 @symmetries_option("--symmetries",
                    help="Average the learned stage's field over this many rotations/flips of each tile "
                    "(test-time augmentation; N times the learned stage's cost, docs/model.md).")

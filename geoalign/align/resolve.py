@@ -96,7 +96,8 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
     16 px misalignment in place); ``pick_passes``: behind the classical stage, the chain runs this
     many passes and each building keeps the pass that puts its outline on the strongest image
-    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; ``local+learned`` only);
+    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; behind the classical stage
+    with ``local+learned``, the chain alone with ``learned``);
     ``symmetries``: the chain's field averaged over that many rotations/flips of its input, 1, 2,
     4 or 8 (:mod:`geoalign.inference.symmetry`; learned methods only)."""
     if passes < 1 or pick_passes < 1:
@@ -125,9 +126,12 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
                           "run without --method (the default pipeline) or with --method local+learned.")
     if passes > 1 and method != "learned":
         raise OptionError(f"--passes repeats the learned chain alone (--method learned), not {method}.")
-    if pick_passes > 1 and method != "local+learned":
-        raise OptionError(f"--pick-passes picks among passes of the learned stage behind the classical stage "
-                          f"(local+learned), not with {method}; use --passes with --method learned.")
+    if pick_passes > 1 and method not in ("local+learned", "learned"):
+        raise OptionError(f"--pick-passes picks among passes of the learned chain (local+learned or learned), "
+                          f"not with {method}.")
+    if pick_passes > 1 and passes > 1:
+        raise OptionError("give --passes or --pick-passes, not both: --pick-passes N runs N passes and keeps, "
+                          "building by building, the one whose outline lands on the strongest image edges.")
     if symmetries > 1 and method in METHODS:
         raise OptionError(f"--symmetries averages the learned chain's field, not the classical {method} search; "
                           "use it with the default pipeline, --method local+learned or --method learned.")
@@ -139,6 +143,10 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     if method == "learned":
         chain = _learned(model_dir, scales=learned_scales, symmetries=symmetries)
         note = _options_note(**options).lstrip(", ")
+        if pick_passes > 1:
+            from geoalign.inference.pick import PassesPickedPredictor
+
+            return PassesPickedPredictor(chain, pick_passes), "learned", note
         if passes == 1:
             return chain, "learned", note
         return ComposedPredictor([chain] * passes, name="learned"), "learned", note

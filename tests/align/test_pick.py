@@ -130,7 +130,8 @@ def test_the_default_picks_the_cards_second_proposal_and_none_turns_it_off(austi
 
 def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(austin, align_austin, tmp_path):
     assert "2 passes picked by edges" in align_austin(tmp_path / "passes", "--pick-passes", "2")
-    for extra, message in ((["--method", "learned"], "use --passes with --method learned"),
+    for extra, message in ((["--method", "local"], "not with local"),
+                           (["--method", "learned", "--passes", "2"], "not both"),
                            (["--pick-scales", "3,2,1"], "not both")):
         res = CliRunner().invoke(main, ["align", str(austin["image"]), str(austin["buildings"]), "-o",
                                         str(tmp_path / "no"), "--pick-passes", "2", *extra])
@@ -141,3 +142,6 @@ def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(
     predictor, name, note = PredictorSpec(None, pick_passes=2).resolve()
     assert name == "local+learned" and isinstance(predictor.stages[1], PassesPickedPredictor)
     assert predictor.stages[1].chain.stages[0].chain.config.scales == (1,)
+    alone, name, note = PredictorSpec("learned", pick_passes=3).resolve()
+    assert name == "learned" and note == "3 passes picked by edges" and isinstance(alone, PassesPickedPredictor)
+    assert len(alone.chain.stages) == 3 and alone.chain.stages[0].chain.config.scales == (3, 2, 1, 0)
