@@ -5,8 +5,8 @@ The held-out regions and their 0.3 m strips are those of :mod:`benchmarks.accura
 model card's held-out regions and the external sources, both pools). Each strip is degraded to
 0.6 m and 1.0 m GSD by block averaging (GDAL's area-weighted average: 1 m is 3.33 strip pixels)
 and written as a GeoTIFF with the coarser transform, the same extent: a real coarser raster,
-which ``align`` reads and resamples to its 0.3 m working grid itself. The truth buildings are misaligned by the same random
-smooth fields as ``bench-accuracy`` (same seeds, amplitudes 8 and 16 px of 0.3 m = 2.4 and 4.8 m),
+which ``align`` reads and resamples to its 0.3 m working grid itself. The truth buildings are
+misaligned by the same random smooth fields as ``bench-accuracy`` (same seeds, amplitudes 8 and 16 px of 0.3 m = 2.4 and 4.8 m),
 one misaligned map per field for every GSD, so the GSDs compare on the same maps.
 
 Per raster and field, through :func:`geoalign.align.align_raster` end to end:

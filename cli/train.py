@@ -69,9 +69,9 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
               help="Draw training pairs only at these scales [default: all of the chain's].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
-          learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight, batch_size,
-          threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets, train_scales,
-          seed) -> None:
+          learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+          batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets,
+          train_scales, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model

@@ -30,12 +30,10 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
              scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None,
              pick_passes: int = 1, symmetries: int = 1):
     from geoalign.inference.symmetry import SymmetryAveragedPredictor
-    from geoalign.model.card import read_card
-    from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
+    from geoalign.model.predictor import load_predictor
 
     if behind_classical and scales is None:
-        scales = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get(
-            "combination", {}).get("learned_scales")
+        scales = card_combination(model_dir).get("learned_scales")
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
@@ -53,13 +51,13 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     return EdgePickedPredictor(chain, stage(pick_scales))
 
 
-def card_pick_scales(model_dir: str | Path | None) -> tuple[int, ...]:
-    """The second proposal's scales the model card's ``combination`` names (``()``: none)."""
+def card_combination(model_dir: str | Path | None) -> dict:
+    """The model card's ``combination`` (of ``model_dir``, else of the shipped model): the scales
+    ``local+learned`` runs behind the classical stage and its second proposal's."""
     from geoalign.model.card import read_card
     from geoalign.model.predictor import DEFAULT_MODEL_DIR
 
-    card = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
-    return tuple(int(s) for s in card.get("combination", {}).get("pick_scales") or ())
+    return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("combination", {})
 
 
 def _options_note(*, pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
@@ -152,7 +150,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         return ComposedPredictor([chain] * passes, name="learned"), "learned", note
     if method == "local+learned":
         if pick_scales is None and pick_passes == 1:
-            pick_scales = card_pick_scales(model_dir) or None
+            pick_scales = tuple(int(s) for s in card_combination(model_dir).get("pick_scales") or ()) or None
             options["pick_scales"] = pick_scales
         return behind_local(_learned(model_dir, behind_classical=True, scales=learned_scales,
                                      pick_scales=pick_scales, pick_passes=pick_passes, symmetries=symmetries),

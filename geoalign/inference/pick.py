@@ -29,8 +29,6 @@ from geoalign.inference.compose import ComposedPredictor, within_own_context
 from geoalign.inference.protocol import FieldPredictor
 
 MIN_EDGE_PIXELS = 8  # a building with fewer edge pixels keeps the first proposal
-
-
 EDGE_BAND_ROWS = 256  # the magnitude is computed in bands of rows: memory bounded by a band
 
 

@@ -29,7 +29,9 @@ import torch.nn.functional as F
 
 from geoalign.errors import OptionError
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig, edge_map, mean_gradient
-from geoalign.model.warp import INVERSION_STEP_PX, compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges
+from geoalign.model.warp import (
+    INVERSION_STEP_PX, compose_fields_torch, move_map_torch, resize_field, smooth_field_at_edges,
+)
 from geoalign.rasterize import MAP_CHANNELS
 
 

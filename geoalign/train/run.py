@@ -54,7 +54,8 @@ def train_model(
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
     align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
-    pick_scales: tuple[int, ...] | None = None, smooth_sigma_px: float = 6.0, command: str = "", cascade_weight: float = 0.0,
+    pick_scales: tuple[int, ...] | None = None, smooth_sigma_px: float = 6.0, command: str = "",
+    cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
     realign_symmetries: int = 1,
@@ -129,8 +130,8 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model, per_scale_nets,
-           train_scales, realign_smooth_px, realign_symmetries) -> dict:
+           learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
+           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
