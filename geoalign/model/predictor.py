@@ -10,18 +10,22 @@ import torch
 from geoalign.model.chain import Chain, ChainConfig
 from geoalign.model.checkpoint import load_model
 from geoalign.model.threads import torch_threads
+from geoalign.model.warp import INVERSION_STEP_PX
 
 __all__ = ["ChainPredictor", "load_predictor", "untrained_predictor", "DEFAULT_MODEL_DIR"]
 
 
 class ChainPredictor:
     """A :class:`Chain` behind the :class:`~geoalign.inference.protocol.FieldPredictor` protocol
-    (no gradients, float32)."""
+    (no gradients, float32); ``inversion_step_px``: :meth:`Chain.forward`'s (1: exact, as in
+    training)."""
 
     name = "learned"
 
-    def __init__(self, chain: Chain, gsd_m: float | None, *, threads: int | None = None) -> None:
+    def __init__(self, chain: Chain, gsd_m: float | None, *, threads: int | None = None,
+                 inversion_step_px: int = INVERSION_STEP_PX) -> None:
         self.chain = chain.eval()
+        self.inversion_step_px = int(inversion_step_px)
         self.gsd_m = gsd_m
         self.context_px = chain.context_px
         self.channels = chain.config.channels
@@ -48,7 +52,8 @@ class ChainPredictor:
             return np.zeros((2, h, w), dtype=np.float32)  # no buildings: nothing to move
         img = np.pad(np.asarray(image, np.float32), ((0, 0), (0, H - h), (0, W - w)), mode="edge")
         with torch_threads(self.threads), torch.inference_mode():
-            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(visible)[None], crop_context=True)
+            field = self.chain(torch.from_numpy(img)[None], torch.from_numpy(visible)[None], crop_context=True,
+                               inversion_step_px=self.inversion_step_px)
         return np.ascontiguousarray(field[0, :, :h, :w].numpy(), dtype=np.float32)
 
 

@@ -113,9 +113,11 @@ def realigner(chain: Chain, gsd_m: float | None, realign_with: str, learned_scal
     ``symmetries`` > 1: the chain's field averaged over that many rotations/flips of each tile
     (:class:`~geoalign.inference.symmetry.SymmetryAveragedPredictor`); ``smooth_px`` > 0: the
     realigning field averaged over neighbouring buildings within that many pixels
-    (:class:`~geoalign.inference.smooth.SmoothedPredictor`)."""
+    (:class:`~geoalign.inference.smooth.SmoothedPredictor`). The chain moves its maps by the
+    exact inverse field, as in training (the labels of the next round are worth the 1.7× of
+    the coarser inverse ``align`` uses)."""
     chain_at = chain.copy_with() if realign_with == "learned" else chain.fine_stages(tuple(learned_scales))
-    learned = ChainPredictor(chain_at, gsd_m)
+    learned = ChainPredictor(chain_at, gsd_m, inversion_step_px=1)
     if symmetries > 1:
         learned = SymmetryAveragedPredictor(learned, symmetries)
     predictor = learned if realign_with == "learned" else behind_local(learned)
