@@ -182,10 +182,13 @@ class RunningReport:
     def on_tile(self, tile_field: TileField) -> None:
         """Score the tile in the background (one thread, one torch thread, tiles in order, at a
         lower priority): align's tiles leave about a quarter of two cores idle (reads, blending,
-        Python), which the report fills."""
+        Python), which the report fills. The background thread gets copies of the part of the
+        tile the report reads (:meth:`TrustReport.report_window`), so align releases the tile's
+        arrays before it computes the next."""
+        window = self.report.report_window(tile_field)
         while len(self.pending) >= self.max_pending:
             self.pending.popleft().result()
-        self.pending.append(self.pool.submit(self.report.on_tile_field, tile_field))
+        self.pending.append(self.pool.submit(self.report.on_report_window, window))
 
     def wait(self) -> None:
         """Every task handed to the background thread done (re-raises what it raised)."""

@@ -56,6 +56,29 @@ class ClassicalStage:
     learned_map: np.ndarray
 
 
+@dataclass(frozen=True)
+class ReportWindow:
+    """The part of one alignment tile the report reads (:meth:`TrustReport.report_window`):
+    arrays over ``inp`` (r0, r1, c0, c1, working grid), the tile's ``claim`` and ``foot``, the
+    total field over ``inp``, the classical stage's record (or the misaligned map ``map_`` for
+    the report to search itself) and the input window's mean edge strength."""
+
+    inp: tuple[int, int, int, int]
+    claim: tuple[int, int, int, int]
+    foot: tuple[int, int, int, int]
+    image: np.ndarray
+    valid: np.ndarray
+    map_: np.ndarray | None
+    field: np.ndarray
+    classical: ClassicalStage | None
+    edge_mean: float
+
+
+def mean_edge_strength(edges: np.ndarray, valid: np.ndarray) -> float:
+    """Mean of :func:`~geoalign.report.evidence.edge_strength` on valid pixels (all, without any)."""
+    return float(edges[valid].mean()) if valid.any() else float(edges.mean())
+
+
 AUTO_GATE = "auto"  # --trust-gate auto: a building stays where its move is within its expected error
 
 
@@ -227,26 +250,26 @@ class TrustReport:
 
     # ------------------------------------------------------------------ one alignment tile
     def on_tile(self, *, inp: tuple[int, int, int, int], core: tuple[int, int, int, int], image: np.ndarray,
-                valid: np.ndarray, map_: np.ndarray, field: np.ndarray,
+                valid: np.ndarray, map_: np.ndarray | None, field: np.ndarray,
                 classical: ClassicalStage | None = None,
-                preview_window: tuple[int, int, int, int] | None = None) -> None:
+                preview_window: tuple[int, int, int, int] | None = None, edge_mean: float | None = None) -> None:
         """One alignment tile (called once per tile, in any order).
 
         ``inp`` (r0, r1, c0, c1): the window of the arrays on the working grid (may reach past
         it); ``core`` (r0, r1, c0, c1): the part of the grid this tile answers for (the cores of
         all tiles partition the grid); ``image`` (3, h, w) [0, 1], ``valid`` (h, w), ``map_``
-        (C, h, w) the misaligned map raster, ``field`` (2, h, w) the pipeline's total field
-        (working px), all over ``inp``. ``classical``: what the pipeline's classical stage found
-        there (its field, windows and the map it handed the learned stage); None: the report
-        runs the classical stage on the tile itself. Tiles without buildings may be skipped by
+        (C, h, w) the misaligned map raster (read only without ``classical``), ``field`` (2, h, w)
+        the pipeline's total field (working px), all over ``inp``. ``classical``: what the
+        pipeline's classical stage found there (its field, windows and the map it handed the
+        learned stage); None: the report runs the classical stage on the tile itself. Tiles without buildings may be skipped by
         the caller. ``preview_window``: the part of the image preview this tile fills (default
-        ``core``).
+        ``core``). ``edge_mean``: the image's mean edge strength on valid pixels, the buildings'
+        edge normalization (default: over these arrays; :class:`ReportWindow` carries the whole
+        input window's).
         """
         t0 = time.perf_counter()
         r0, _, c0, _ = inp
-        tiles = [(i, j) for i in range(self.n_rows) for j in range(self.n_cols)
-                 if core[0] <= self._mid(i, self.height) < core[1] and core[2] <= self._mid(j, self.width) < core[3]]
-        tiles = [t for t in tiles if t not in self.tiles]
+        tiles = [t for t in self._claimed(core) if t not in self.tiles]
         self._keep_preview(image, core if preview_window is None else preview_window, r0, c0)
         if not tiles:
             return
@@ -278,7 +301,8 @@ class TrustReport:
             small = _thumbs(patches[has][list(first.values())])
             self.thumbs.update(zip(first, small))
         edges = edge_strength(image)
-        edge_mean = float(edges[valid].mean()) if valid.any() else float(edges.mean())
+        if edge_mean is None:
+            edge_mean = mean_edge_strength(edges, valid)
         for t in tiles:
             sel = [n for n, o in enumerate(owners) if o == t]
             rec = self._learned_record(scores, sel)
@@ -292,27 +316,79 @@ class TrustReport:
             self.tiles[t] = rec
         self.seconds += time.perf_counter() - t0
 
+    def _claimed(self, core: tuple[int, int, int, int]) -> list[tuple[int, int]]:
+        """The report tiles whose centre lies in ``core`` (r0, r1, c0, c1)."""
+        return [(i, j) for i in range(self.n_rows) for j in range(self.n_cols)
+                if core[0] <= self._mid(i, self.height) < core[1] and core[2] <= self._mid(j, self.width) < core[3]]
+
+    def reading_window(self, tile) -> tuple[int, int, int, int]:
+        """The part of ``tile``'s input window (a :class:`~geoalign.inference.tiling.Tile`)
+        the report reads, on the working grid: its footprint (the preview), the report tiles it
+        claims widened by the scorer's patch reach, and their buildings' boxes widened by the
+        few pixels their samples read; its origin on the scorer's pooling grid of the input
+        window, so every value the report computes is the one the whole window gives."""
+        r0, r1, c0, c1 = tile.foot
+        claimed = self._claimed(tile.claim)
+        if claimed:
+            f = self.scorer.factor
+            reach = self.scorer.footprint_px // 2 + 2 * f
+            rows, cols = np.array([t[0] for t in claimed]), np.array([t[1] for t in claimed])
+            r0, c0 = min(r0, rows.min() * self.tile_px - reach), min(c0, cols.min() * self.tile_px - reach)
+            r1, c1 = max(r1, (rows.max() + 1) * self.tile_px + reach), max(c1, (cols.max() + 1) * self.tile_px + reach)
+            key = self.tile_rc[:, 0] * (self.n_cols + 1) + self.tile_rc[:, 1]
+            members = np.flatnonzero(np.isin(key, rows * (self.n_cols + 1) + cols))
+            if len(members):
+                x0, y0, x1, y1 = shapely.total_bounds(self.geoms[members])
+                margin = 4  # sampling reads 2 px around a vertex, the edge image 1 px around a box
+                r0, c0 = min(r0, int(math.floor(y0)) - margin), min(c0, int(math.floor(x0)) - margin)
+                r1, c1 = max(r1, int(math.ceil(y1)) + margin), max(c1, int(math.ceil(x1)) + margin)
+            ir0, ic0 = tile.inp[0], tile.inp[2]
+            r0, c0 = ir0 + max(0, r0 - ir0) // f * f, ic0 + max(0, c0 - ic0) // f * f
+        return (max(r0, tile.inp[0]), min(r1, tile.inp[1]), max(c0, tile.inp[2]), min(c1, tile.inp[3]))
+
+    def report_window(self, tf: TileField) -> "ReportWindow | None":
+        """What the report reads of one :class:`~geoalign.inference.tiling.TileField`: its
+        arrays cut to :meth:`reading_window` (copies: the tile's own arrays can be released
+        while the report scores it), the edge normalization of the whole input window, and for
+        the ``local+learned`` pipeline the classical stage's field, windows and the map it handed
+        the learned stage (read, not searched again); None for a tile without buildings."""
+        if not tf.has_buildings:
+            return None
+        inp, foot = tf.tile.inp, tf.tile.foot
+        win = self.reading_window(tf.tile)
+        rows, cols = slice(win[0] - inp[0], win[1] - inp[0]), slice(win[2] - inp[2], win[3] - inp[2])
+        pads = ((0, 0), (foot[0] - win[0], win[1] - foot[1]), (foot[2] - win[2], win[3] - foot[3]))
+
+        def over_window(f: np.ndarray) -> np.ndarray:
+            return np.pad(np.asarray(f, np.float32), pads, mode="edge")
+
+        def cut(a: np.ndarray) -> np.ndarray:
+            return np.array(a[..., rows, cols], copy=True)
+
+        classical, map_ = None, None
+        ev = tf.evidence
+        if ev is not None and len(tf.stage_fields) == 2 and len(ev.stage_maps) == 2:
+            windows = tuple(w.shifted(inp[0] - win[0], inp[2] - win[2]) for w in ev.windows)
+            classical = ClassicalStage(over_window(tf.stage_fields[0]), windows, cut(ev.stage_maps[1]))
+        else:
+            map_ = cut(tf.map_)
+        return ReportWindow(win, tf.tile.claim, foot, cut(tf.image), cut(tf.valid), map_, over_window(tf.field),
+                            classical, mean_edge_strength(edge_strength(tf.image), tf.valid))
+
+    def on_report_window(self, w: "ReportWindow | None") -> None:
+        """Score one :meth:`report_window` (nothing for a tile without buildings)."""
+        if w is not None:
+            self.on_tile(inp=w.inp, core=w.claim, image=w.image, valid=w.valid, map_=w.map_, field=w.field,
+                         classical=w.classical, preview_window=w.foot, edge_mean=w.edge_mean)
+
     def on_tile_field(self, tf: TileField) -> None:
         """The tiler's hook (``predict_tiled(on_tile=report.on_tile_field)``): one
         :class:`~geoalign.inference.tiling.TileField` (``tile.inp``/``tile.foot`` windows,
         ``image``/``valid``/``map_`` over the input window, ``field`` over the footprint; for the
-        ``local+learned`` pipeline each stage's field and what it saw, so the classical stage's
-        windows are read, not searched again). Report tiles go to the first alignment tile whose
-        footprint holds their centre (``tile.claim``); tiles without buildings are skipped."""
-        if not tf.has_buildings:
-            return
-        inp, foot = tf.tile.inp, tf.tile.foot
-        pads = ((0, 0), (foot[0] - inp[0], inp[1] - foot[1]), (foot[2] - inp[2], inp[3] - foot[3]))
-
-        def over_input(f: np.ndarray) -> np.ndarray:
-            return np.pad(np.asarray(f, np.float32), pads, mode="edge")
-
-        classical = None
-        ev = tf.evidence
-        if ev is not None and len(tf.stage_fields) == 2 and len(ev.stage_maps) == 2:
-            classical = ClassicalStage(over_input(tf.stage_fields[0]), tuple(ev.windows), ev.stage_maps[1])
-        self.on_tile(inp=inp, core=tf.tile.claim, image=tf.image, valid=tf.valid, map_=tf.map_,
-                     field=over_input(tf.field), classical=classical, preview_window=foot)
+        ``local+learned`` pipeline each stage's field and what it saw). Report tiles go to the
+        first alignment tile whose footprint holds their centre (``tile.claim``); tiles without
+        buildings are skipped."""
+        self.on_report_window(self.report_window(tf))
 
     def _preview_rows_cols(self, core) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of the preview that the alignment tile of footprint ``core`` fills."""

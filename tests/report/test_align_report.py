@@ -109,10 +109,10 @@ def test_a_report_that_fails_in_the_background_fails_the_run_and_writes_nothing(
     from geoalign.errors import GeoalignError
     from geoalign.report.trust import TrustReport
 
-    def broken(self, tile_field):
+    def broken(self, window):
         raise GeoalignError("scoring failed on this tile")
 
-    monkeypatch.setattr(TrustReport, "on_tile_field", broken)
+    monkeypatch.setattr(TrustReport, "on_report_window", broken)
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["-q", "align", str(crop / "image.tif"), str(crop / "shifted.gpkg"), "-o", str(out),
                                     "--report"])

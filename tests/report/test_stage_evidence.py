@@ -93,6 +93,51 @@ def test_the_report_reads_the_pipelines_classical_stage_and_does_not_search_agai
     assert tf.evidence.stage_maps[0] is tf.map_
 
 
+def test_the_report_reads_a_cut_of_each_tile_and_computes_what_the_whole_input_window_gives(austin, austin_px):
+    """The report scores the part of each tile it reads (its claimed report tiles, their patches
+    and buildings, the footprint): every feature, tile record and preview pixel is the one the
+    whole input window gives (to the last bits of the vertices' coordinates in another origin),
+    and the cut is a fraction of that window."""
+    from geoalign.report.trust import ClassicalStage
+
+    grid, geoms = austin_px
+    predictor = resolve_predictor("local+learned")[0]
+    cut, whole = (new_report(None, geoms, (grid.height, grid.width), grid.transform) for _ in range(2))
+    shares = []
+
+    def hook(tf):
+        if not tf.has_buildings:
+            return
+        cut.on_tile_field(tf)
+        (r0, r1, c0, c1), (i0, i1, j0, j1) = cut.reading_window(tf.tile), tf.tile.inp
+        shares.append((r1 - r0) * (c1 - c0) / ((i1 - i0) * (j1 - j0)))
+        foot = tf.tile.foot
+        pads = ((0, 0), (foot[0] - i0, i1 - foot[1]), (foot[2] - j0, j1 - foot[3]))
+        ev = tf.evidence
+        whole.on_tile(inp=tf.tile.inp, core=tf.tile.claim, image=tf.image, valid=tf.valid, map_=tf.map_,
+                      field=np.pad(tf.field, pads, mode="edge"), preview_window=foot,
+                      classical=ClassicalStage(np.pad(tf.stage_fields[0], pads, mode="edge"), tuple(ev.windows),
+                                               ev.stage_maps[1]))
+
+    with RasterReader(austin["image"]) as reader:
+        predict_tiled(TileInputs(reader, WorkGrid.for_predictor(reader, predictor.gsd_m), geoms), predictor,
+                      tile_px=384, sink=lambda r0, s: None, show_progress=False, on_tile=hook)
+    assert len(shares) >= 4 and max(shares) < 0.5
+    a, b = cut.finish(), whole.finish()
+    assert np.isfinite(a.features).any(axis=1).sum() == len(geoms)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.expected_error_px, b.expected_error_px, rtol=1e-12)
+    assert len(a.tiles) == len(b.tiles) > 4
+    for ta, tb in zip(a.tiles, b.tiles):
+        assert ta.keys() == tb.keys()
+        for key in ta:
+            if isinstance(ta[key], float):
+                np.testing.assert_allclose(ta[key], tb[key], rtol=1e-12, atol=1e-12, err_msg=key)
+            else:
+                assert ta[key] == tb[key], key
+    np.testing.assert_array_equal(cut.preview, whole.preview)
+
+
 def test_the_scorers_network_on_the_centres_cone_gives_the_whole_patchs_values(austin, austin_px):
     _, geoms = austin_px
     chain, _ = load_model(DEFAULT_MODEL_DIR)
