@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from cli.options import parse_scales, parse_scales_or_none, parse_trust_gate, symmetries_option
-from geoalign.align import align_raster, resolve_predictor
 from geoalign.align.resolve import ALL_METHODS
 from geoalign.errors import OptionError
 
@@ -97,6 +96,8 @@ def align(image, buildings, out_dir, model_dir, method, search_px, learned_scale
     report = ReportRequest(model_dir, tile_m, low_density_quantile, trust_gate_px, truth_path, id_field,
                            search_px) if with_report else None
     if not distributed:
+        from geoalign.align import align_raster, resolve_predictor
+
         predictor, name, note = resolve_predictor(method, model_dir, search_px=search_px,
                                                   learned_scales=learned_scales, pick_scales=pick_scales,
                                                   passes=passes, pick_passes=pick_passes, symmetries=symmetries)

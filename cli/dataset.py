@@ -7,8 +7,6 @@ from pathlib import Path
 import click
 
 from cli.options import FiniteFloat, parse_scales, seed_option
-from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
-from geoalign.dataset.preview import write_preview
 
 
 @click.group()
@@ -61,6 +59,8 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
           gsd_m, max_disp_px, holdout_fraction, preregister, cascade, cascade_max_disp_px,
           cascade_correlation_px, cascade_max_residual_px, seed, preview) -> None:
     """Cut (image, misaligned map, field) pairs at every scale into a dataset folder."""
+    from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
+
     pairs = [SourcePair(Path(i), Path(b), "train") for i, b in sources]
     pairs += [SourcePair(Path(i), Path(b), "val") for i, b in val_sources]
     if preregister:
@@ -80,6 +80,8 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
     )
     summary = build_dataset(pairs, output, config)
     if preview:
+        from geoalign.dataset.preview import write_preview
+
         png = write_preview(output)
         click.echo(f"preview: {png}", err=True)
     click.echo(str(summary), err=True)
@@ -93,4 +95,6 @@ def build(sources, val_sources, output, scales, patch_px, stride_fraction, sampl
 @click.option("--per-scale", default=6, show_default=True, type=click.IntRange(1, 20))
 def preview_cmd(dataset_dir, output, split, per_scale) -> None:
     """Draw pairs of a dataset with their fields as arrows."""
+    from geoalign.dataset.preview import write_preview
+
     click.echo(str(write_preview(dataset_dir, output, per_scale=per_scale, split=split)))

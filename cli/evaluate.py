@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from geoalign.evaluate import evaluate_alignment
-
 
 @click.command("evaluate")
 @click.argument("aligned", type=click.Path(dir_okay=False))
@@ -19,6 +17,8 @@ from geoalign.evaluate import evaluate_alignment
               help="Output folder: evaluation.json, accuracy_curve.png.")
 def evaluate(aligned, truth, image, id_field, before, out_dir) -> None:
     """Per-vertex error of ALIGNED against TRUTH: median, fractions within τ, accuracy curve."""
+    from geoalign.evaluate import evaluate_alignment
+
     report = evaluate_alignment(aligned, truth, image, id_field, out_dir, before_path=before)
     parts = []
     for name in ("before", "aligned"):

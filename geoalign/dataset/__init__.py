@@ -5,15 +5,11 @@ it as a torch ``Dataset`` (imported lazily: building a dataset does not need tor
 ``write_preview`` (in ``preview``) draws pairs with their fields as arrows.
 """
 
-from geoalign.dataset.build import build_dataset
-from geoalign.dataset.config import DatasetConfig, SourcePair
+from geoalign.lazy import lazy_exports
 
 __all__ = ["DatasetConfig", "SourcePair", "build_dataset", "PairDataset"]
 
-
-def __getattr__(name: str):
-    if name == "PairDataset":
-        from geoalign.dataset.torch_dataset import PairDataset
-
-        return PairDataset
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "build_dataset": "geoalign.dataset.build", "DatasetConfig": "geoalign.dataset.config",
+    "SourcePair": "geoalign.dataset.config", "PairDataset": "geoalign.dataset.torch_dataset",
+})

@@ -5,9 +5,12 @@ with the tiles computed by Dask workers (:class:`DaskTiler`), finished windows r
 output folder (:class:`TileStore`) and several rasters read as one VRT mosaic (:mod:`.mosaic`).
 """
 
-from geoalign.distributed.run import align_distributed, align_rasters, mosaic_path
-from geoalign.distributed.store import TileStore
-from geoalign.distributed.tiler import DaskTiler
-from geoalign.distributed.worker import PredictorSpec
+from geoalign.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    **dict.fromkeys(("align_distributed", "align_rasters", "mosaic_path"), "geoalign.distributed.run"),
+    "TileStore": "geoalign.distributed.store", "DaskTiler": "geoalign.distributed.tiler",
+    "PredictorSpec": "geoalign.distributed.worker",
+})
 
 __all__ = ["DaskTiler", "PredictorSpec", "TileStore", "align_distributed", "align_rasters", "mosaic_path"]

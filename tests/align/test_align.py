@@ -308,14 +308,36 @@ def test_default_predictor_follows_the_card_else_falls_back_to_classical():
         resolve_predictor("magic")
 
 
-def test_importing_the_align_package_does_not_load_torch():
-    """`geoalign align --help` stays quick: torch loads only when a predictor runs."""
+HEAVY_LIBRARIES = ("torch", "geopandas", "matplotlib", "skimage")
+
+
+@pytest.mark.parametrize("start", [
+    "from cli.main import main\nfor argv in (['--help'], ['align', '--help'], ['dataset', 'build', '--help']):\n"
+    "    try:\n        main(argv)\n    except SystemExit:\n        pass",
+    "import geoalign.align, geoalign.baselines, geoalign.inference, geoalign.dataset, geoalign.distributed.worker",
+], ids=["cli help", "packages and the Dask worker module"])
+def test_start_up_loads_no_heavy_library(start):
+    """`geoalign --help` answers in a fraction of a second and a Dask worker starts without
+    geopandas or scikit-image: package imports load modules when a name is used
+    (:mod:`geoalign.lazy`), torch when a predictor runs."""
     import subprocess
     import sys
 
-    code = "import sys, geoalign.align, geoalign.baselines; print('torch' in sys.modules)"
+    code = f"import sys\n{start}\nprint([m for m in {HEAVY_LIBRARIES!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_lazy_package_names_are_the_modules_objects():
+    import geoalign.baselines as baselines
+    import geoalign.inference as inference
+    from geoalign.baselines.local_offset import LocalOffsetPredictor
+    from geoalign.inference.tiling import predict_tiled
+
+    assert baselines.LocalOffsetPredictor is LocalOffsetPredictor and inference.predict_tiled is predict_tiled
+    assert "TVL1Predictor" in dir(baselines) and baselines.tvl1.TVL1Predictor is baselines.TVL1Predictor
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        baselines.nothing
 
 
 def test_the_per_tile_hook_sees_every_tile_and_its_field_makes_the_blend(austin, austin_px):

@@ -125,8 +125,8 @@ def test_geoalign_warnings_reach_the_processing_log(provider, project, tmp_path)
 def test_cancel_stops_the_child_and_loads_nothing(provider, project, tmp_path):
     out = tmp_path / "cancelled"
     feedback = RecordingFeedback(cancel_at_percent=0.0)  # cancel at the first progress event
-    with pytest.raises(QgsProcessingException, match="Cancelled"):
-        align({"INPUT": str(KAMPALA_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": LOCAL,
+    with pytest.raises(QgsProcessingException, match="Cancelled"):  # the default pipeline: seconds of tiles
+        align({"INPUT": str(KAMPALA_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": 0,
                "OUTPUT": str(out)}, feedback)
     stopped_after_s = time.monotonic() - feedback.cancelled_at
     with pytest.raises(ProcessLookupError):  # the child is gone (and reaped)
