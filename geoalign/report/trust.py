@@ -261,8 +261,8 @@ class TrustReport:
         (C, h, w) the misaligned map raster (read only without ``classical``), ``field`` (2, h, w)
         the pipeline's total field (working px), all over ``inp``. ``classical``: what the
         pipeline's classical stage found there (its field, windows and the map it handed the
-        learned stage); None: the report runs the classical stage on the tile itself. Tiles without buildings may be skipped by
-        the caller. ``preview_window``: the part of the image preview this tile fills (default
+        learned stage); None: the report runs the classical stage on the tile itself. Tiles
+        without buildings may be skipped by the caller. ``preview_window``: the part of the image preview this tile fills (default
         ``core``). ``edge_mean``: the image's mean edge strength on valid pixels, the buildings'
         edge normalization (default: over these arrays; :class:`ReportWindow` carries the whole
         input window's).

@@ -340,7 +340,8 @@ def test_align_moves_maps_by_a_coarser_inverse_and_training_by_the_exact_one(aus
     with rasterio.open(austin["image"]) as src:
         image = src.read().astype(np.float32) / 255.0
         grid = PixelGrid(src.transform, src.width, src.height, src.crs)
-    geoms = grid.to_pixels(np.asarray(read_buildings(austin["buildings"]).to_crs(src.crs).geometry.values, dtype=object))
+    buildings = read_buildings(austin["buildings"]).to_crs(src.crs)
+    geoms = grid.to_pixels(np.asarray(buildings.geometry.values, dtype=object))
     shape = image.shape[1:]
     phi = random_smooth_field(shape, max_amplitude_px=8.0, correlation_length_px=128.0, rng=3)
     map_ = rasterize_map(deform_geometries(geoms, phi), shape)
