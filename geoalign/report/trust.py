@@ -61,7 +61,8 @@ class ReportWindow:
     """The part of one alignment tile the report reads (:meth:`TrustReport.report_window`):
     arrays over ``inp`` (r0, r1, c0, c1, working grid), the tile's ``claim`` and ``foot``, the
     total field over ``inp``, the classical stage's record (or the misaligned map ``map_`` for
-    the report to search itself) and the input window's mean edge strength."""
+    the report to search itself), and the input window's edge strength (cut to ``inp``) and its
+    mean."""
 
     inp: tuple[int, int, int, int]
     claim: tuple[int, int, int, int]
@@ -71,6 +72,7 @@ class ReportWindow:
     map_: np.ndarray | None
     field: np.ndarray
     classical: ClassicalStage | None
+    edges: np.ndarray
     edge_mean: float
 
 
@@ -252,7 +254,8 @@ class TrustReport:
     def on_tile(self, *, inp: tuple[int, int, int, int], core: tuple[int, int, int, int], image: np.ndarray,
                 valid: np.ndarray, map_: np.ndarray | None, field: np.ndarray,
                 classical: ClassicalStage | None = None,
-                preview_window: tuple[int, int, int, int] | None = None, edge_mean: float | None = None) -> None:
+                preview_window: tuple[int, int, int, int] | None = None, edges: np.ndarray | None = None,
+                edge_mean: float | None = None) -> None:
         """One alignment tile (called once per tile, in any order).
 
         ``inp`` (r0, r1, c0, c1): the window of the arrays on the working grid (may reach past
@@ -262,10 +265,11 @@ class TrustReport:
         the pipeline's total field (working px), all over ``inp``. ``classical``: what the
         pipeline's classical stage found there (its field, windows and the map it handed the
         learned stage); None: the report runs the classical stage on the tile itself. Tiles
-        without buildings may be skipped by the caller. ``preview_window``: the part of the image preview this tile fills (default
-        ``core``). ``edge_mean``: the image's mean edge strength on valid pixels, the buildings'
-        edge normalization (default: over these arrays; :class:`ReportWindow` carries the whole
-        input window's).
+        without buildings may be skipped by the caller. ``preview_window``: the part of the
+        image preview this tile fills (default ``core``). ``edges``, ``edge_mean``: the image's
+        :func:`~geoalign.report.evidence.edge_strength` over ``inp`` and its mean on valid pixels,
+        the buildings' edge normalization (default: computed from these arrays;
+        :class:`ReportWindow` carries the whole input window's).
         """
         t0 = time.perf_counter()
         r0, _, c0, _ = inp
@@ -300,7 +304,8 @@ class TrustReport:
         if first:
             small = _thumbs(patches[has][list(first.values())])
             self.thumbs.update(zip(first, small))
-        edges = edge_strength(image)
+        if edges is None:
+            edges = edge_strength(image)
         if edge_mean is None:
             edge_mean = mean_edge_strength(edges, valid)
         for t in tiles:
@@ -372,14 +377,15 @@ class TrustReport:
             classical = ClassicalStage(over_window(tf.stage_fields[0]), windows, cut(ev.stage_maps[1]))
         else:
             map_ = cut(tf.map_)
+        edges = edge_strength(tf.image)  # once, over the whole window: its mean and the cut's values
         return ReportWindow(win, tf.tile.claim, foot, cut(tf.image), cut(tf.valid), map_, over_window(tf.field),
-                            classical, mean_edge_strength(edge_strength(tf.image), tf.valid))
+                            classical, cut(edges), mean_edge_strength(edges, tf.valid))
 
     def on_report_window(self, w: "ReportWindow | None") -> None:
         """Score one :meth:`report_window` (nothing for a tile without buildings)."""
         if w is not None:
             self.on_tile(inp=w.inp, core=w.claim, image=w.image, valid=w.valid, map_=w.map_, field=w.field,
-                         classical=w.classical, preview_window=w.foot, edge_mean=w.edge_mean)
+                         classical=w.classical, preview_window=w.foot, edges=w.edges, edge_mean=w.edge_mean)
 
     def on_tile_field(self, tf: TileField) -> None:
         """The tiler's hook (``predict_tiled(on_tile=report.on_tile_field)``): one
