@@ -67,11 +67,16 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
                    "training some scales leaves the others' networks unchanged.")
 @click.option("--train-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Draw training pairs only at these scales [default: all of the chain's].")
+@click.option("--widen-net", "widen_nets", multiple=True, type=(click.IntRange(0), click.IntRange(1),
+              click.IntRange(1)), metavar="SCALE FEATURES HIDDEN",
+              help="Give the network at SCALE this many features and hidden channels before training, "
+                   "starting from what the narrower one computes (with --init-from; unties the networks). "
+                   "Repeatable.")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
           learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
           batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets,
-          train_scales, seed) -> None:
+          train_scales, widen_nets, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
@@ -84,7 +89,7 @@ def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, reali
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   per_scale_nets=per_scale_nets, train_scales=train_scales,
                   realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,
-                  command=" ".join(["geoalign", *sys.argv[1:]]))
+                  widen_nets=widen_nets, command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return
     for m in card["metrics"]["rounds"]:

@@ -53,6 +53,9 @@ def training_card(*, chain, gsd_m: float, training: dict, held_out: dict, metric
         "parameters": count_parameters(chain),
         "parameters_per_scale_net": count_parameters(chain.net(chain.config.scales[0])),
         "flops_per_megapixel_per_scale": flops_per_megapixel(chain.config.net),
+        **({"scale_nets": {str(s): {"parameters": count_parameters(chain.net(s)),
+                                    "flops_per_megapixel": flops_per_megapixel(c), **c.to_json()}
+                           for s, c in chain.config.scale_nets}} if chain.config.scale_nets else {}),
         "context_px": chain.context_px, "smooth_sigma_px": chain.config.smooth_sigma_px,
         "align_pipeline": align_pipeline, "realign_with": realign_with,
         "training_command": command, "training": training, "held_out": held_out, "metrics": metrics,

@@ -40,10 +40,23 @@ class ChainConfig:
     net: ScaleNetConfig = field(default_factory=ScaleNetConfig)
     channels: tuple[str, ...] = MAP_CHANNELS
     smooth_sigma_px: float = 0.0  # pixels of each scale; 0: no smoothing layer
+    # (scale, config) of the unshared networks whose size differs from ``net`` (a wider one where it pays)
+    scale_nets: tuple[tuple[int, ScaleNetConfig], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.scale_nets and self.shared:
+            raise ValueError("networks of their own size at some scales need one network per scale (shared=False)")
+
+    def net_config(self, scale: int) -> ScaleNetConfig:
+        """The configuration of the network at ``scale``."""
+        return dict(self.scale_nets).get(scale, self.net)
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["scales"], d["channels"] = list(self.scales), list(self.channels)
+        d.pop("scale_nets")
+        if self.scale_nets:
+            d["scale_nets"] = {str(s): c.to_json() for s, c in self.scale_nets}
         return d
 
     @classmethod
@@ -52,7 +65,8 @@ class ChainConfig:
         ``smooth_sigma`` in the shipped model's; absent: no smoothing)."""
         return cls(scales=tuple(d["scales"]), shared=bool(d["shared"]), net=ScaleNetConfig(**d["net"]),
                    channels=tuple(d["channels"]),
-                   smooth_sigma_px=float(d.get("smooth_sigma_px", d.get("smooth_sigma", 0.0))))
+                   smooth_sigma_px=float(d.get("smooth_sigma_px", d.get("smooth_sigma", 0.0))),
+                   scale_nets=tuple((int(s), ScaleNetConfig(**c)) for s, c in d.get("scale_nets", {}).items()))
 
 
 def downsample_map(map_: torch.Tensor, factor: int, channels: tuple[str, ...]) -> torch.Tensor:
@@ -75,12 +89,15 @@ class Chain(nn.Module):
         if config.shared:
             self.nets = nn.ModuleDict({"shared": ScaleNet(config.net)})
         else:
-            self.nets = nn.ModuleDict({str(s): ScaleNet(config.net) for s in config.scales})
+            self.nets = nn.ModuleDict({str(s): ScaleNet(config.net_config(s)) for s in config.scales})
 
     def copy_with(self, **changes) -> "Chain":
         """A new chain with the same weights and ``changes`` to its config (options that add no
         parameters, e.g. ``smooth_sigma_px`` or ``scales`` of a shared net); training mode kept."""
-        other = Chain(replace(self.config, **changes))
+        config = replace(self.config, **changes)
+        if "scales" in changes:  # a subset of scales keeps only those scales' own sizes
+            config = replace(config, scale_nets=tuple((s, c) for s, c in config.scale_nets if s in config.scales))
+        other = Chain(config)
         wanted = other.state_dict().keys()  # a subset of scales drops the unshared nets of the others
         other.load_state_dict({k: v for k, v in self.state_dict().items() if k in wanted})
         return other.train(self.training)
@@ -93,6 +110,24 @@ class Chain(nn.Module):
         other = Chain(replace(self.config, shared=False))
         for s in self.config.scales:
             other.nets[str(s)].load_state_dict(self.nets["shared"].state_dict())
+        return other.train(self.training)
+
+    def widened(self, scale: int, features: int, hidden: int, *, seed: int = 0) -> "Chain":
+        """The same chain, untied, with a wider network at ``scale`` that starts computing what the
+        narrower one computes (:func:`~geoalign.model.widen.widen_scale_net`): capacity where
+        it pays, the other scales' networks unchanged."""
+        from geoalign.model.widen import widen_scale_net
+
+        if scale not in self.config.scales:
+            raise OptionError(f"cannot widen scale {scale}: the chain's scales are {list(self.config.scales)}")
+        untied = self.untied()
+        config = replace(untied.net(scale).config, features=features, hidden=hidden)
+        others = tuple((s, c) for s, c in untied.config.scale_nets if s != scale)
+        other = Chain(replace(untied.config, scale_nets=tuple(sorted(others + ((scale, config),)))))
+        for s in untied.config.scales:
+            if s != scale:
+                other.nets[str(s)].load_state_dict(untied.nets[str(s)].state_dict())
+        other.nets[str(scale)] = widen_scale_net(untied.net(scale), config, seed=seed)
         return other.train(self.training)
 
     def fine_stages(self, scales: tuple[int, ...]) -> "Chain":

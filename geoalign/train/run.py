@@ -58,7 +58,7 @@ def train_model(
     cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
-    realign_symmetries: int = 1,
+    realign_symmetries: int = 1, widen_nets: tuple[tuple[int, int, int], ...] = (),
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
@@ -75,7 +75,8 @@ def train_model(
     at these scales are drawn, so with per-scale networks only theirs train (None: all);
     ``realign_smooth_px`` > 0: the realigning field is averaged over neighbouring buildings within
     that many pixels, ``realign_symmetries`` > 1 over that many rotations/flips of each tile
-    (:func:`geoalign.train.realign.realigner`)."""
+    (:func:`geoalign.train.realign.realigner`); ``widen_nets``: (scale, features, hidden) of
+    networks made wider before training (:meth:`~geoalign.model.chain.Chain.widened`)."""
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -88,19 +89,23 @@ def train_model(
                       smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
-                      realign_symmetries=realign_symmetries)
+                      realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets))
 
 
 def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_scale_nets: bool,
-                  train_scales: tuple[int, ...]) -> Chain:
+                  train_scales: tuple[int, ...], widen_nets: tuple[tuple[int, int, int], ...] = (),
+                  seed: int = 0) -> Chain:
     """The chain training starts from: ``init_model``'s weights without its smoothing layer, or
-    fresh ones; untied into one network per scale with ``per_scale_nets``."""
+    fresh ones; untied into one network per scale with ``per_scale_nets``; the networks of
+    ``widen_nets`` (scale, features, hidden) made wider, starting from what they compute."""
     if init_model is not None:
         chain = load_model(init_model)[0].copy_with(smooth_sigma_px=0.0).train()
         if per_scale_nets:
             chain = chain.untied()
     else:
         chain = Chain(replace(chain_config, shared=chain_config.shared and not per_scale_nets))
+    for scale, features, hidden in widen_nets:
+        chain = chain.widened(scale, features, hidden, seed=seed)
     unknown = sorted(set(train_scales) - set(chain.config.scales))
     if unknown:
         raise OptionError(f"train scales {unknown} are not scales of the chain {list(chain.config.scales)}")
@@ -131,7 +136,7 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
            learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
-           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries) -> dict:
+           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -139,7 +144,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
     sources, dcfg = dataset_sources(dataset_dir)
     cascade = cascade_sets(dcfg, cascade_weight, tuple(learned_scales or (1,)), cascade_dataset)
     torch.manual_seed(seed)
-    chain = initial_chain(chain_config, init_model, per_scale_nets, train_scales)
+    chain = initial_chain(chain_config, init_model, per_scale_nets, train_scales, widen_nets, seed)
     start = time.perf_counter()
     base = TrainConfig(batch_size=batch_size, seed=seed, threads=threads, train_scales=train_scales)
     extra: list[TrainSet] = []
@@ -184,6 +189,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "init_model_training_command": read_card(init_model).get("training_command")
                   if init_model is not None else None,
                   "train_scales": list(train_scales) or list(chain.config.scales),
+                  "widen_nets": [list(w) for w in widen_nets],
                   "wall_s_this_invocation": time.perf_counter() - start,
                   "train_steps_s_total": steps_seconds(pre_hist, round_metrics)},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],

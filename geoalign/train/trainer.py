@@ -161,6 +161,13 @@ def train_chain(
                             progress=progress, max_seconds=max_seconds)
 
 
+def is_scale_free(manifest: dict) -> bool:
+    """A dataset of rendered cities (:func:`geoalign.synthetic.build_synthetic_dataset`), whose
+    random ground sampling makes its scale-0 pairs serve every scale."""
+    sources = manifest.get("sources") or []
+    return bool(sources) and all(src.get("synthetic") for src in sources)
+
+
 def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Path, config: TrainConfig, *,
                  val_root: str | Path | None, resume: bool, progress: bool, max_seconds: float | None) -> list[dict]:
     run_dir = Path(run_dir)
@@ -168,12 +175,15 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
     scales = list(chain.config.scales)
     sets, weights = [], []
     for ts in train_sets:
-        avail = set(int(s) for s in read_manifest(ts.root)["counts"])
+        manifest = read_manifest(ts.root)
+        avail = set(int(s) for s in manifest["counts"])
+        scale_free = is_scale_free(manifest)
         per_scale = {}
         for s in (scales if not chain.config.shared else sorted(avail)):
             if config.train_scales and s not in config.train_scales:
                 continue  # not drawn: its pairs are never opened
-            ds = PairDataset(ts.root, s, "train")
+            # rendered cities carry a random GSD: their one scale trains every scale's network
+            ds = PairDataset(ts.root, 0 if scale_free else s, "train")
             if len(ds):
                 per_scale[s] = ds
         if per_scale:

@@ -66,6 +66,39 @@ def test_fine_tune_with_per_scale_nets_trains_only_the_given_scales(austin, tmp_
     assert res.exit_code != 0 and "not scales of the chain" in res.output and "Traceback" not in res.output
 
 
+def test_widen_net_pretrains_the_wider_scale_on_rendered_cities(austin, tmp_path):
+    """--widen-net 1 F H with --train-scales 1: the rendered cities (one scale, random ground
+    sampling) train scale 1's own network; the other scales keep their weights; the card
+    records the sizes."""
+    import torch
+
+    from geoalign.model.checkpoint import load_model
+
+    ds = tmp_path / "ds"
+    build_dataset([SourcePair(austin["image"], austin["buildings"])], ds,
+                  DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25),
+                  progress=False)
+    common = ["-q", "train", str(ds), "--rounds", "1", "--steps", "2", "--batch-size", "2", "--synthetic-pairs", "4"]
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "base"), "--pretrain-steps", "0",
+                                             "--work-dir", str(tmp_path / "w0")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "wide"), "--pretrain-steps", "3", "--init-from",
+                                             str(tmp_path / "base"), "--train-scales", "1", "--widen-net", "1", "16",
+                                             "20", "--synthetic-weight", "0", "--work-dir", str(tmp_path / "w1")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    base, wide = load_model(tmp_path / "base")[0], load_model(tmp_path / "wide")[0]
+    assert wide.net(1).config.features == 16 and wide.net(1).config.hidden == 20
+    shared = base.net(0).state_dict()
+    for s in (3, 2, 0):
+        assert all(torch.equal(v, shared[k]) for k, v in wide.net(s).state_dict().items())
+    history = (tmp_path / "w1" / "pretrain" / "history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["step"] == 3  # the rendered cities trained scale 1's network
+    card = json.loads((tmp_path / "wide" / "model_card.json").read_text())
+    assert card["scale_nets"]["1"]["hidden"] == 20 and card["training"]["widen_nets"] == [[1, 16, 20]]
+    assert card["scale_nets"]["1"]["parameters"] > card["parameters_per_scale_net"]
+
+
 def test_train_cli_missing_dataset_is_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(main, ["train", str(tmp_path / "empty"), "-o", str(tmp_path / "m")])

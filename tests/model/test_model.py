@@ -214,6 +214,40 @@ def test_untied_chain_gives_the_shared_chains_field_with_one_net_per_scale():
         assert torch.equal(chain.untied()(image, map_), field)
 
 
+def test_widened_net_starts_computing_what_the_narrow_one_computes(tmp_path):
+    """A wider network at one scale holds the narrow one's weights: the chain's field moves by under
+    1 % of itself (the new feature channels join the unit-norm features, starting at 0.1 of
+    their default size), the other scales' networks are untouched, and the model folder
+    round-trips the sizes."""
+    torch.manual_seed(0)
+    chain = Chain(TINY).eval()
+    for p in chain.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))  # away from the zero-initialized head
+    image, map_ = torch.rand(1, 3, 48, 48), (torch.rand(1, 3, 48, 48) > 0.8).float()
+    wide = chain.widened(1, features=10, hidden=12)
+    assert not wide.training and dict(wide.config.scale_nets)[1].features == 10
+    assert count_parameters(wide.net(1)) > 3 * count_parameters(chain.net(1))
+    for s in (2, 0):
+        assert all(torch.equal(v, chain.net(s).state_dict()[k]) for k, v in wide.net(s).state_dict().items())
+    with torch.no_grad():
+        field, widened = chain(image, map_), wide(image, map_)
+    assert field.abs().mean() > 0.1
+    assert (widened - field).abs().mean() < 0.01 * field.abs().mean()
+    save_model(wide, tmp_path / "w", gsd_m=0.3)
+    loaded = load_model(tmp_path / "w")[0]
+    assert loaded.net(1).config.hidden == 12 and loaded.net(0).config.hidden == 4
+    with torch.no_grad():
+        assert torch.equal(loaded(image, map_), widened)
+    fine = loaded.fine_stages((1,))
+    assert fine.config.scale_nets == ((1, loaded.net(1).config),) and torch.equal(
+        fine.net(1).head[0].weight, loaded.net(1).head[0].weight)
+    assert loaded.fine_stages((0,)).config.scale_nets == ()
+    with pytest.raises(ValueError, match="only features and hidden may grow"):
+        wide.widened(1, features=4, hidden=12)
+    with pytest.raises(ValueError, match="one network per scale"):
+        ChainConfig(scale_nets=((1, ScaleNetConfig(features=8)),))
+
+
 def test_combination_uses_the_cards_learned_scales(tmp_path):
     from geoalign.align import resolve_predictor
     from geoalign.model.card import read_card, write_card
