@@ -17,7 +17,9 @@ Writes ``benchmarks/results/align_speed.json`` and ``align_speed.png``.
 ``local+learned+scale1`` runs ``align --pick-scales none`` (the default pipeline without its
 second learned proposal), ``local+learned+pick`` ``align --pick-scales 3,2,1``,
 ``local+learned+passes2`` ``align --pick-passes 2``,
-``local+learned+sym2`` ``align --symmetries 2`` (labels of ``benchmarks.accuracy``).
+``local+learned+sym2`` ``align --symmetries 2`` (labels of ``benchmarks.accuracy``);
+``--candidate NAME=MODEL_DIR`` also runs every method with ``--model MODEL_DIR``, labelled
+``method@NAME``, in the same turns.
 """
 
 from __future__ import annotations
@@ -115,7 +117,15 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["default", "local", SCALE1])
     ap.add_argument("--repeats", type=int, default=3, help="runs per method, in turns; medians reported")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=MODEL_DIR",
+                    help="also run every method with this model folder, labelled method@NAME")
     args = ap.parse_args()
+    models: dict[str, tuple[str, tuple[str, ...]]] = {m: (m, ()) for m in args.methods}
+    for c in args.candidate:
+        name, sep, folder = c.partition("=")
+        if not sep or not name or not folder:
+            ap.error(f"--candidate takes NAME=MODEL_DIR, got {c!r}")
+        models.update({f"{m}@{name}": (m, ("--model", folder)) for m in args.methods})
     results: dict = {"cpu_cores": os.cpu_count(), "runs": {}}
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)
@@ -123,10 +133,10 @@ def main() -> None:
         image, vec, side = make_mosaic(tmp, args.tiles)
         results.update(raster_px=[side, side], megapixels=side * side / 1e6,
                        mosaic_build_s=time.perf_counter() - t0)
-        runs: dict[str, list[dict]] = {m: [] for m in args.methods}
+        runs: dict[str, list[dict]] = {label: [] for label in models}
         for k in range(args.repeats):
-            for method in args.methods:
-                r = run_align(image, vec, tmp / f"out_{method}", method)
+            for method, (pipeline, model) in models.items():
+                r = run_align(image, vec, tmp / f"out_{method}", pipeline, model)
                 r["mp_per_s"] = results["megapixels"] / r["work_s"]
                 r["mp_per_s_command"] = results["megapixels"] / r["command_s"]
                 runs[method].append(r)
