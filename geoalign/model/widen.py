@@ -14,11 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from geoalign.errors import OptionError
 from geoalign.model.scale_net import ScaleNet, ScaleNetConfig
 
 
 def _copy_conv(new: nn.Conv2d, old: nn.Conv2d, in_index: list[int] | None = None, *,
-               new_rows_scale: float = 1.0, zero_new_inputs: bool = True) -> None:
+               new_rows_scale: float = 1.0) -> None:
     """Old output rows keep their weights on the old inputs (placed at ``in_index`` in the new
     layer's inputs) and see zeros on the new inputs; new rows keep the default initialization
     times ``new_rows_scale``."""
@@ -26,8 +27,7 @@ def _copy_conv(new: nn.Conv2d, old: nn.Conv2d, in_index: list[int] | None = None
     with torch.no_grad():
         new.weight[old.out_channels:] *= new_rows_scale
         new.bias[old.out_channels:] *= new_rows_scale
-        if zero_new_inputs:
-            new.weight[:old.out_channels] = 0.0
+        new.weight[:old.out_channels] = 0.0
         new.weight[:old.out_channels, index] = old.weight
         new.bias[:old.out_channels] = old.bias
 
@@ -41,13 +41,17 @@ def _copy_encoder(new: nn.Sequential, old: nn.Sequential, feature_init_scale: fl
 def widen_scale_net(old: ScaleNet, config: ScaleNetConfig, *, feature_init_scale: float = 0.1,
                     seed: int = 0) -> ScaleNet:
     """A :class:`ScaleNet` of ``config`` (at least as many features and hidden channels as
-    ``old``, the same search range and map channels) holding ``old``'s weights."""
+    ``old``, the same search range and map channels) holding ``old``'s weights; the new
+    channels' initialization draws from its own generator seeded with ``seed`` (the caller's
+    random state is left as it was)."""
     oc = old.config
     if (config.features < oc.features or config.hidden < oc.hidden or config.range_px != oc.range_px
             or config.map_channels != oc.map_channels):
-        raise ValueError(f"cannot widen {oc} into {config}: only features and hidden may grow")
-    torch.manual_seed(seed)
-    new = ScaleNet(config)
+        raise OptionError(f"cannot widen a network of {oc.features} features and {oc.hidden} hidden channels "
+                          f"into {config.features} and {config.hidden}: only features and hidden may grow")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        new = ScaleNet(config)
     _copy_encoder(new.image_encoder, old.image_encoder, feature_init_scale)
     _copy_encoder(new.map_encoder, old.map_encoder, feature_init_scale)
     _copy_conv(new.compress[0], old.compress[0])

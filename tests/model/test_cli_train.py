@@ -97,6 +97,9 @@ def test_widen_net_pretrains_the_wider_scale_on_rendered_cities(austin, tmp_path
     card = json.loads((tmp_path / "wide" / "model_card.json").read_text())
     assert card["scale_nets"]["1"]["hidden"] == 20 and card["training"]["widen_nets"] == [[1, 16, 20]]
     assert card["scale_nets"]["1"]["parameters"] > card["parameters_per_scale_net"]
+    res = CliRunner().invoke(main, common + ["-o", str(tmp_path / "narrower"), "--pretrain-steps", "0",
+                                             "--init-from", str(tmp_path / "base"), "--widen-net", "1", "2", "2"])
+    assert res.exit_code != 0 and "only features and hidden may grow" in res.output and "Traceback" not in res.output
 
 
 def test_train_cli_missing_dataset_is_one_line_error(tmp_path):

@@ -242,7 +242,7 @@ def test_widened_net_starts_computing_what_the_narrow_one_computes(tmp_path):
     assert fine.config.scale_nets == ((1, loaded.net(1).config),) and torch.equal(
         fine.net(1).head[0].weight, loaded.net(1).head[0].weight)
     assert loaded.fine_stages((0,)).config.scale_nets == ()
-    with pytest.raises(ValueError, match="only features and hidden may grow"):
+    with pytest.raises(OptionError, match="only features and hidden may grow"):
         wide.widened(1, features=4, hidden=12)
     with pytest.raises(ValueError, match="one network per scale"):
         ChainConfig(scale_nets=((1, ScaleNetConfig(features=8)),))
