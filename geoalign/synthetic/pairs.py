@@ -23,6 +23,16 @@ def synthetic_pair(rng: np.random.Generator, *, patch_px: int = 96, max_disp_px:
     )
 
 
+SOURCE_KEY = "synthetic"  # the manifest's sources of a dataset of rendered cities carry it, true
+
+
+def is_synthetic_dataset(manifest: dict) -> bool:
+    """A dataset :func:`build_synthetic_dataset` wrote: a random ground sampling is part of every
+    render, so its scale-0 pairs serve every scale's network."""
+    sources = manifest.get("sources") or []
+    return bool(sources) and all(src.get(SOURCE_KEY) for src in sources)
+
+
 def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, patch_px: int = 96,
                             max_disp_px: float = 2.0, seed: int = 0, progress: bool = True):
     """Write synthetic pairs in the format of :func:`geoalign.dataset.build_dataset` (scale 0).
@@ -48,6 +58,6 @@ def build_synthetic_dataset(out_dir, *, n_train: int = 2000, n_val: int = 200, p
                 writer.add(pair, [-1, 0, 0, patch_px, patch_px, pair.amplitude_px])
             writer.flush()
             counts[split], shards[f"0/{split}"] = writer.count, writer.shards
-        write_manifest(tmp, gsd_m=None, config=config, sources=[{"synthetic": True, "seed": seed}],
+        write_manifest(tmp, gsd_m=None, config=config, sources=[{SOURCE_KEY: True, "seed": seed}],
                        counts={0: counts}, shards=shards)
     return Path(out_dir)

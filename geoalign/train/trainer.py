@@ -33,6 +33,7 @@ from geoalign.io.atomic import atomic_path
 from geoalign.model.chain import Chain
 from geoalign.model.threads import torch_threads
 from geoalign.progress import progress as progress_bar
+from geoalign.synthetic.pairs import is_synthetic_dataset
 from geoalign.train.distributed import (agree_on_step, augment_rows, data_parallel, is_main, mean_over_ranks,
                                         on_main, rank_rows)
 
@@ -161,13 +162,6 @@ def train_chain(
                             progress=progress, max_seconds=max_seconds)
 
 
-def is_scale_free(manifest: dict) -> bool:
-    """A dataset of rendered cities (:func:`geoalign.synthetic.build_synthetic_dataset`), whose
-    random ground sampling makes its scale-0 pairs serve every scale."""
-    sources = manifest.get("sources") or []
-    return bool(sources) and all(src.get("synthetic") for src in sources)
-
-
 def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Path, config: TrainConfig, *,
                  val_root: str | Path | None, resume: bool, progress: bool, max_seconds: float | None) -> list[dict]:
     run_dir = Path(run_dir)
@@ -177,7 +171,7 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
     for ts in train_sets:
         manifest = read_manifest(ts.root)
         avail = set(int(s) for s in manifest["counts"])
-        scale_free = is_scale_free(manifest)
+        scale_free = is_synthetic_dataset(manifest)
         per_scale = {}
         for s in (scales if not chain.config.shared else sorted(avail)):
             if config.train_scales and s not in config.train_scales:
