@@ -31,7 +31,10 @@ beside it); per region, in how many fields a method's median exceeds the input's
 Writes ``benchmarks/results/coarse_imagery.json`` and ``coarse_imagery.png``. One torch thread.
 
     python -m benchmarks.coarse_imagery [--seeds 6] [--amplitudes 8 16] [--gsds 0.3 0.6 1.0]
-        [--gates 2 4 8] [--regions NAME ...] [--psf-sigma S] [--out DIR]
+        [--gates 2 4 8] [--regions NAME ...] [--psf-sigma S] [--model DIR] [--name STEM] [--out DIR]
+
+``--model DIR`` measures another model folder (its statistics and calibration in it) in place of the
+shipped one; ``--name STEM`` names the result files (default ``coarse_imagery``).
 
 ``--psf-sigma S`` blurs the strip by a Gaussian of S coarse pixels before the block average (a
 sensor whose optics blur more than its pixel's box) and writes ``coarse_imagery_psfS.json``.
@@ -130,12 +133,12 @@ def gate_label(gate: float | str) -> str:
 
 
 def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float | str, default_out: gpd.GeoDataFrame,
-               grid, move_px: np.ndarray) -> dict:
+               grid, move_px: np.ndarray, model_dir: Path | None = None) -> dict:
     """``align --report --trust-gate gate_px`` and plain ``align`` on one case, against what the
     benchmark derives from the ``--report`` run: gated flags and coordinates must agree."""
     gated_run = read_vectors(align_raster(image, src, tmp / "check_gate", predictor, method="local+learned",
                                           show_progress=False,
-                                          report=ReportRequest(trust_gate_px=gate_px)).paths["gpkg"])
+                                          report=ReportRequest(trust_gate_px=gate_px, model_dir=model_dir)).paths["gpkg"])
     plain = read_vectors(align_raster(image, src, tmp / "check_plain", predictor, method="local+learned",
                                       show_progress=False).paths["gpkg"])
     exp = default_out["expected_error_px"].to_numpy(np.float64)
@@ -156,16 +159,18 @@ def gate_check(image: Path, src: Path, tmp: Path, predictor, gate_px: float | st
 
 
 def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[float],
-            only: list[str] | None = None, psf_sigma: float = 0.0) -> tuple[dict, list[dict]]:
+            only: list[str] | None = None, psf_sigma: float = 0.0,
+            model_dir: Path | None = None) -> tuple[dict, list[dict]]:
     """Every case aligned (results without the summaries, cases): one case per region × GSD ×
     amplitude × seed, per building its vertex errors for ``input``, ``local`` and ``default``, the
     default's mean vertex move ``move_px``, ``expected_px`` and ``low`` (low-density tile)."""
     regions, origin = held_out_regions()
     local = resolve_predictor("local")[0]
-    default, default_name, _ = resolve_predictor(None)
+    default, default_name, _ = resolve_predictor(None, model_dir)
     results: dict = {"region": f"held-out regions from the {origin}, 0.3 m strips degraded to coarser GSDs",
                      "gsds_m": gsds, "amplitudes_px": amplitudes, "seeds": seeds, "gates_px": gates,
-                     "default_pipeline": default_name, "correlation_length_px": CORRELATION_LENGTH_PX,
+                     "default_pipeline": default_name, "model": str(model_dir or "shipped"),
+                     "correlation_length_px": CORRELATION_LENGTH_PX,
                      "metric": "per-vertex error (px of 0.3 m, vertex-wise) against the truth",
                      "worse_by_px": WORSE_BY_PX, "psf_sigma_coarse_px": psf_sigma,
                      "regions": {}, "skipped": {}, "gate_check": {}}
@@ -194,7 +199,7 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
                         t1 = time.perf_counter()
                         dflt = read_vectors(align_raster(image, src, tmp / "out_default", default,
                                                          method=default_name, show_progress=False,
-                                                         report=ReportRequest()).paths["gpkg"])
+                                                         report=ReportRequest(model_dir=model_dir)).paths["gpkg"])
                         seconds["local"] += t1 - t0
                         seconds["default --report"] += time.perf_counter() - t1
                         order = [int(np.flatnonzero(dflt["bid"].to_numpy() == b)[0]) for b in ids]
@@ -210,7 +215,7 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
                             if key not in results["gate_check"] and len(truth) >= GATE_CHECK_MIN_BUILDINGS:
                                 results["gate_check"][key] = gate_check(  # moves in the report's row order
                                     image, src, tmp, default, gate, dflt, grid,
-                                    case["move_px"][dflt["bid"].to_numpy(int)])
+                                    case["move_px"][dflt["bid"].to_numpy(int)], model_dir)
                         print(f"{region.name} {g:g} m, {amp:g} px seed {seed}: median input "
                               f"{np.median(np.concatenate(before)):.2f}, local "
                               f"{np.median(np.concatenate(case['local'])):.2f}, default "
@@ -222,9 +227,9 @@ def collect(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[
 
 
 def run(amplitudes: list[float], seeds: int, gsds: list[float], gates: list[float],
-        only: list[str] | None = None, psf_sigma: float = 0.0) -> dict:
+        only: list[str] | None = None, psf_sigma: float = 0.0, model_dir: Path | None = None) -> dict:
     """:func:`collect`, then the summaries per pool and per region."""
-    results, cases = collect(amplitudes, seeds, gsds, gates, only, psf_sigma)
+    results, cases = collect(amplitudes, seeds, gsds, gates, only, psf_sigma, model_dir)
     results["pools"] = summarise(cases, gates)
     for p in results["pools"].values():
         p["n_buildings"] = sum(results["regions"][r]["n_buildings"] for r in p["regions"])
@@ -362,17 +367,20 @@ def main() -> None:
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
     ap.add_argument("--psf-sigma", type=float, default=0.0,
                     help="Gaussian blur (coarse px) before the block average; results in coarse_imagery_psfS.json")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="model folder to measure in place of the shipped one (stats and calibration in it)")
+    ap.add_argument("--name", default="coarse_imagery", help="stem of the result files")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    results = run(args.amplitudes, args.seeds, args.gsds, args.gates, args.regions, args.psf_sigma)
+    results = run(args.amplitudes, args.seeds, args.gsds, args.gates, args.regions, args.psf_sigma, args.model)
     results["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     results["table_markdown"] = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "coarse_imagery" + (f"_psf{args.psf_sigma:g}" if args.psf_sigma > 0 else "")
+    stem = args.name + (f"_psf{args.psf_sigma:g}" if args.psf_sigma > 0 else "")
     write_json(results, args.out / f"{stem}.json")
     plot(results, args.out / f"{stem}.png")
     print(results["table_markdown"])
