@@ -12,7 +12,7 @@ then the round's chain at ``--learned-scales``) instead of the chain alone (the 
 the classical stage alone on D0 is then measured too, so what the learned rounds add is visible.
 
     python -m benchmarks.self_denoising [--sigma 4] [--rounds 3] [--steps 600] [--pretrained MODEL_DIR] [--scales 2 1 0]
-        [--realign-with learned|local+learned] [--learned-scales 1]
+        [--seed S] [--average-tail F] [--realign-with learned|local+learned] [--learned-scales 1]
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ def main() -> None:
     ap.add_argument("--work-dir", type=Path, default=None,
                     help="rounds (resumed when present) [default: runs/self_denoising_<steps>_<realign-with>]")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the rounds' training (batches, augmentation); the label noise stays the same")
+    ap.add_argument("--average-tail", type=float, default=0.0,
+                    help="each round ends on the mean weights of this last fraction of its steps")
     ap.add_argument("--name", default="self_denoising", help="results file name (without extension)")
     ap.add_argument("--smooth-sigma", type=float, default=None,
                     help="edge-weighted smoothing of each scale's correction (px of the scale) used when "
@@ -112,7 +116,7 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     image, truth = AUSTIN / "austin1_crop_nw_rgb.tif", AUSTIN / "austin1_crop_nw_buildings.geojson"
     noisy = noisy_buildings(image, truth, args.work_dir / "noisy_d0.geojson", args.sigma, seed=1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     chain = load_model(args.pretrained)[0].train() if args.pretrained else Chain(ChainConfig(scales=(2, 1, 0)))
     if args.smooth_sigma is not None:  # a parameter-free layer: same weights, other config
         chain = chain.copy_with(smooth_sigma_px=args.smooth_sigma)
@@ -123,7 +127,8 @@ def main() -> None:
     resumed = sum((args.work_dir / "rounds" / f"round{r}" / "metrics.json").exists() for r in range(args.rounds))
     t0 = time.perf_counter()
     _, metrics = realign_rounds([SourcePair(image, noisy, "train")], args.work_dir / "rounds", rounds=args.rounds,
-                                dataset_config=dcfg, train_config=TrainConfig(steps=args.steps, val_every=100),
+                                dataset_config=dcfg, train_config=TrainConfig(steps=args.steps, val_every=100, seed=args.seed,
+                                                                        average_tail=args.average_tail),
                                 chain=chain, truth=[truth], resume=True, progress=False,
                                 realign_with=args.realign_with, learned_scales=tuple(args.learned_scales),
                                 realign_smooth_px=args.realign_smooth_px,
@@ -135,7 +140,8 @@ def main() -> None:
              "realigned_rms_error_px": m["realigned_rms_error_px"],
              "d0_median_error_inside_px": inside[0], "realigned_median_error_inside_px": inside[m["round"] + 1]}
             for m in metrics]
-    result = {"sigma_rms_px": args.sigma, "gsd_m": 0.3, "rounds": rows, "steps_per_round": args.steps,
+    result = {"sigma_rms_px": args.sigma, "gsd_m": 0.3, "rounds": rows, "steps_per_round": args.steps, "seed": args.seed,
+              "average_tail": args.average_tail,
               "smooth_sigma": chain.config.smooth_sigma_px, "scales": list(chain.config.scales),
               "pretrained": str(args.pretrained) if args.pretrained else None,
               "floor_median_px": args.sigma / 3, "final_median_px": rows[-1]["realigned_median_error_px"],

@@ -58,7 +58,7 @@ def train_model(
     cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
-    realign_symmetries: int = 1, widen_nets: tuple[tuple[int, int, int], ...] = (),
+    realign_symmetries: int = 1, widen_nets: tuple[tuple[int, int, int], ...] = (), average_tail: float = 0.0,
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
@@ -76,7 +76,11 @@ def train_model(
     ``realign_smooth_px`` > 0: the realigning field is averaged over neighbouring buildings within
     that many pixels, ``realign_symmetries`` > 1 over that many rotations/flips of each tile
     (:func:`geoalign.train.realign.realigner`); ``widen_nets``: (scale, features, hidden) of
-    networks made wider before training (:meth:`~geoalign.model.chain.Chain.widened`)."""
+    networks made wider before training (:meth:`~geoalign.model.chain.Chain.widened`);
+    ``average_tail`` > 0: each realignment round ends on the mean weights of that last fraction of
+    its steps (:mod:`geoalign.train.averaging`)."""
+    if not 0.0 <= average_tail <= 1.0:
+        raise OptionError(f"average_tail must be within [0, 1], got {average_tail}")
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -89,7 +93,8 @@ def train_model(
                       smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
-                      realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets))
+                      realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets),
+                      average_tail=average_tail)
 
 
 def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_scale_nets: bool,
@@ -136,7 +141,7 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
            learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
-           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets) -> dict:
+           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -164,7 +169,8 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                                    progress=progress)
         if synthetic_weight > 0:
             extra.append(TrainSet(synth, synthetic_weight, "synthetic"))
-    rcfg = TrainConfig(**{**base.to_json(), "steps": steps, "val_every": 100, "val_pairs": 64})
+    rcfg = TrainConfig(**{**base.to_json(), "steps": steps, "val_every": 100, "val_pairs": 64,
+                          "average_tail": average_tail})
     chain, round_metrics = realign_rounds(
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
@@ -189,7 +195,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   "init_model_training_command": read_card(init_model).get("training_command")
                   if init_model is not None else None,
                   "train_scales": list(train_scales) or list(chain.config.scales),
-                  "widen_nets": [list(w) for w in widen_nets],
+                  "widen_nets": [list(w) for w in widen_nets], "average_tail": average_tail,
                   "wall_s_this_invocation": time.perf_counter() - start,
                   "train_steps_s_total": steps_seconds(pre_hist, round_metrics)},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],

@@ -34,6 +34,7 @@ from geoalign.model.chain import Chain
 from geoalign.model.threads import torch_threads
 from geoalign.progress import progress as progress_bar
 from geoalign.synthetic.pairs import is_synthetic_dataset
+from geoalign.train.averaging import TailAverage
 from geoalign.train.distributed import (agree_on_step, augment_rows, data_parallel, is_main, mean_over_ranks,
                                         on_main, rank_rows)
 
@@ -59,6 +60,7 @@ class TrainConfig:
     threads: int = 1
     augment: bool = True
     train_scales: tuple[int, ...] = ()  # scales whose pairs are drawn (their networks train); (): all
+    average_tail: float = 0.0  # the run ends on the mean weights of this last fraction of its steps (0: the last step's)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -130,11 +132,15 @@ def _lr(config: TrainConfig, step: int) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def save_state(path: Path, chain: Chain, opt: torch.optim.Optimizer, step: int, elapsed_s: float, config: TrainConfig) -> None:
-    """Weights + optimizer + step + torch RNG, atomically (a kill never leaves half a checkpoint)."""
+def save_state(path: Path, chain: Chain, opt: torch.optim.Optimizer, step: int, elapsed_s: float, config: TrainConfig,
+               average: TailAverage | None = None) -> None:
+    """Weights + optimizer + step + torch RNG (+ the tail average so far), atomically (a kill never
+    leaves half a checkpoint)."""
     state = {"model": chain.state_dict(), "optimizer": opt.state_dict(), "step": step,
              "elapsed_s": elapsed_s, "torch_rng": torch.get_rng_state(),
              "chain_config": json.dumps(chain.config.to_json()), "train_config": json.dumps(config.to_json())}
+    if average is not None and average.count:
+        state["average"] = average.state_dict()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -195,12 +201,15 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
     state_path, hist_path = run_dir / STATE, run_dir / HISTORY
     step, elapsed = 0, 0.0
     history: list[dict] = []
+    average = TailAverage(config.steps, config.average_tail)
     if resume and state_path.exists():
         st = load_state(state_path)
         chain.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         torch.set_rng_state(st["torch_rng"])
         step, elapsed = int(st["step"]), float(st["elapsed_s"])
+        if "average" in st:
+            average.load_state_dict(st["average"])
         if hist_path.exists():
             history = [json.loads(line) for line in hist_path.read_text().splitlines() if line.strip()]
             history = [h for h in history if h["step"] <= step]
@@ -251,6 +260,7 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
         torch.nn.utils.clip_grad_norm_(chain.parameters(), 5.0)
         opt.step()
         step += 1
+        average.update(chain, step)
         stop = max_seconds is not None and time.perf_counter() - run_start > max_seconds
         loss, parts, stop = agree_on_step(loss, parts, stop)
         ratio = parts["field"] / max(parts["zero"], 1e-6)
@@ -260,7 +270,7 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
         if step % 25 == 0:
             log.debug("step %d loss %.4f field/zero(ema) %.3f", step, loss.item(), ema)
         if (step % config.checkpoint_every == 0 or step == config.steps) and is_main():
-            save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
+            save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config, average)
         if step % config.val_every == 0 or step == config.steps:
             entry = {"step": step, "time_s": time.perf_counter() - t_start, "loss": loss.item(),
                      "field_vs_zero_ema": ema, **validate()}
@@ -268,7 +278,9 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
             bar.write(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}))
         if stop:
             if is_main():
-                save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config)
+                save_state(state_path, chain, opt, step, time.perf_counter() - t_start, config, average)
             break
     bar.close()
+    if step >= config.steps and average.apply(chain):
+        log.info("the run ends on the mean weights of its last %d steps", average.count)
     return history

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from cli.main import main
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.model.predictor import load_predictor
+from geoalign.train.trainer import STATE, load_state
 
 
 def test_train_cli_writes_a_loadable_model_and_card(austin, tmp_path):
@@ -19,10 +20,14 @@ def test_train_cli_writes_a_loadable_model_and_card(austin, tmp_path):
                   DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25),
                   progress=False)
     args = ["-q", "train", str(ds), "-o", str(tmp_path / "model"), "--rounds", "1", "--steps", "2",
-            "--pretrain-steps", "2", "--synthetic-pairs", "4", "--batch-size", "2", "--work-dir", str(tmp_path / "work")]
+            "--pretrain-steps", "2", "--synthetic-pairs", "4", "--batch-size", "2", "--work-dir", str(tmp_path / "work"),
+            "--average-tail", "0.5"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    assert card["training"]["average_tail"] == 0.5  # the round's last step of two is averaged, pretraining's not
+    assert load_state(tmp_path / "work" / "rounds" / "round0" / "train" / STATE)["average"]["count"] == 1
+    assert "average" not in load_state(tmp_path / "work" / "pretrain" / STATE)
     assert card["gsd_m"] == 1.2 and card["parameters"] > 0 and len(card["metrics"]["rounds"]) == 1
     pre, round0 = card["metrics"]["pretrain_last"]["time_s"], card["metrics"]["rounds"][0]["val"]["time_s"]
     assert card["training"]["train_steps_s_total"] == pytest.approx(pre + round0) and pre > 0 and round0 > 0

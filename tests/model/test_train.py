@@ -69,6 +69,36 @@ def test_killed_and_resumed_training_matches_uninterrupted(synth, tmp_path):
     assert len((tmp_path / "b" / HISTORY).read_text().splitlines()) == 3
 
 
+def test_tail_averaged_run_ends_on_the_mean_of_its_last_steps_and_resumes(synth, tmp_path):
+    torch.manual_seed(0)
+    init = {k: v.clone() for k, v in Chain(TINY).state_dict().items()}
+
+    def fresh() -> Chain:
+        chain = Chain(TINY)
+        chain.load_state_dict(init)
+        return chain
+
+    averaged = fresh()
+    train_chain(averaged, [TrainSet(synth)], tmp_path / "avg", _cfg(6, average_tail=0.5), progress=False)
+    after_step = []  # the plain run, one step per process: its weights after every step
+    for _ in range(6):
+        chain = fresh()
+        train_chain(chain, [TrainSet(synth)], tmp_path / "plain", _cfg(6), progress=False, resume=True,
+                    max_seconds=0.0)
+        after_step.append(chain.state_dict())
+    last = after_step[-1]
+    for k, v in averaged.state_dict().items():
+        mean = torch.stack([w[k] for w in after_step[3:]]).mean(0)  # steps 4, 5, 6
+        assert torch.allclose(v, mean, atol=1e-6), k
+    assert max((averaged.state_dict()[k] - last[k]).abs().max().item() for k in last) > 1e-4
+    for _ in range(6):  # killed after every step, the tail's mean carried by the checkpoints
+        resumed = fresh()
+        train_chain(resumed, [TrainSet(synth)], tmp_path / "killed", _cfg(6, average_tail=0.5), progress=False,
+                    resume=True, max_seconds=0.0)
+    for (k, va), vr in zip(averaged.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(va, vr, atol=1e-6), k
+
+
 def test_realignment_loop_runs_two_rounds_and_records_metrics(austin, tmp_path):
     sources = [SourcePair(austin["image"], austin["buildings"], "train")]
     dcfg = DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25)
