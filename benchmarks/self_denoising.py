@@ -12,7 +12,7 @@ then the round's chain at ``--learned-scales``) instead of the chain alone (the 
 the classical stage alone on D0 is then measured too, so what the learned rounds add is visible.
 
     python -m benchmarks.self_denoising [--sigma 4] [--rounds 3] [--steps 600] [--pretrained MODEL_DIR] [--scales 2 1 0]
-        [--seed S] [--average-tail F] [--realign-with learned|local+learned] [--learned-scales 1]
+        [--seed S] [--average-tail F] [--lr LR] [--realign-with learned|local+learned] [--learned-scales 1]
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def main() -> None:
                     help="seed of the rounds' training (batches, augmentation); the label noise stays the same")
     ap.add_argument("--average-tail", type=float, default=0.0,
                     help="each round ends on the mean weights of this last fraction of its steps")
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of each round")
     ap.add_argument("--name", default="self_denoising", help="results file name (without extension)")
     ap.add_argument("--smooth-sigma", type=float, default=None,
                     help="edge-weighted smoothing of each scale's correction (px of the scale) used when "
@@ -128,7 +129,7 @@ def main() -> None:
     t0 = time.perf_counter()
     _, metrics = realign_rounds([SourcePair(image, noisy, "train")], args.work_dir / "rounds", rounds=args.rounds,
                                 dataset_config=dcfg, train_config=TrainConfig(steps=args.steps, val_every=100, seed=args.seed,
-                                                                        average_tail=args.average_tail),
+                                                                        average_tail=args.average_tail, lr=args.lr),
                                 chain=chain, truth=[truth], resume=True, progress=False,
                                 realign_with=args.realign_with, learned_scales=tuple(args.learned_scales),
                                 realign_smooth_px=args.realign_smooth_px,
@@ -141,7 +142,7 @@ def main() -> None:
              "d0_median_error_inside_px": inside[0], "realigned_median_error_inside_px": inside[m["round"] + 1]}
             for m in metrics]
     result = {"sigma_rms_px": args.sigma, "gsd_m": 0.3, "rounds": rows, "steps_per_round": args.steps, "seed": args.seed,
-              "average_tail": args.average_tail,
+              "average_tail": args.average_tail, "lr": args.lr,
               "smooth_sigma": chain.config.smooth_sigma_px, "scales": list(chain.config.scales),
               "pretrained": str(args.pretrained) if args.pretrained else None,
               "floor_median_px": args.sigma / 3, "final_median_px": rows[-1]["realigned_median_error_px"],

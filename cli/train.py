@@ -75,11 +75,13 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
 @click.option("--average-tail", default=0.0, show_default=True, type=FiniteFloat(0, 1),
               help="Each realignment round ends on the mean weights of this last fraction of its steps "
                    "(tail averaging: the round depends less on its last batches; 0: its last step's weights).")
+@click.option("--rounds-lr", default=None, type=FiniteFloat(0, min_open=True), metavar="LR",
+              help="Peak learning rate of the realignment rounds [default: pretraining's, 3e-3].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
           learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
           batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets,
-          train_scales, widen_nets, average_tail, seed) -> None:
+          train_scales, widen_nets, average_tail, rounds_lr, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model
@@ -92,7 +94,7 @@ def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, reali
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   per_scale_nets=per_scale_nets, train_scales=train_scales,
                   realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,
-                  widen_nets=widen_nets, average_tail=average_tail, command=" ".join(["geoalign", *sys.argv[1:]]))
+                  widen_nets=widen_nets, average_tail=average_tail, rounds_lr=rounds_lr, command=" ".join(["geoalign", *sys.argv[1:]]))
     if card is None:  # a torchrun rank other than 0: rank 0 reports
         return
     for m in card["metrics"]["rounds"]:

@@ -59,6 +59,7 @@ def train_model(
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
     realign_symmetries: int = 1, widen_nets: tuple[tuple[int, int, int], ...] = (), average_tail: float = 0.0,
+    rounds_lr: float | None = None,
 ) -> dict:
     """Train a chain on a built dataset; returns the model card.
 
@@ -78,9 +79,12 @@ def train_model(
     (:func:`geoalign.train.realign.realigner`); ``widen_nets``: (scale, features, hidden) of
     networks made wider before training (:meth:`~geoalign.model.chain.Chain.widened`);
     ``average_tail`` > 0: each realignment round ends on the mean weights of that last fraction of
-    its steps (:mod:`geoalign.train.averaging`)."""
+    its steps (:mod:`geoalign.train.averaging`); ``rounds_lr``: the rounds' peak learning rate
+    (None: pretraining's, :attr:`TrainConfig.lr`)."""
     if not 0.0 <= average_tail <= 1.0:
         raise OptionError(f"average_tail must be within [0, 1], got {average_tail}")
+    if rounds_lr is not None and not rounds_lr > 0:
+        raise OptionError(f"rounds_lr must be positive, got {rounds_lr}")
     if align_pipeline not in PIPELINES:
         raise OptionError(f"align_pipeline must be one of {PIPELINES}, got {align_pipeline!r}")
     rank_rows(batch_size)  # every process needs rows of each batch: checked before any work
@@ -94,7 +98,7 @@ def train_model(
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
                       realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets),
-                      average_tail=average_tail)
+                      average_tail=average_tail, rounds_lr=rounds_lr)
 
 
 def initial_chain(chain_config: ChainConfig, init_model: str | Path | None, per_scale_nets: bool,
@@ -141,7 +145,8 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
            learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
-           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail) -> dict:
+           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail,
+           rounds_lr) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
     work_dir = Path(work_dir) if work_dir else Path("runs") / model_dir.name
@@ -170,7 +175,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         if synthetic_weight > 0:
             extra.append(TrainSet(synth, synthetic_weight, "synthetic"))
     rcfg = TrainConfig(**{**base.to_json(), "steps": steps, "val_every": 100, "val_pairs": 64,
-                          "average_tail": average_tail})
+                          "average_tail": average_tail, "lr": rounds_lr or base.lr})
     chain, round_metrics = realign_rounds(
         sources, work_dir / "rounds", rounds=rounds, dataset_config=dcfg, train_config=rcfg, chain=chain,
         extra_sets=extra, val_root=dataset_dir, resume=resume, progress=progress, first_dataset=dataset_dir,
@@ -196,6 +201,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
                   if init_model is not None else None,
                   "train_scales": list(train_scales) or list(chain.config.scales),
                   "widen_nets": [list(w) for w in widen_nets], "average_tail": average_tail,
+                  "rounds_lr": rcfg.lr,
                   "wall_s_this_invocation": time.perf_counter() - start,
                   "train_steps_s_total": steps_seconds(pre_hist, round_metrics)},
         held_out={"val_sources": [str(s.image) for s in sources if s.split == "val"],

@@ -21,13 +21,15 @@ def test_train_cli_writes_a_loadable_model_and_card(austin, tmp_path):
                   progress=False)
     args = ["-q", "train", str(ds), "-o", str(tmp_path / "model"), "--rounds", "1", "--steps", "2",
             "--pretrain-steps", "2", "--synthetic-pairs", "4", "--batch-size", "2", "--work-dir", str(tmp_path / "work"),
-            "--average-tail", "0.5"]
+            "--average-tail", "0.5", "--rounds-lr", "0.001"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["training"]["average_tail"] == 0.5  # the round's last step of two is averaged, pretraining's not
-    assert load_state(tmp_path / "work" / "rounds" / "round0" / "train" / STATE)["average"]["count"] == 1
-    assert "average" not in load_state(tmp_path / "work" / "pretrain" / STATE)
+    round0_state, pretrain_state = (load_state(tmp_path / "work" / p / STATE) for p in ("rounds/round0/train", "pretrain"))
+    assert round0_state["average"]["count"] == 1 and "average" not in pretrain_state
+    assert card["training"]["rounds_lr"] == 0.001 and json.loads(round0_state["train_config"])["lr"] == 0.001
+    assert json.loads(pretrain_state["train_config"])["lr"] == 3e-3
     assert card["gsd_m"] == 1.2 and card["parameters"] > 0 and len(card["metrics"]["rounds"]) == 1
     pre, round0 = card["metrics"]["pretrain_last"]["time_s"], card["metrics"]["rounds"][0]["val"]["time_s"]
     assert card["training"]["train_steps_s_total"] == pytest.approx(pre + round0) and pre > 0 and round0 > 0
