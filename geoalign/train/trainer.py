@@ -283,4 +283,7 @@ def _train_chain(chain: Chain, train_sets: Sequence[TrainSet], run_dir: str | Pa
     bar.close()
     if step >= config.steps and average.apply(chain):
         log.info("the run ends on the mean weights of its last %d steps", average.count)
+        if not (history and history[-1].get("tail_mean_of_steps")):  # the last entry describes these weights
+            log_entry({"step": step, "time_s": history[-1]["time_s"] if history else 0.0,
+                       "tail_mean_of_steps": average.count, **validate()})
     return history

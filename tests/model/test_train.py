@@ -79,7 +79,8 @@ def test_tail_averaged_run_ends_on_the_mean_of_its_last_steps_and_resumes(synth,
         return chain
 
     averaged = fresh()
-    train_chain(averaged, [TrainSet(synth)], tmp_path / "avg", _cfg(6, average_tail=0.5), progress=False)
+    hist = train_chain(averaged, [TrainSet(synth)], tmp_path / "avg", _cfg(6, average_tail=0.5), progress=False)
+    assert [(h["step"], h.get("tail_mean_of_steps")) for h in hist] == [(0, None), (3, None), (6, None), (6, 3)]
     after_step = []  # the plain run, one step per process: its weights after every step
     for _ in range(6):
         chain = fresh()
@@ -91,10 +92,11 @@ def test_tail_averaged_run_ends_on_the_mean_of_its_last_steps_and_resumes(synth,
         mean = torch.stack([w[k] for w in after_step[3:]]).mean(0)  # steps 4, 5, 6
         assert torch.allclose(v, mean, atol=1e-6), k
     assert max((averaged.state_dict()[k] - last[k]).abs().max().item() for k in last) > 1e-4
-    for _ in range(6):  # killed after every step, the tail's mean carried by the checkpoints
+    for _ in range(7):  # killed after every step, the tail's mean carried by the checkpoints; then resumed once done
         resumed = fresh()
-        train_chain(resumed, [TrainSet(synth)], tmp_path / "killed", _cfg(6, average_tail=0.5), progress=False,
-                    resume=True, max_seconds=0.0)
+        hist = train_chain(resumed, [TrainSet(synth)], tmp_path / "killed", _cfg(6, average_tail=0.5),
+                           progress=False, resume=True, max_seconds=0.0)
+    assert [h.get("tail_mean_of_steps") for h in hist].count(3) == 1
     for (k, va), vr in zip(averaged.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(va, vr, atol=1e-6), k
 
