@@ -280,6 +280,14 @@ def align_options(label: str) -> list[str]:
             for o in (flags[k], (",".join(map(str, v)) or "none") if isinstance(v, tuple) else str(v))]
 
 
+def candidate(value: str) -> tuple[str, Path]:
+    """``--candidate NAME=MODEL_DIR`` (an argparse type): (name, model folder)."""
+    name, _, folder = value.partition("=")
+    if not name or not folder:
+        raise argparse.ArgumentTypeError(f"--candidate takes NAME=MODEL_DIR, got {value!r}")
+    return name, Path(folder)
+
+
 def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
     """Method label → (method, model folder; None: the shipped model): every learned method once
     per candidate model, labelled ``method@name``."""
@@ -454,18 +462,13 @@ def main() -> None:
     ap.add_argument("--learned-scales", type=int, nargs="+", default=None,
                     help="scales of the learned chain, for learned and local+learned "
                          "(default: all, and the model card's behind local)")
-    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=MODEL_DIR",
+    ap.add_argument("--candidate", action="append", default=[], type=candidate, metavar="NAME=MODEL_DIR",
                     help="also run the learned methods with this model folder, labelled method@NAME")
     ap.add_argument("--pick-scales", type=int, nargs="+", default=list(PICK_SCALES),
                     help=f"the chain's scales of {PICKED} (align --pick-scales)")
     args = ap.parse_args()
     PICK_SCALES = tuple(args.pick_scales)
-    candidates = {}
-    for c in args.candidate:
-        name, _, folder = c.partition("=")
-        if not name or not folder:
-            ap.error(f"--candidate takes NAME=MODEL_DIR, got {c!r}")
-        candidates[name] = Path(folder)
+    candidates = dict(args.candidate)
     import torch
 
     torch.set_num_threads(args.threads)

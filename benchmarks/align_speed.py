@@ -39,7 +39,7 @@ import numpy as np
 import rasterio
 import shapely
 
-from benchmarks.accuracy import SCALE1, align_options
+from benchmarks.accuracy import SCALE1, align_options, candidate
 from geoalign.deform import deform_geometries, random_smooth_field
 from geoalign.grid import PixelGrid, reproject_to
 from geoalign.io.raster import geotiff_profile
@@ -117,15 +117,12 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["default", "local", SCALE1])
     ap.add_argument("--repeats", type=int, default=3, help="runs per method, in turns; medians reported")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=MODEL_DIR",
+    ap.add_argument("--candidate", action="append", default=[], type=candidate, metavar="NAME=MODEL_DIR",
                     help="also run every method with this model folder, labelled method@NAME")
     args = ap.parse_args()
     models: dict[str, tuple[str, tuple[str, ...]]] = {m: (m, ()) for m in args.methods}
-    for c in args.candidate:
-        name, sep, folder = c.partition("=")
-        if not sep or not name or not folder:
-            ap.error(f"--candidate takes NAME=MODEL_DIR, got {c!r}")
-        models.update({f"{m}@{name}": (m, ("--model", folder)) for m in args.methods})
+    for name, folder in args.candidate:
+        models.update({f"{m}@{name}": (m, ("--model", str(folder))) for m in args.methods})
     results: dict = {"cpu_cores": os.cpu_count(), "runs": {}}
     with tempfile.TemporaryDirectory() as tdir:
         tmp = Path(tdir)

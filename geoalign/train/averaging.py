@@ -18,15 +18,14 @@ class TailAverage:
     def __init__(self, total_steps: int, tail_fraction: float):
         if not 0.0 <= tail_fraction <= 1.0:
             raise ValueError(f"tail_fraction must be within [0, 1], got {tail_fraction}")
-        self.start_step = total_steps - int(round(tail_fraction * total_steps))
-        self.enabled = tail_fraction > 0.0 and self.start_step < total_steps
+        self.start_step = total_steps - int(round(tail_fraction * total_steps))  # total_steps: none averaged
         self.count = 0
         self.mean: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module, step: int) -> None:
         """Fold in the weights after ``step`` steps (counted from 1) when it lies in the tail."""
-        if not self.enabled or step <= self.start_step:
+        if step <= self.start_step:
             return
         self.count += 1
         for name, value in module.state_dict().items():
