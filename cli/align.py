@@ -23,9 +23,9 @@ from geoalign.errors import OptionError
               help="Largest displacement searched for, in pixels of the working grid (the model's "
                    "GSD, 0.3 m: 40 px = 12 m); every method works on that grid.")
 @click.option("--learned-scales", default=None, metavar="S,S", callback=parse_scales,
-              help="Scales of the learned chain to run, coarse to fine, e.g. '1,0' (default: all of "
-                   "them for --method learned; the model card's for local+learned: scale 1 only, "
-                   "'1,0' is ~3x slower; docs/model.md compares them).")
+              help="Scales of the learned chain to run, coarse to fine, e.g. '1,0'; a scale given twice runs "
+                   "twice (default: the model card's, for --method learned '3,3,2,2,1,0', for "
+                   "local+learned scale 1 only, '1,0' is ~3x slower; docs/model.md compares them).")
 @click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales_or_none,
               help="A second learned proposal behind the classical stage, the chain at these scales "
                    "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "

@@ -36,6 +36,10 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
               help="A second learned proposal behind the classical stage in local+learned, the chain at "
                    "these scales, picked building by building by the image's edges (recorded on the "
                    "model card; geoalign align --pick-scales).")
+@click.option("--chain-scales", default=None, metavar="S,S", callback=parse_scales,
+              help="The scales the chain alone runs (geoalign align --method learned), coarse to fine; a "
+                   "scale given twice runs twice, reaching twice as far (recorded on the model card; "
+                   "default: each scale once; docs/model.md).")
 @click.option("--smooth-sigma-px", default=6.0, show_default=True, type=FiniteFloat(0),
               help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
                    "parameter-free, not used while training; 0: none).")
@@ -79,7 +83,7 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
               help="Peak learning rate of the realignment rounds [default: pretraining's, 3e-3].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
-          learned_scales, pick_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
+          learned_scales, pick_scales, chain_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
           batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets,
           train_scales, widen_nets, average_tail, rounds_lr, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
@@ -90,7 +94,8 @@ def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, reali
                   pretrain_steps=pretrain_steps, synthetic_pairs=synthetic_pairs,
                   synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                   resume=resume, realign_with=realign_with, align_pipeline=align_pipeline,
-                  learned_scales=learned_scales, pick_scales=pick_scales, smooth_sigma_px=smooth_sigma_px,
+                  learned_scales=learned_scales, pick_scales=pick_scales, chain_scales=chain_scales,
+                  smooth_sigma_px=smooth_sigma_px,
                   cascade_weight=cascade_weight, cascade_dataset=cascade_dataset, init_model=init_model,
                   per_scale_nets=per_scale_nets, train_scales=train_scales,
                   realign_smooth_px=realign_smooth_px, realign_symmetries=realign_symmetries,

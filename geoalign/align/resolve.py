@@ -1,7 +1,8 @@
 """Which predictor ``align`` runs: a learned model, a classical method, or a combination.
 
 Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`), ``learned`` (the
-model in ``model_dir``, default the shipped one) and ``local+learned`` (classical local offsets as
+model in ``model_dir``, default the shipped one, at the scales of its card's ``"chain_scales"``,
+each of its scales once when it has none) and ``local+learned`` (classical local offsets as
 the coarse stage, the learned chain for the fine residual: only the scales listed in the model
 card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
 benchmark the coarse learned scales only add noise behind the classical stage; the card's
@@ -32,8 +33,10 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     from geoalign.inference.symmetry import SymmetryAveragedPredictor
     from geoalign.model.predictor import load_predictor
 
-    if behind_classical and scales is None:
+    if scales is None and behind_classical:
         scales = card_combination(model_dir).get("learned_scales")
+    elif scales is None:
+        scales = card_chain_scales(model_dir)
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
@@ -58,6 +61,15 @@ def card_combination(model_dir: str | Path | None) -> dict:
     from geoalign.model.predictor import DEFAULT_MODEL_DIR
 
     return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("combination", {})
+
+
+def card_chain_scales(model_dir: str | Path | None) -> list[int] | None:
+    """The model card's ``chain_scales`` (of ``model_dir``, else of the shipped model): the scales
+    the chain alone runs, a scale listed twice running twice (None: each of the chain's once)."""
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("chain_scales")
 
 
 def _options_note(*, pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
@@ -85,14 +97,14 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
                       pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
                       symmetries: int = 1):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
-    of the learned chain that run (default: all for ``learned``, the model card's for
-    ``local+learned``); ``pick_scales``: a second proposal behind the classical stage, the chain
-    at these scales, taken building by building where it puts the outline on stronger image
-    edges (:mod:`geoalign.inference.pick`; ``local+learned`` only; default: the model card's,
+    of the learned chain that run (default: the model card's ``chain_scales`` for ``learned``,
+    each of the chain's scales once without them, and the card's ``combination`` for
+    ``local+learned``; a scale given twice runs twice); ``pick_scales``: a second proposal
+    behind the classical stage, the chain at these scales, taken building by building where it
+    puts the outline on stronger image edges (:mod:`geoalign.inference.pick`; ``local+learned`` only; default: the model card's,
     ``()``: none); ``passes``: the chain alone
-    runs this many times, each pass on the map the passes before it moved (``learned`` only: one
-    pass corrects at most 2.5 px of each scale, 37.5 px over scales 3 to 0, and leaves most of a
-    16 px misalignment in place); ``pick_passes``: behind the classical stage, the chain runs this
+    runs this many times, each pass on the map the passes before it moved (``learned`` only: each run of a
+    scale corrects at most 2.5 px of that scale, 37.5 px over scales 3 to 0 run once each); ``pick_passes``: behind the classical stage, the chain runs this
     many passes and each building keeps the pass that puts its outline on the strongest image
     edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; behind the classical stage
     with ``local+learned``, the chain alone with ``learned``);

@@ -12,6 +12,9 @@ The pipeline entries ``geoalign align`` follows (:mod:`geoalign.align.resolve`):
 * ``combination.learned_scales`` — the chain's scales that run behind the classical stage;
 * ``combination.pick_scales`` — the chain's scales of a second proposal behind the classical
   stage, picked building by building by the image's edges (:mod:`geoalign.inference.pick`);
+* ``chain_scales`` — the scales the chain alone (``align_pipeline`` ``"learned"``, or ``align
+  --method learned``) runs, coarse to fine; a scale listed twice runs twice, each run reaching
+  another ``range_px`` pixels of the scale (absent: each of ``scales`` once);
 * ``realign_with`` — what realigned the training maps between rounds;
 * ``smooth_sigma_px`` — the parameter-free smoothing layer of the chain (pixels of each scale).
 """
@@ -42,7 +45,8 @@ def read_card(model_dir: str | Path) -> dict:
 
 def training_card(*, chain, gsd_m: float, training: dict, held_out: dict, metrics: dict,
                   align_pipeline: str, learned_scales: tuple[int, ...] | None, realign_with: str,
-                  command: str, pick_scales: tuple[int, ...] | None = None) -> dict:
+                  command: str, pick_scales: tuple[int, ...] | None = None,
+                  chain_scales: tuple[int, ...] | None = None) -> dict:
     """The card ``geoalign train`` writes: the chain's figures (computed from ``chain``), the
     pipeline it selects, and how it was trained (``command``: the command line)."""
     from geoalign.model.scale_net import count_parameters, flops_per_megapixel
@@ -60,6 +64,8 @@ def training_card(*, chain, gsd_m: float, training: dict, held_out: dict, metric
         "align_pipeline": align_pipeline, "realign_with": realign_with,
         "training_command": command, "training": training, "held_out": held_out, "metrics": metrics,
     }
+    if chain_scales:
+        card["chain_scales"] = list(chain_scales)
     if align_pipeline == "local+learned":
         scales = list(learned_scales) if learned_scales else list(chain.config.scales)
         card["combination"] = {"learned_scales": scales}

@@ -131,13 +131,15 @@ class Chain(nn.Module):
         return other.train(self.training)
 
     def fine_stages(self, scales: tuple[int, ...]) -> "Chain":
-        """The same chain restricted to some of its scales (e.g. the fine ones behind a classical
-        coarse stage); raises ``OptionError`` for a scale it has no network for."""
+        """The same chain run at some of its scales (e.g. the fine ones behind a classical coarse
+        stage), coarse to fine; a scale given twice runs twice, each run correcting up to
+        ``range_px`` pixels of the scale on the map the runs before it moved. Raises
+        ``OptionError`` for a scale it has no network for."""
         missing = set(scales) - set(self.config.scales)
         if missing and not self.config.shared:
             raise OptionError(f"the chain has no network for scale(s) {sorted(missing)}; its scales are "
                               f"{list(self.config.scales)}")
-        return self.copy_with(scales=tuple(sorted(set(scales), reverse=True)))
+        return self.copy_with(scales=tuple(sorted(scales, reverse=True)))
 
     def net(self, scale: int) -> ScaleNet:
         return self.nets["shared" if self.config.shared else str(scale)]

@@ -54,7 +54,8 @@ def train_model(
     seed: int = 0, threads: int = 1, batch_size: int = 12, resume: bool = False, progress: bool = True,
     chain_config: ChainConfig = ChainConfig(), realign_with: str = "learned",
     align_pipeline: str = "local+learned", learned_scales: tuple[int, ...] | None = (1,),
-    pick_scales: tuple[int, ...] | None = None, smooth_sigma_px: float = 6.0, command: str = "",
+    pick_scales: tuple[int, ...] | None = None, chain_scales: tuple[int, ...] | None = None,
+    smooth_sigma_px: float = 6.0, command: str = "",
     cascade_weight: float = 0.0,
     cascade_dataset: str | Path | None = None, init_model: str | Path | None = None,
     per_scale_nets: bool = False, train_scales: tuple[int, ...] | None = None, realign_smooth_px: float = 0.0,
@@ -64,8 +65,8 @@ def train_model(
     """Train a chain on a built dataset; returns the model card.
 
     ``realign_with``: what realigns D0 between rounds (:func:`geoalign.train.realign.realign_rounds`);
-    ``align_pipeline``, ``learned_scales`` and ``pick_scales``: the pipeline the card selects for
-    ``geoalign align``;
+    ``align_pipeline``, ``learned_scales``, ``pick_scales`` and ``chain_scales`` (the chain alone's
+    scales, a scale given twice running twice): the pipeline the card selects for ``geoalign align``;
     ``smooth_sigma_px``: the smoothing layer of the saved chain; ``command``: the command line,
     recorded on the card; ``cascade_weight`` > 0: cascade pairs at ``learned_scales`` (the
     classical stage's residual, :mod:`geoalign.dataset.cascade`) join every round's mixture, cut
@@ -94,7 +95,7 @@ def train_model(
                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                       resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
                       align_pipeline=align_pipeline, learned_scales=learned_scales, pick_scales=pick_scales,
-                      smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
+                      chain_scales=chain_scales, smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
                       realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets),
@@ -144,7 +145,7 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, pick_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
+           learned_scales, pick_scales, chain_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
            per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail,
            rounds_lr) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
@@ -188,7 +189,7 @@ def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, s
         save_model(chain, model_dir, gsd_m=dcfg.gsd_m)
     card = training_card(
         chain=chain, gsd_m=dcfg.gsd_m, align_pipeline=align_pipeline, learned_scales=learned_scales,
-        pick_scales=pick_scales, realign_with=realign_with, command=command,
+        pick_scales=pick_scales, chain_scales=chain_scales, realign_with=realign_with, command=command,
         training={"dataset": str(dataset_dir), "sources": [s.to_json() for s in sources],
                   "dataset_config": dcfg.to_json(), "pretrain_steps": pretrain_steps,
                   "synthetic_pairs": synthetic_pairs, "synthetic_weight": synthetic_weight,

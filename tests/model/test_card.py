@@ -50,6 +50,23 @@ def test_the_card_geoalign_train_writes_selects_the_shipped_pipeline(austin, tmp
     assert list(picked.second.chain.config.scales) == shipped["combination"]["pick_scales"]
 
 
+def test_the_chain_alone_runs_the_cards_chain_scales_a_scale_given_twice_twice(austin, tmp_path):
+    ds = tmp_path / "ds"
+    build_dataset([SourcePair(austin["image"], austin["buildings"])], ds,
+                  DatasetConfig(scales=(1, 0), patch_px=32, stride_fraction=1.0, gsd_m=1.2, holdout_fraction=0.25),
+                  progress=False)
+    tiny = ["--rounds", "1", "--steps", "2", "--pretrain-steps", "0", "--batch-size", "2"]
+    args = ["-q", "train", str(ds), "-o", str(tmp_path / "model"), "--work-dir", str(tmp_path / "work"),
+            "--align-pipeline", "learned", "--chain-scales", "1,1,0", *tiny]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert read_card(tmp_path / "model")["chain_scales"] == [1, 1, 0]
+    predictor, name, _ = resolve_predictor(None, tmp_path / "model")
+    assert name == "learned" and predictor.chain.config.scales == (1, 1, 0)
+    once, _, _ = resolve_predictor("learned", tmp_path / "model", learned_scales=(1, 0))
+    assert once.chain.config.scales == (1, 0) and once.context_px < predictor.context_px
+
+
 def test_the_shipped_cards_figures_agree_with_the_code():
     card, predictor = read_card(DEFAULT_MODEL_DIR), load_predictor()
     chain = predictor.chain

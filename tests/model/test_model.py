@@ -65,6 +65,20 @@ def test_chain_composes_constant_corrections():
                           torch.full_like(out, 1.0), atol=1e-5)
 
 
+def test_a_scale_given_twice_runs_twice_on_the_map_its_first_run_moved():
+    """A repeated coarse scale reaches twice as far: (1, 1, 0) adds scale 1's correction twice."""
+    chain = Chain(ChainConfig(scales=(1, 0), shared=False, net=ScaleNetConfig(features=4, hidden=4)))
+    for s, v in (("1", 0.5), ("0", 0.25)):
+        head = chain.nets[s].head[-1]
+        torch.nn.init.zeros_(head.weight)
+        head.bias.data[:] = torch.atanh(torch.tensor(v / 2.5))
+    twice = chain.fine_stages((0, 1, 1))
+    assert twice.config.scales == (1, 1, 0) and set(twice.nets) == {"1", "0"}
+    assert twice.context_px == chain.context_px + chain.scale_context_px(1)
+    out = twice(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+    assert torch.allclose(out, torch.full_like(out, 2 * 0.5 * 2 + 0.25), atol=1e-5)
+
+
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     chain = Chain(TINY)
