@@ -123,7 +123,8 @@ def main() -> None:
         chain = chain.copy_with(smooth_sigma_px=args.smooth_sigma)
     if args.scales:
         chain = chain.fine_stages(tuple(args.scales))
-    dcfg = DatasetConfig(scales=chain.config.scales, patch_px=96, gsd_m=0.3, holdout_fraction=0.2,
+    # pairs at each scale of the chain once; a scale listed twice (--scales 3 3 2 1 0) realigns twice
+    dcfg = DatasetConfig(scales=tuple(sorted(set(chain.config.scales), reverse=True)), patch_px=96, gsd_m=0.3, holdout_fraction=0.2,
                          stride_fraction=0.5, samples_per_patch=2)
     resumed = sum((args.work_dir / "rounds" / f"round{r}" / "metrics.json").exists() for r in range(args.rounds))
     t0 = time.perf_counter()
