@@ -124,8 +124,8 @@ def main() -> None:
     if args.scales:
         chain = chain.fine_stages(tuple(args.scales))
     # pairs at each scale of the chain once; a scale listed twice (--scales 3 3 2 1 0) realigns twice
-    dcfg = DatasetConfig(scales=tuple(sorted(set(chain.config.scales), reverse=True)), patch_px=96, gsd_m=0.3, holdout_fraction=0.2,
-                         stride_fraction=0.5, samples_per_patch=2)
+    dcfg = DatasetConfig(scales=tuple(sorted(set(chain.config.scales), reverse=True)), patch_px=96, gsd_m=0.3,
+                         holdout_fraction=0.2, stride_fraction=0.5, samples_per_patch=2)
     resumed = sum((args.work_dir / "rounds" / f"round{r}" / "metrics.json").exists() for r in range(args.rounds))
     t0 = time.perf_counter()
     _, metrics = realign_rounds([SourcePair(image, noisy, "train")], args.work_dir / "rounds", rounds=args.rounds,

@@ -83,9 +83,9 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
               help="Peak learning rate of the realignment rounds [default: pretraining's, 3e-3].")
 @seed_option
 def train(dataset_dir, model_dir, rounds, realign_with, realign_smooth_px, realign_symmetries, align_pipeline,
-          learned_scales, pick_scales, chain_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
-          batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model, per_scale_nets,
-          train_scales, widen_nets, average_tail, rounds_lr, seed) -> None:
+          learned_scales, pick_scales, chain_scales, smooth_sigma_px, steps, pretrain_steps, synthetic_pairs,
+          synthetic_weight, batch_size, threads, work_dir, resume, nproc, cascade_weight, cascade_dataset, init_model,
+          per_scale_nets, train_scales, widen_nets, average_tail, rounds_lr, seed) -> None:
     """Train the chained alignment network on a dataset built by `geoalign dataset build`."""
     from geoalign.train.distributed import launch
     from geoalign.train.run import train_model

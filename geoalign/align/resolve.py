@@ -101,13 +101,14 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
     each of the chain's scales once without them, and the card's ``combination`` for
     ``local+learned``; a scale given twice runs twice); ``pick_scales``: a second proposal
     behind the classical stage, the chain at these scales, taken building by building where it
-    puts the outline on stronger image edges (:mod:`geoalign.inference.pick`; ``local+learned`` only; default: the model card's,
-    ``()``: none); ``passes``: the chain alone
-    runs this many times, each pass on the map the passes before it moved (``learned`` only: each run of a
-    scale corrects at most 2.5 px of that scale, 37.5 px over scales 3 to 0 run once each); ``pick_passes``: behind the classical stage, the chain runs this
-    many passes and each building keeps the pass that puts its outline on the strongest image
-    edges (:class:`~geoalign.inference.pick.PassesPickedPredictor`; behind the classical stage
-    with ``local+learned``, the chain alone with ``learned``);
+    puts the outline on stronger image edges (:mod:`geoalign.inference.pick`; ``local+learned``
+    only; default: the model card's, ``()``: none); ``passes``: the chain alone runs this many
+    times, each pass on the map the passes before it moved (``learned`` only: each run of a scale
+    corrects at most 2.5 px of that scale, 37.5 px over scales 3 to 0 run once each);
+    ``pick_passes``: behind the classical stage, the chain runs this many passes and each
+    building keeps the pass that puts its outline on the strongest image edges
+    (:class:`~geoalign.inference.pick.PassesPickedPredictor`; behind the classical stage with
+    ``local+learned``, the chain alone with ``learned``);
     ``symmetries``: the chain's field averaged over that many rotations/flips of its input, 1, 2,
     4 or 8 (:mod:`geoalign.inference.symmetry`; learned methods only)."""
     if passes < 1 or pick_passes < 1:

@@ -95,7 +95,8 @@ def train_model(
                       synthetic_weight=synthetic_weight, seed=seed, threads=threads, batch_size=batch_size,
                       resume=resume, progress=progress, chain_config=chain_config, realign_with=realign_with,
                       align_pipeline=align_pipeline, learned_scales=learned_scales, pick_scales=pick_scales,
-                      chain_scales=chain_scales, smooth_sigma_px=smooth_sigma_px, command=command, cascade_weight=cascade_weight,
+                      chain_scales=chain_scales, smooth_sigma_px=smooth_sigma_px, command=command,
+                      cascade_weight=cascade_weight,
                       cascade_dataset=cascade_dataset, init_model=init_model, per_scale_nets=per_scale_nets,
                       train_scales=tuple(train_scales or ()), realign_smooth_px=realign_smooth_px,
                       realign_symmetries=realign_symmetries, widen_nets=tuple(widen_nets),
@@ -145,8 +146,8 @@ def cascade_sets(dataset_config: DatasetConfig, weight: float, learned_scales: t
 
 def _train(dataset_dir, model_dir, *, work_dir, rounds, steps, pretrain_steps, synthetic_pairs, synthetic_weight,
            seed, threads, batch_size, resume, progress, chain_config, realign_with, align_pipeline,
-           learned_scales, pick_scales, chain_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset, init_model,
-           per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail,
+           learned_scales, pick_scales, chain_scales, smooth_sigma_px, command, cascade_weight, cascade_dataset,
+           init_model, per_scale_nets, train_scales, realign_smooth_px, realign_symmetries, widen_nets, average_tail,
            rounds_lr) -> dict:
     dataset_dir, model_dir = Path(dataset_dir), Path(model_dir)
     check_model_dir_writable(model_dir, inputs=[dataset_dir / MANIFEST])
