@@ -52,13 +52,19 @@ def test_chain_any_size_and_starts_at_zero(shape):
     assert out.abs().max() == 0.0  # last layer initialized to zero: predict-zero start
 
 
-def test_chain_composes_constant_corrections():
-    """Each scale adds its (upsampled, ×2^s) correction to what the coarser scales found."""
+def _constant_chain() -> Chain:
+    """Scales 1 and 0 with networks of their own that predict 0.5 and 0.25 px of their scale everywhere."""
     chain = Chain(ChainConfig(scales=(1, 0), shared=False, net=ScaleNetConfig(features=4, hidden=4)))
     for s, v in (("1", 0.5), ("0", 0.25)):
         head = chain.nets[s].head[-1]
         torch.nn.init.zeros_(head.weight)
         head.bias.data[:] = torch.atanh(torch.tensor(v / 2.5))
+    return chain
+
+
+def test_chain_composes_constant_corrections():
+    """Each scale adds its (upsampled, ×2^s) correction to what the coarser scales found."""
+    chain = _constant_chain()
     out = chain(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
     assert torch.allclose(out, torch.full_like(out, 0.5 * 2 + 0.25), atol=1e-5)
     assert torch.allclose(chain(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), upto_scale=1),
@@ -67,11 +73,7 @@ def test_chain_composes_constant_corrections():
 
 def test_a_scale_given_twice_runs_twice_on_the_map_its_first_run_moved():
     """A repeated coarse scale reaches twice as far: (1, 1, 0) adds scale 1's correction twice."""
-    chain = Chain(ChainConfig(scales=(1, 0), shared=False, net=ScaleNetConfig(features=4, hidden=4)))
-    for s, v in (("1", 0.5), ("0", 0.25)):
-        head = chain.nets[s].head[-1]
-        torch.nn.init.zeros_(head.weight)
-        head.bias.data[:] = torch.atanh(torch.tensor(v / 2.5))
+    chain = _constant_chain()
     twice = chain.fine_stages((0, 1, 1))
     assert twice.config.scales == (1, 1, 0) and set(twice.nets) == {"1", "0"}
     assert twice.context_px == chain.context_px + chain.scale_context_px(1)
