@@ -36,7 +36,7 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     if scales is None and behind_classical:
         scales = card_combination(model_dir).get("learned_scales")
     elif scales is None:
-        scales = card_chain_scales(model_dir)
+        scales = model_card(model_dir).get("chain_scales")
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
@@ -54,22 +54,19 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
     return EdgePickedPredictor(chain, stage(pick_scales))
 
 
+def model_card(model_dir: str | Path | None) -> dict:
+    """The model card of ``model_dir``, else of the shipped model: the pipeline entries ``align``
+    follows (:mod:`geoalign.model.card`)."""
+    from geoalign.model.card import read_card
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir)
+
+
 def card_combination(model_dir: str | Path | None) -> dict:
     """The model card's ``combination`` (of ``model_dir``, else of the shipped model): the scales
     ``local+learned`` runs behind the classical stage and its second proposal's."""
-    from geoalign.model.card import read_card
-    from geoalign.model.predictor import DEFAULT_MODEL_DIR
-
-    return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("combination", {})
-
-
-def card_chain_scales(model_dir: str | Path | None) -> list[int] | None:
-    """The model card's ``chain_scales`` (of ``model_dir``, else of the shipped model): the scales
-    the chain alone runs, a scale listed twice running twice (None: each of the chain's once)."""
-    from geoalign.model.card import read_card
-    from geoalign.model.predictor import DEFAULT_MODEL_DIR
-
-    return read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("chain_scales")
+    return model_card(model_dir).get("combination", {})
 
 
 def _options_note(*, pick_scales: tuple[int, ...] | None = None, passes: int = 1, pick_passes: int = 1,
@@ -85,10 +82,7 @@ def working_gsd_m() -> float | None:
     """The shipped model's GSD: every method, classical or learned, works on that grid, so they
     all search the same ground distance on the same problem (a 7.5 cm raster is resampled to it,
     and ``--search-px`` means the same metres whatever the imagery)."""
-    from geoalign.model.card import read_card
-    from geoalign.model.predictor import DEFAULT_MODEL_DIR
-
-    gsd = read_card(DEFAULT_MODEL_DIR).get("gsd_m")
+    gsd = model_card(None).get("gsd_m")
     return float(gsd) if gsd else None
 
 
@@ -119,10 +113,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
         raise OptionError(f"--symmetries must be one of {', '.join(str(n) for n in SYMMETRIES)}, got {symmetries}")
     options = {"pick_scales": pick_scales, "passes": passes, "pick_passes": pick_passes, "symmetries": symmetries}
     if method is None:
-        from geoalign.model.card import read_card
-        from geoalign.model.predictor import DEFAULT_MODEL_DIR
-
-        pipeline = read_card(DEFAULT_MODEL_DIR if model_dir is None else model_dir).get("align_pipeline")
+        pipeline = model_card(model_dir).get("align_pipeline")
         if pipeline not in ("learned", "local+learned") and model_dir is not None:
             pipeline = "learned"  # a model folder whose card names no pipeline: its chain alone
         if pipeline in ("learned", "local+learned"):
