@@ -19,7 +19,9 @@ length 128 px = 38 m) of maximum amplitude 8, 16 and 32 px, ``--seeds`` fields p
 method runs through ``align_raster`` end to end (GeoTIFF crop and GeoPackage in, aligned GeoPackage
 out) and every vertex's error is measured against the truth (vertex-wise, :mod:`geoalign.evaluate`).
 Methods: the classical baselines global / local / tvl1 and, when the model package loads, the
-learned chain, the local+learned combination (the default pipeline) and ``local+learned+pick``
+learned chain alone (its default schedule, each scale coarser than 1 twice), ``learned+once``
+(``align --method learned --learned-scales 3,2,1,0``: each of the chain's scales once), the
+local+learned combination (the default pipeline) and ``local+learned+pick``
 (``align --pick-scales 3,2,1``: the default and the chain's scales 3, 2, 1 behind the classical
 stage, picked building by building by the image's edges). Also on request: ``learned2`` …
 ``learned4`` (``align --method learned --passes N``) and ``local+learned+passes2`` / ``3``
@@ -239,9 +241,11 @@ PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: scale 1 and scales 3
 PICK_SCALES = (3, 2, 1)
 SCALE1 = "local+learned+scale1"  # align --pick-scales none: the learned stage at scale 1 alone
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
+ONCE = "learned+once"  # align --method learned --learned-scales 3,2,1,0: each of the shipped chain's scales once
+ONCE_SCALES = (3, 2, 1, 0)
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
 LEARNED_PICKED_PASSES = {"learned+pick2": 2, "learned+pick3": 3}  # align --method learned --pick-passes N
-LEARNED_METHODS = ("learned", "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES, *LEARNED_PICKED_PASSES)
+LEARNED_METHODS = ("learned", ONCE, "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES, *LEARNED_PICKED_PASSES)
 SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
@@ -260,6 +264,8 @@ def method_arguments(label: str) -> dict:
         return {"method": "learned", "pick_passes": LEARNED_PICKED_PASSES[label]}
     if label in PASSES:
         return {"method": "learned", "passes": PASSES[label]}
+    if label == ONCE:
+        return {"method": "learned", "learned_scales": ONCE_SCALES}
     return {"method": label}
 
 
@@ -272,7 +278,7 @@ def align_options(label: str) -> list[str]:
     if label == "default":
         return []
     flags = {"method": "--method", "pick_scales": "--pick-scales", "passes": "--passes",
-             "pick_passes": "--pick-passes", "symmetries": "--symmetries"}
+             "pick_passes": "--pick-passes", "symmetries": "--symmetries", "learned_scales": "--learned-scales"}
     args = method_arguments(label)
     if args["method"] == "local+learned" and len(args) > 1:
         args.pop("method")  # the default pipeline with options, as a user runs it
@@ -288,17 +294,20 @@ def candidate(value: str) -> tuple[str, Path]:
     return name, Path(folder)
 
 
-def with_candidates(methods: list[str], candidates: dict[str, Path]) -> dict[str, tuple[str, Path | None]]:
+def with_candidates(methods: list[str], candidates: dict[str, Path], *,
+                    shipped: bool = True) -> dict[str, tuple[str, Path | None]]:
     """Method label → (method, model folder; None: the shipped model): every learned method once
-    per candidate model, labelled ``method@name``."""
-    out: dict[str, tuple[str, Path | None]] = {m: (m, None) for m in methods}
+    per candidate model, labelled ``method@name``; ``shipped=False`` runs the learned methods with
+    the candidates only (the classical ones still run)."""
+    out: dict[str, tuple[str, Path | None]] = {m: (m, None) for m in methods if shipped or not is_learned(m)}
     for name, model_dir in candidates.items():
         out.update({f"{m}@{name}": (m, Path(model_dir)) for m in methods if is_learned(m)})
     return out
 
 
 def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str] | None = None,
-        learned_scales: tuple[int, ...] | None = None, candidates: dict[str, Path] | None = None) -> dict:
+        learned_scales: tuple[int, ...] | None = None, candidates: dict[str, Path] | None = None,
+        shipped: bool = True) -> dict:
     regions, origin = held_out_regions()
     results: dict = {"region": f"held-out regions from the {origin}, resampled to {TARGET_GSD_M} m; "
                                f"pools: {POOL_03} (native ≤ 0.35 m) and {POOL_SPACENET}",
@@ -309,10 +318,10 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
                      "learned_scales": None if learned_scales is None else list(learned_scales),
                      "pick_scales": list(PICK_SCALES)}
     predictors = {}
-    for label, (m, model_dir) in with_candidates(methods, candidates or {}).items():
+    for label, (m, model_dir) in with_candidates(methods, candidates or {}, shipped=shipped).items():
         try:
-            predictors[label] = resolve_predictor(model_dir=model_dir, learned_scales=learned_scales,
-                                                  **method_arguments(m))[0]
+            predictors[label] = resolve_predictor(model_dir=model_dir,
+                                                  **{"learned_scales": learned_scales, **method_arguments(m)})[0]
         except Exception as err:  # e.g. the model package does not load
             results["skipped"][label] = str(err).splitlines()[0]
     results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}
@@ -455,15 +464,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--amplitudes", type=float, nargs="+", default=[8.0, 16.0, 32.0])
-    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", "local+learned", SCALE1])
+    ap.add_argument("--methods", nargs="+", default=["global", "local", "tvl1", "learned", ONCE, "local+learned", SCALE1])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the learned methods")
     ap.add_argument("--regions", nargs="+", default=None, help="only the held-out regions whose names start so")
     ap.add_argument("--learned-scales", type=int, nargs="+", default=None,
                     help="scales of the learned chain, for learned and local+learned "
-                         "(default: all, and the model card's behind local)")
+                         "(default: the model card's; for learned without them each scale above 1 twice)")
     ap.add_argument("--candidate", action="append", default=[], type=candidate, metavar="NAME=MODEL_DIR",
                     help="also run the learned methods with this model folder, labelled method@NAME")
+    ap.add_argument("--candidates-only", action="store_true",
+                    help="run the learned methods with the candidates only, not with the shipped model")
     ap.add_argument("--pick-scales", type=int, nargs="+", default=list(PICK_SCALES),
                     help=f"the chain's scales of {PICKED} (align --pick-scales)")
     args = ap.parse_args()
@@ -473,7 +484,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     results = run(args.methods, args.amplitudes, args.seeds, args.regions,
-                  None if args.learned_scales is None else tuple(args.learned_scales), candidates)
+                  None if args.learned_scales is None else tuple(args.learned_scales), candidates,
+                  shipped=not args.candidates_only)
     results["table_markdown"] = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(results, args.out / "accuracy.json")

@@ -24,9 +24,10 @@ from geoalign.errors import OptionError
                    "GSD, 0.3 m: 40 px = 12 m); every method works on that grid.")
 @click.option("--learned-scales", default=None, metavar="S,S", callback=parse_scales,
               help="Scales of the learned chain to run, coarse to fine, e.g. '1,0'; a scale given twice runs "
-                   "twice (default: the model card's; for --method learned each scale once without a "
-                   "card's chain_scales, '3,3,2,2,1,0' corrects a 16 px misalignment 2.6x better in "
-                   "1.5-2x the time; for local+learned scale 1 only, '1,0' is ~3x slower; docs/model.md).")
+                   "twice (default: the model card's; for --method learned, without a card's chain_scales, "
+                   "each scale coarser than 1 twice: '3,3,2,2,1,0' corrects a 16 px misalignment 2.6x better "
+                   "than '3,2,1,0' in 1.5x its time; for local+learned scale 1 only, '1,0' is ~3x slower; "
+                   "docs/model.md).")
 @click.option("--pick-scales", default=None, metavar="S,S", callback=parse_scales_or_none,
               help="A second learned proposal behind the classical stage, the chain at these scales "
                    "(e.g. '3,2,1'); each building takes the proposal that puts its outline on stronger "

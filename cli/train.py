@@ -39,7 +39,7 @@ from cli.options import FiniteFloat, parse_scales, seed_option, symmetries_optio
 @click.option("--chain-scales", default=None, metavar="S,S", callback=parse_scales,
               help="The scales the chain alone runs (geoalign align --method learned), coarse to fine; a "
                    "scale given twice runs twice, reaching twice as far (recorded on the model card; "
-                   "default: each scale once; docs/model.md).")
+                   "default: each scale coarser than 1 twice, the others once; docs/model.md).")
 @click.option("--smooth-sigma-px", default=6.0, show_default=True, type=FiniteFloat(0),
               help="Edge-weighted smoothing layer added to the trained chain (pixels of each scale; "
                    "parameter-free, not used while training; 0: none).")

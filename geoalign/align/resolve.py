@@ -1,8 +1,8 @@
 """Which predictor ``align`` runs: a learned model, a classical method, or a combination.
 
 Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`), ``learned`` (the
-model in ``model_dir``, default the shipped one, at the scales of its card's ``"chain_scales"``,
-each of its scales once when it has none) and ``local+learned`` (classical local offsets as
+model in ``model_dir``, default the shipped one, at the scales of its card's ``"chain_scales"``;
+without them each scale coarser than 1 twice, :func:`~geoalign.model.chain.chain_alone_scales`) and ``local+learned`` (classical local offsets as
 the coarse stage, the learned chain for the fine residual: only the scales listed in the model
 card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
 benchmark the coarse learned scales only add noise behind the classical stage; the card's
@@ -31,12 +31,14 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
              scales: tuple[int, ...] | None = None, pick_scales: tuple[int, ...] | None = None,
              pick_passes: int = 1, symmetries: int = 1):
     from geoalign.inference.symmetry import SymmetryAveragedPredictor
+    from geoalign.model.chain import chain_alone_scales
     from geoalign.model.predictor import load_predictor
 
     if scales is None and behind_classical:
         scales = card_combination(model_dir).get("learned_scales")
     elif scales is None:
-        scales = model_card(model_dir).get("chain_scales")
+        scales = model_card(model_dir).get("chain_scales") or chain_alone_scales(
+            load_predictor(model_dir).chain.config.scales)
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))
@@ -92,7 +94,7 @@ def resolve_predictor(method: str | None = None, model_dir: str | Path | None = 
                       symmetries: int = 1):
     """(predictor, method name, note for the summary line); ``learned_scales`` picks the scales
     of the learned chain that run (default: the model card's ``chain_scales`` for ``learned``,
-    each of the chain's scales once without them, and the card's ``combination`` for
+    each scale coarser than 1 twice without them, and the card's ``combination`` for
     ``local+learned``; a scale given twice runs twice); ``pick_scales``: a second proposal
     behind the classical stage, the chain at these scales, taken building by building where it
     puts the outline on stronger image edges (:mod:`geoalign.inference.pick`; ``local+learned``

@@ -14,7 +14,8 @@ The pipeline entries ``geoalign align`` follows (:mod:`geoalign.align.resolve`):
   stage, picked building by building by the image's edges (:mod:`geoalign.inference.pick`);
 * ``chain_scales`` — the scales the chain alone (``align_pipeline`` ``"learned"``, or ``align
   --method learned``) runs, coarse to fine; a scale listed twice runs twice, each run reaching
-  another ``range_px`` pixels of the scale (absent: each of ``scales`` once);
+  another ``range_px`` pixels of the scale (absent: each of ``scales`` coarser than 1 twice,
+  the others once, :func:`~geoalign.model.chain.chain_alone_scales`);
 * ``realign_with`` — what realigned the training maps between rounds;
 * ``smooth_sigma_px`` — the parameter-free smoothing layer of the chain (pixels of each scale).
 """

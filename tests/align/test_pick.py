@@ -144,4 +144,4 @@ def test_align_with_pick_passes_moves_buildings_and_refuses_what_it_cannot_pick(
     assert predictor.stages[1].chain.stages[0].chain.config.scales == (1,)
     alone, name, note = PredictorSpec("learned", pick_passes=3).resolve()
     assert name == "learned" and note == "3 passes picked by edges" and isinstance(alone, PassesPickedPredictor)
-    assert len(alone.chain.stages) == 3 and alone.chain.stages[0].chain.config.scales == (3, 2, 1, 0)
+    assert len(alone.chain.stages) == 3 and alone.chain.stages[0].chain.config.scales == (3, 3, 2, 2, 1, 0)

@@ -14,6 +14,7 @@ from cli.main import main
 from geoalign.align import resolve_predictor
 from geoalign.dataset import DatasetConfig, SourcePair, build_dataset
 from geoalign.model.card import read_card, record_benchmark
+from geoalign.model.chain import chain_alone_scales
 from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 from geoalign.model.scale_net import count_parameters, flops_per_megapixel
 
@@ -65,6 +66,14 @@ def test_the_chain_alone_runs_the_cards_chain_scales_a_scale_given_twice_twice(a
     assert name == "learned" and predictor.chain.config.scales == (1, 1, 0)
     once, _, _ = resolve_predictor("learned", tmp_path / "model", learned_scales=(1, 0))
     assert once.chain.config.scales == (1, 0) and once.context_px < predictor.context_px
+
+
+def test_a_card_without_chain_scales_runs_each_scale_coarser_than_1_twice_in_the_chain_alone():
+    assert "chain_scales" not in read_card(DEFAULT_MODEL_DIR)
+    predictor, name, _ = resolve_predictor("learned")
+    assert name == "learned" and predictor.chain.config.scales == (3, 3, 2, 2, 1, 0)
+    assert predictor.context_px > load_predictor().context_px
+    assert chain_alone_scales((0, 2, 1)) == (2, 2, 1, 0) and chain_alone_scales((1, 0)) == (1, 0)
 
 
 def test_the_shipped_cards_figures_agree_with_the_code():

@@ -275,8 +275,8 @@ def test_combination_uses_the_cards_learned_scales(tmp_path):
     combo, _, _ = resolve_predictor("local+learned", tmp_path / "m")
     assert combo.stages[1].chain.config.scales == (1, 0)
     assert combo.context_px == combo.stages[0].context_px + combo.stages[1].chain.context_px
-    learned, _, _ = resolve_predictor("learned", tmp_path / "m")  # alone: every scale
-    assert learned.chain.config.scales == (2, 1, 0)
+    learned, _, _ = resolve_predictor("learned", tmp_path / "m")  # alone: scales above 1 twice
+    assert learned.chain.config.scales == (2, 2, 1, 0)
     combo, _, _ = resolve_predictor("local+learned", tmp_path / "m", learned_scales=(2,))  # the caller's
     assert combo.stages[1].chain.config.scales == (2,)
     learned, _, _ = resolve_predictor("learned", tmp_path / "m", learned_scales=(0, 1))
