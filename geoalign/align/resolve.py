@@ -2,7 +2,8 @@
 
 Methods: ``global``, ``local``, ``tvl1`` (classical, :mod:`geoalign.baselines`), ``learned`` (the
 model in ``model_dir``, default the shipped one, at the scales of its card's ``"chain_scales"``;
-without them each scale coarser than 1 twice, :func:`~geoalign.model.chain.chain_alone_scales`) and ``local+learned`` (classical local offsets as
+without them each scale coarser than 1 twice, :func:`~geoalign.model.chain.chain_alone_scales`)
+and ``local+learned`` (classical local offsets as
 the coarse stage, the learned chain for the fine residual: only the scales listed in the model
 card's ``"combination": {"learned_scales": [...]}``, all of them when it has none; on the held-out
 benchmark the coarse learned scales only add noise behind the classical stage; the card's
