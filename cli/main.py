@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
+import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -52,6 +54,19 @@ class GeoalignGroup(click.Group):
         except OSError as err:  # unwritable folder, unreadable file, full disk, ...
             log.debug("operating-system error", exc_info=True)
             raise _one_line_error(os_error_message(err)) from None
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a run as Ctrl-C does: the interrupt unwinds it, its staging files are removed
+    and no output is written. Programs (the QGIS plugin) stop geoalign with SIGTERM because a
+    command a shell started in the background ignores SIGINT; a handler someone else installed
+    is kept."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _one_line_error(text: str) -> click.ClickException:
@@ -123,6 +138,7 @@ def _load(ep) -> click.Command:
 def main(ctx: click.Context, verbose: int, quiet: int, progress_mode: str | None) -> None:
     """geoalign: align building maps to aerial and satellite imagery."""
     ctx.ensure_object(dict)
+    stop_on_sigterm()
     ctx.obj["verbosity"] = verbose - quiet
     if quiet and progress_mode != "json":
         progress_mode = "off"

@@ -37,7 +37,7 @@ INSTALL_HINT = ("install it with `pip install geoalign` (Python >= 3.11, outside
                 "path in Settings > Options > Processing > Providers > geoalign")
 #: Removed from the child's environment (see the module docstring).
 STRIPPED_ENV = ("PROJ_LIB", "PROJ_DATA", "GDAL_DATA", "PYTHONHOME", "PYTHONPATH")
-#: Seconds a cancelled child gets to clean up after SIGINT before it is killed.
+#: Seconds a cancelled child gets to clean up after SIGTERM before it is killed.
 CANCEL_GRACE_S = 5.0
 #: Seconds allowed for ``--version`` and ``--help`` (first start of a fresh install compiles .pyc).
 PROBE_TIMEOUT_S = 60.0
@@ -127,13 +127,14 @@ def cli_info(path: str) -> CliInfo:
 
 
 def _stop(proc: subprocess.Popen) -> str:
-    """SIGINT to the child's process group (geoalign removes its staging files), then SIGKILL;
-    returns how it ended, for the log."""
+    """SIGTERM to the child's process group (geoalign stops as on Ctrl-C and removes its staging
+    files; SIGINT would be ignored by a child of a QGIS started in a shell's background), then
+    SIGKILL; returns how it ended, for the log."""
     t0 = time.monotonic()
-    how = "stopped by SIGINT"
+    how = "stopped by SIGTERM"
     try:
         if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
         proc.wait(timeout=CANCEL_GRACE_S)

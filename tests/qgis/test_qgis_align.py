@@ -125,16 +125,14 @@ def test_geoalign_warnings_reach_the_processing_log(provider, project, tmp_path)
 def test_cancel_stops_the_child_and_loads_nothing(provider, project, tmp_path):
     out = tmp_path / "cancelled"
     feedback = RecordingFeedback(cancel_at_percent=0.0)  # cancel at the first progress event
-    # the default pipeline averaged over 8 rotations/flips: its one tile takes ~6 s (1.4 s without),
-    # so the run cannot finish before the cancel reaches it, even when the event is read late
-    with pytest.raises(QgsProcessingException, match="Cancelled"):
+    with pytest.raises(QgsProcessingException, match="Cancelled"):  # the default pipeline: seconds of tiles
         align({"INPUT": str(KAMPALA_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": 0,
-               "SYMMETRIES": 3, "OUTPUT": str(out)}, feedback)
+               "OUTPUT": str(out)}, feedback)
     stopped_after_s = time.monotonic() - feedback.cancelled_at
     with pytest.raises(ProcessLookupError):  # the child is gone (and reaped)
         os.kill(feedback.pid, 0)
-    assert stopped_after_s < 5.0 + 2.0  # SIGINT, SIGKILL after 5 s at the latest
-    assert any(d.startswith("geoalign stopped by SIGINT") for d in feedback.debug)  # ~1.6 s here
+    assert stopped_after_s < 5.0 + 2.0  # SIGTERM, SIGKILL after 5 s at the latest
+    assert any(d.startswith("geoalign stopped by SIGTERM") for d in feedback.debug)  # ~0.5 s here
     left = {p.name for p in out.iterdir()} if out.exists() else set()
     assert not left & {"aligned.gpkg", "aligned.geojson", "displacement.tif", "run.json",
                        "displacement_arrows.gpkg"}
