@@ -33,13 +33,14 @@ def _learned(model_dir: str | Path | None, *, behind_classical: bool = False,
              pick_passes: int = 1, symmetries: int = 1):
     from geoalign.inference.symmetry import SymmetryAveragedPredictor
     from geoalign.model.chain import chain_alone_scales
-    from geoalign.model.predictor import load_predictor
+    from geoalign.model.checkpoint import read_chain_config
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR, load_predictor
 
     if scales is None and behind_classical:
         scales = card_combination(model_dir).get("learned_scales")
     elif scales is None:
         scales = model_card(model_dir).get("chain_scales") or chain_alone_scales(
-            load_predictor(model_dir).chain.config.scales)
+            read_chain_config(DEFAULT_MODEL_DIR if model_dir is None else model_dir).scales)
 
     def stage(at_scales):
         chain = load_predictor(model_dir, scales=None if at_scales is None else tuple(int(s) for s in at_scales))

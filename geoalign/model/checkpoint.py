@@ -69,14 +69,21 @@ def read_config(model_dir: str | Path) -> dict:
                  "{expected}); use a matching geoalign or re-train the model.")
 
 
+def read_chain_config(model_dir: str | Path, config: dict | None = None) -> ChainConfig:
+    """The chain's configuration in ``config.json`` (``config``: that file, already read); reads
+    no weights, so what a model runs can be decided before it is loaded."""
+    config = read_config(model_dir) if config is None else config
+    try:
+        return ChainConfig.from_json(config["chain"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{Path(model_dir) / CONFIG}: invalid chain config ({e}).") from e
+
+
 def load_model(model_dir: str | Path) -> tuple[Chain, dict]:
     """Rebuild the chain from ``config.json`` and load ``weights.pt`` into it (eval mode)."""
     model_dir = Path(model_dir)
     config = read_config(model_dir)
-    try:
-        chain = Chain(ChainConfig.from_json(config["chain"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{model_dir / CONFIG}: invalid chain config ({e}).") from e
+    chain = Chain(read_chain_config(model_dir, config))
     path = model_dir / WEIGHTS
     if not path.exists():
         raise CheckpointError(f"{model_dir}: weights file {WEIGHTS} is missing.")
