@@ -245,7 +245,6 @@ ONCE = "learned+once"  # align --method learned --learned-scales 3,2,1,0: each o
 ONCE_SCALES = (3, 2, 1, 0)
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
 LEARNED_PICKED_PASSES = {"learned+pick2": 2, "learned+pick3": 3}  # align --method learned --pick-passes N
-LEARNED_METHODS = ("learned", ONCE, "local+learned", PICKED, SCALE1, *PASSES, *PICKED_PASSES, *LEARNED_PICKED_PASSES)
 SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
