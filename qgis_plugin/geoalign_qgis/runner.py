@@ -129,7 +129,9 @@ def cli_info(path: str) -> CliInfo:
 def _stop(proc: subprocess.Popen) -> str:
     """SIGTERM to the child's process group (geoalign stops as on Ctrl-C and removes its staging
     files; SIGINT would be ignored by a child of a QGIS started in a shell's background), then
-    SIGKILL; returns how it ended, for the log."""
+    SIGKILL; returns how it ended, for the log (a child that had already exited is left as it is)."""
+    if proc.poll() is not None:
+        return f"geoalign had already finished (exit code {proc.returncode})"
     t0 = time.monotonic()
     how = "stopped by SIGTERM"
     try:
@@ -149,7 +151,8 @@ def _stop(proc: subprocess.Popen) -> str:
                 proc.kill()
         except ProcessLookupError:
             pass
-    proc.wait()
+    if proc.wait() == 0:  # it exited on its own before the signal (geoalign stopped by one exits 1)
+        return "geoalign had already finished (exit code 0)"
     return f"geoalign {how} after {time.monotonic() - t0:.1f} s (exit code {proc.returncode})"
 
 
@@ -241,6 +244,9 @@ def run_geoalign(executable: str, args: Iterable[str], feedback: QgsProcessingFe
         while True:
             if feedback.isCanceled():
                 feedback.pushDebugInfo(_stop(proc))
+                if proc.returncode == 0:  # the cancel came after geoalign had written its outputs
+                    raise QgsProcessingException("Cancelled after geoalign had finished: its outputs are "
+                                                 "complete on disk; nothing was loaded.")
                 raise QgsProcessingException("Cancelled: geoalign was stopped; nothing was loaded.")
             try:
                 text = lines.get(timeout=0.1)

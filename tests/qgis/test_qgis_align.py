@@ -140,6 +140,32 @@ def test_cancel_stops_the_child_and_loads_nothing(provider, project, tmp_path):
     assert project.count() == 0
 
 
+class CancelAfterExitFeedback(RecordingFeedback):
+    """Cancels once the child has exited (a zombie not yet reaped: /proc/PID/stat state Z), the
+    moment between geoalign's last write and the plugin seeing its exit."""
+
+    def pushDebugInfo(self, info: str) -> None:  # noqa: N802 - QGIS API
+        super().pushDebugInfo(info)
+        if info.startswith("geoalign pid "):
+            stat = Path(f"/proc/{info.split()[-1]}/stat")
+            deadline = time.monotonic() + 120
+            while stat.read_text().rpartition(")")[2].split()[0] != "Z" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.cancel()
+
+
+def test_a_cancel_after_geoalign_finished_says_its_outputs_are_complete(provider, project, tmp_path):
+    out = tmp_path / "finished"
+    feedback = CancelAfterExitFeedback()
+    with pytest.raises(QgsProcessingException, match="Cancelled after geoalign had finished: its outputs are complete"):
+        align({"INPUT": str(KAMPALA_TIF), "BUILDINGS": str(KAMPALA_BUILDINGS), "METHOD": LOCAL,
+               "OUTPUT": str(out)}, feedback)
+    assert any(d == "geoalign had already finished (exit code 0)" for d in feedback.debug), feedback.debug
+    assert {"aligned.gpkg", "run.json", "displacement.tif"} <= {p.name for p in out.iterdir()}
+    assert {"aligned.gpkg", "displacement.tif"} <= set(json.loads((out / "run.json").read_text())["files"])
+    assert project.count() == 0
+
+
 def empty_polygons(path: Path) -> Path:
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName, options.layerName = "GPKG", "empty"
