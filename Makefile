@@ -83,16 +83,19 @@ bench-dataset: $(STAMP)
 # --- learned chain: self-denoising rounds, fixed point and the learning curve of the default model ---
 .PHONY: bench-self-denoising bench-learning-curve bench-fixed-point
 bench-self-denoising: $(STAMP)
-	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default
+	$(BIN)/python -m benchmarks.self_denoising --pretrained geoalign/model/default --rounds 4 --lr 0.001 \
+		--average-tail 0.5 --seeds 0 1 2
 bench-fixed-point: $(STAMP)
 	$(BIN)/python -m benchmarks.fixed_point
 bench-learning-curve: $(STAMP)
 	for s in 0 2 3; do $(BIN)/python -m benchmarks.learning_curve --work-dir runs/default --dataset runs/real03 --scale $$s; done
 
 # --- align: accuracy on held-out imagery, speed and memory (docs/benchmarks.md) ---
-.PHONY: bench-accuracy bench-align-speed bench-scale
+.PHONY: bench-accuracy bench-roof-offset bench-align-speed bench-scale
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy
+bench-roof-offset: $(STAMP)
+	$(BIN)/python -m benchmarks.roof_offset
 bench-align-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.align_speed
 bench-scale: $(STAMP)

@@ -48,16 +48,20 @@ def speed_figures(results: dict) -> dict:
 
 
 def self_denoising_figures(results: dict) -> dict:
-    rounds = results["rounds"]
-    medians = [rounds[0]["d0_median_error_px"]] + [r["realigned_median_error_px"] for r in rounds]
-    out = {"sigma_rms_px": results["sigma_rms_px"], "steps_per_round": results["steps_per_round"],
-           "realign_with": results.get("realign_with", "learned"),
-           "median_px_d0_then_each_round": [round(m, 2) for m in medians],
-           "results": "benchmarks/results/self_denoising.json"}
-    if "d0_median_error_inside_px" in rounds[0]:  # the buildings wholly on the image
-        inside = [rounds[0]["d0_median_error_inside_px"]] + [r["realigned_median_error_inside_px"] for r in rounds]
-        out["median_px_d0_then_each_round_buildings_inside_image"] = [round(m, 2) for m in inside]
-    return out
+    def medians(rounds: list[dict], key: str, d0_key: str) -> list[float]:
+        return [round(m, 2) for m in [rounds[0][d0_key]] + [r[key] for r in rounds]]
+
+    return {"sigma_rms_px": results["sigma_rms_px"], "steps_per_round": results["steps_per_round"],
+            "rounds": results["rounds"], "rounds_lr": results["lr"], "average_tail": results["average_tail"],
+            "floor_median_px": round(results["floor_median_px"], 2),
+            "seeds_meeting_floor": f"{results['seeds_meeting_floor']} of {len(results['runs'])}",
+            "median_px_d0_then_each_round_per_seed": {
+                str(run["seed"]): medians(run["rounds"], "realigned_median_error_px", "d0_median_error_px")
+                for run in results["runs"]},
+            "median_px_d0_then_each_round_buildings_inside_image_per_seed": {
+                str(run["seed"]): medians(run["rounds"], "realigned_median_error_inside_px", "d0_median_error_inside_px")
+                for run in results["runs"]},
+            "results": "benchmarks/results/self_denoising.json"}
 
 
 BENCHMARKS = {
