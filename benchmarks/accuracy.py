@@ -20,7 +20,8 @@ method runs through ``align_raster`` end to end (GeoTIFF crop and GeoPackage in,
 out) and every vertex's error is measured against the truth (vertex-wise, :mod:`geoalign.evaluate`).
 Methods: the classical baselines global / local / tvl1 and, when the model package loads, the
 learned chain alone (its default schedule, each scale coarser than 1 twice), ``learned+once``
-(``align --method learned --learned-scales 3,2,1,0``: each of the chain's scales once), the
+(each of the chain's scales once, read from its ``config.json``: ``align --method learned
+--learned-scales 3,2,1,0`` for the shipped chain), the
 local+learned combination (the default pipeline) and ``local+learned+pick``
 (``align --pick-scales 3,2,1``: the default and the chain's scales 3, 2, 1 behind the classical
 stage, picked building by building by the image's edges). Also on request: ``learned2`` …
@@ -241,18 +242,26 @@ PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: scale 1 and scales 3
 PICK_SCALES = (3, 2, 1)
 SCALE1 = "local+learned+scale1"  # align --pick-scales none: the learned stage at scale 1 alone
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
-ONCE = "learned+once"  # align --method learned --learned-scales 3,2,1,0: each of the shipped chain's scales once
-ONCE_SCALES = (3, 2, 1, 0)
+ONCE = "learned+once"  # align --method learned --learned-scales 3,2,1,0: each of the chain's scales once
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
 LEARNED_PICKED_PASSES = {"learned+pick2": 2, "learned+pick3": 3}  # align --method learned --pick-passes N
 SYMMETRIES_SUFFIX = "+sym"  # "<learned method>+symN": the same with align --symmetries N
 
 
-def method_arguments(label: str) -> dict:
-    """The :func:`~geoalign.align.resolve_predictor` arguments a method label stands for."""
+def once_scales(model_dir: Path | None = None) -> tuple[int, ...]:
+    """Each scale of the chain in ``model_dir`` (None: the shipped one) once, coarsest first."""
+    from geoalign.model.checkpoint import read_chain_config
+    from geoalign.model.predictor import DEFAULT_MODEL_DIR
+
+    return tuple(sorted(set(read_chain_config(model_dir or DEFAULT_MODEL_DIR).scales), reverse=True))
+
+
+def method_arguments(label: str, model_dir: Path | None = None) -> dict:
+    """The :func:`~geoalign.align.resolve_predictor` arguments a method label stands for, with the
+    model in ``model_dir`` (None: the shipped one)."""
     base, suffix, n = label.rpartition(SYMMETRIES_SUFFIX)
     if suffix and n.isdigit():
-        return {**method_arguments(base), "symmetries": int(n)}
+        return {**method_arguments(base, model_dir), "symmetries": int(n)}
     if label == PICKED:
         return {"method": "local+learned", "pick_scales": PICK_SCALES}
     if label == SCALE1:
@@ -264,7 +273,7 @@ def method_arguments(label: str) -> dict:
     if label in PASSES:
         return {"method": "learned", "passes": PASSES[label]}
     if label == ONCE:
-        return {"method": "learned", "learned_scales": ONCE_SCALES}
+        return {"method": "learned", "learned_scales": once_scales(model_dir)}
     return {"method": label}
 
 
@@ -320,7 +329,7 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
     for label, (m, model_dir) in with_candidates(methods, candidates or {}, shipped=shipped).items():
         try:
             predictors[label] = resolve_predictor(model_dir=model_dir,
-                                                  **{"learned_scales": learned_scales, **method_arguments(m)})[0]
+                                                  **{"learned_scales": learned_scales, **method_arguments(m, model_dir)})[0]
         except Exception as err:  # e.g. the model package does not load
             results["skipped"][label] = str(err).splitlines()[0]
     results["candidates"] = {k: str(v) for k, v in (candidates or {}).items()}
