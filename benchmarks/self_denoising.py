@@ -172,6 +172,7 @@ def plot(result: dict, path: Path) -> None:
             ax.axhline(run["classical_stage_alone_median_px"], color="green", ls="-.", label="classical stage alone")
     ax.axhline(sigma, color="grey", ls=":", label="σ (label noise RMS)")
     ax.axhline(sigma / 3, color="red", ls="--", label="floor σ/3")
+    ax.set_xticks(range(result["rounds"] + 1))
     ax.set_xlabel("round (0 = given noisy maps D0)")
     ax.set_ylabel("px at 0.3 m")
     ax.legend(fontsize=7)
