@@ -29,7 +29,8 @@ stage, picked building by building by the image's edges). Also on request: ``lea
 (``align --pick-passes N``: the learned stage behind the classical one run N passes, each
 building keeping the pass on the strongest edges); any learned label followed by ``+symN``
 (e.g. ``local+learned+sym2``) is the same with ``align --symmetries N`` (the learned stage averaged
-over N rotations/flips of each tile).
+over N rotations/flips of each tile); ``local+learned+gate`` is the default with ``align --report
+--trust-gate auto`` (a building whose move is within its expected error stays in place).
 
 Each method also aligns each region's untouched labels once: the median distance it moves them
 (``untouched_labels_moved_px``, per region and pool) is where it puts buildings whose labels sit
@@ -71,6 +72,8 @@ from geoalign.grid import PixelGrid, pixel_size_m, reproject_to
 from geoalign.io.raster import geotiff_profile
 from geoalign.io.vectors import read_buildings, read_vectors, write_vectors
 from geoalign.io.writers import write_json
+from geoalign.report.attach import ReportRequest
+from geoalign.report.trust import AUTO_GATE
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK_SOURCES = {  # without a model card: the bundled samples' east strips
@@ -241,6 +244,7 @@ def held_out_strips(tmp: Path, regions: list[Region], only: list[str] | None,
 PICKED = "local+learned+pick"  # align --pick-scales 3,2,1: scale 1 and scales 3, 2, 1, picked by edges
 PICK_SCALES = (3, 2, 1)
 SCALE1 = "local+learned+scale1"  # align --pick-scales none: the learned stage at scale 1 alone
+GATED = "local+learned+gate"  # align --report --trust-gate auto: the default, each building gated by its expected error
 PASSES = {"learned2": 2, "learned3": 3, "learned4": 4}  # align --method learned --passes N
 ONCE = "learned+once"  # align --method learned --learned-scales 3,2,1,0: each of the chain's scales once
 PICKED_PASSES = {"local+learned+passes2": 2, "local+learned+passes3": 3}  # align --pick-passes N
@@ -266,6 +270,8 @@ def method_arguments(label: str, model_dir: Path | None = None) -> dict:
         return {"method": "local+learned", "pick_scales": PICK_SCALES}
     if label == SCALE1:
         return {"method": "local+learned", "pick_scales": ()}
+    if label == GATED:
+        return {"method": "local+learned"}
     if label in PICKED_PASSES:
         return {"method": "local+learned", "pick_passes": PICKED_PASSES[label]}
     if label in LEARNED_PICKED_PASSES:
@@ -285,6 +291,8 @@ def align_options(label: str) -> list[str]:
     """The ``geoalign align`` options a method label stands for ("default": none)."""
     if label == "default":
         return []
+    if label == GATED:
+        return ["--report", "--trust-gate", "auto"]
     flags = {"method": "--method", "pick_scales": "--pick-scales", "passes": "--passes",
              "pick_passes": "--pick-passes", "symmetries": "--symmetries", "learned_scales": "--learned-scales"}
     args = method_arguments(label)
@@ -350,8 +358,9 @@ def run(methods: list[str], amplitudes: list[float], seeds: int, only: list[str]
 
             def aligned_error_px(src: Path, m: str, pred) -> np.ndarray:
                 t0 = time.perf_counter()
+                report = ReportRequest(trust_gate_px=AUTO_GATE) if m.partition("@")[0] == GATED else None
                 res = align_raster(image, src, tmp / f"out_{m.replace('@', '_')}", pred,
-                                   method=pred.name, show_progress=False)
+                                   method=pred.name, show_progress=False, report=report)
                 seconds[m] += time.perf_counter() - t0
                 out = read_vectors(res.paths["gpkg"])
                 got = grid.to_pixels(np.asarray(out.geometry.values, dtype=object))
