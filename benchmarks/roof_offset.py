@@ -10,7 +10,8 @@ magnitude, :func:`geoalign.inference.pick.edge_magnitude`, the measure the pipel
 is that building's label-to-edge offset. Per region and per pool of ``benchmarks.accuracy``:
 the median offset over buildings and over vertices (each building's offset counted once per
 vertex, as the accuracy metric counts vertices), and the share of buildings within 1 and 2 px.
-Writes ``benchmarks/results/roof_offset.json``.
+Writes ``benchmarks/results/roof_offset.{json,png}`` (the PNG: share of buildings within each
+offset, per region).
 
     python -m benchmarks.roof_offset [--search-px 4] [--regions NAME ...]   (make bench-roof-offset)
 """
@@ -78,6 +79,27 @@ def summary(offsets: np.ndarray, vertices: np.ndarray) -> dict:
             "median_dx_px": float(np.median(offsets[:, 0])), "median_dy_px": float(np.median(offsets[:, 1]))}
 
 
+def plot(sizes: dict[str, tuple[str, np.ndarray]], path: Path) -> None:
+    """Share of buildings within each offset, one curve per region (solid: 0.3 m pool, dashed:
+    SpaceNet pool)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (pool, size) in sizes.items():
+        x = np.sort(size)
+        ax.step(np.concatenate([[0], x]), np.arange(len(x) + 1) / len(x), where="post",
+                ls="-" if pool == POOL_03 else "--", label=f"{name} ({len(x)})")
+    ax.axvline(2.0, color="grey", ls=":")
+    ax.set_xlabel("label-to-edge offset, px at 0.3 m")
+    ax.set_ylabel("share of buildings within")
+    ax.set_title(f"solid: {POOL_03}, dashed: {POOL_SPACENET}", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--search-px", type=float, default=4.0,
@@ -91,6 +113,7 @@ def main() -> None:
     result: dict = {"regions_from": origin, "search_px": args.search_px, "step_px": STEP_PX, "gsd_m": 0.3,
                     "regions": {}, "pools": {}, "skipped": {}}
     per_pool: dict[str, list] = {POOL_03: [], POOL_SPACENET: []}
+    sizes: dict[str, tuple[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as tdir:
         for strip in held_out_strips(Path(tdir), regions, args.regions, result["skipped"]):
             with RasterReader(strip.image) as reader:
@@ -100,6 +123,7 @@ def main() -> None:
             vertices = shapely.get_num_coordinates(strip.truth)
             result["regions"][strip.region.name] = {"pool": strip.pool, **summary(offsets, vertices)}
             per_pool[strip.pool].append((offsets, vertices))
+            sizes[strip.region.name] = (strip.pool, np.hypot(*offsets.T))
             row = result["regions"][strip.region.name]
             print(f"{strip.region.name}: {row['n_buildings']} buildings, median offset {row['median_offset_px']:.2f} px "
                   f"(per vertex {row['median_offset_per_vertex_px']:.2f}), within 2 px {row['within_2px']:.0%}",
@@ -110,6 +134,7 @@ def main() -> None:
                                             np.concatenate([v for _, v in parts]))
             print(f"{pool}: " + ", ".join(f"{k} {v:.2f}" for k, v in result["pools"][pool].items()))
     write_json(result, args.out)
+    plot(sizes, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
