@@ -86,9 +86,13 @@ def inside_medians(image: Path, truth: Path, noisy: Path, rounds_dir: Path, roun
 
 def rounds_settings(args: argparse.Namespace, seed: int) -> dict:
     """What one seed's rounds depend on (every option but the number of rounds, the seeds and
-    where results go, plus ``seed``): a work folder resumes only rounds run with exactly these."""
+    where results go, plus ``seed`` and the starting weights' SHA-256): a work folder resumes only
+    rounds run with exactly these."""
     skip = {"rounds", "work_dir", "threads", "name", "seeds"}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items()) if k not in skip}
+    if args.pretrained is not None:  # the same folder with retrained weights starts other rounds
+        weights = Path(args.pretrained) / "weights.pt"
+        settings["pretrained_weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     return {**settings, "seed": seed}
 
 
